@@ -1,0 +1,35 @@
+"""fence-virt core: wire codec, plugin framework, fence_virtd daemon and guest agents.
+
+A plugin needs only this import::
+
+    from fence_virt import hookimpl, Availability, Target, Listener, Dispatcher
+
+The names load lazily, so the guest agents (which import :mod:`fence_virt.protocol` only) do
+not pay for pluggy at start-up: Pacemaker runs an agent for every monitor.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fence_virt.hookspecs import hookimpl
+    from fence_virt.types import Availability, Dispatcher, Listener, Target
+
+__all__ = ["Availability", "Dispatcher", "Listener", "Target", "hookimpl"]
+
+_LAZY = {
+    "hookimpl": "fence_virt.hookspecs",
+    "Availability": "fence_virt.types",
+    "Dispatcher": "fence_virt.types",
+    "Listener": "fence_virt.types",
+    "Target": "fence_virt.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fence_virt' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,65 @@
+"""Duplicate-request filter for listeners: a retransmitted request is carried out once.
+
+The C clients resend the same request (same operation, seqno and domain) every couple of
+seconds until a host answers; the C daemon remembers handled requests for 10 seconds
+(c-suite-spec §5.8). Here a request is also remembered *while it runs*, so a retransmit that
+arrives during a slow reboot is dropped instead of starting a second reboot.
+
+Life of a key: :meth:`claim` (False means "drop this copy") -> either :meth:`complete` (the
+reply was delivered: remember it for ``window`` seconds) or :meth:`release` (nothing was done,
+e.g. the connect-back failed: a retransmit may try again).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+
+__all__ = ["HISTORY_WINDOW", "RequestHistory"]
+
+#: seconds a completed request is remembered (C: 10 s, history.c)
+HISTORY_WINDOW = 10.0
+
+
+class RequestHistory:
+    """Thread-safe record of requests in flight and recently completed."""
+
+    def __init__(
+        self, window: float = HISTORY_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._window = window
+        self._clock = clock
+        self._in_flight: set[Hashable] = set()
+        self._done: dict[Hashable, float] = {}
+        self._lock = threading.Lock()
+
+    def _purge(self, now: float) -> None:
+        expired = [key for key, when in self._done.items() if now - when >= self._window]
+        for key in expired:
+            del self._done[key]
+
+    def claim(self, key: Hashable) -> bool:
+        """Return True if the caller should handle ``key``; False for a duplicate."""
+        with self._lock:
+            self._purge(self._clock())
+            if key in self._in_flight or key in self._done:
+                return False
+            self._in_flight.add(key)
+            return True
+
+    def complete(self, key: Hashable) -> None:
+        """Mark ``key`` as answered; duplicates are dropped for ``window`` seconds."""
+        with self._lock:
+            self._in_flight.discard(key)
+            self._done[key] = self._clock()
+
+    def release(self, key: Hashable) -> None:
+        """Forget a claimed ``key`` that was not carried out, so a retransmit may retry."""
+        with self._lock:
+            self._in_flight.discard(key)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._purge(self._clock())
+            return len(self._in_flight) + len(self._done)

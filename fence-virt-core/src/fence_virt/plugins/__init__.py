@@ -1,0 +1,23 @@
+"""Finding, loading and calling plugins: entry-point discovery, manager factory, typed facade."""
+
+from fence_virt.plugins.discovery import (
+    BACKEND_GROUP,
+    LISTENER_GROUP,
+    PluginEntry,
+    PluginKind,
+    discover,
+    load_named,
+)
+from fence_virt.plugins.facade import PluginHooks
+from fence_virt.plugins.manager import build_plugin_manager
+
+__all__ = [
+    "BACKEND_GROUP",
+    "LISTENER_GROUP",
+    "PluginEntry",
+    "PluginHooks",
+    "PluginKind",
+    "build_plugin_manager",
+    "discover",
+    "load_named",
+]

@@ -1,0 +1,114 @@
+"""Request signatures and challenge/response digests (c-suite-spec §2.4, §3.2).
+
+The C suite uses a keyed prefix hash, H(key ‖ message), zero-padded to 64 bytes; not HMAC.
+Nothing here ever reveals the digest a peer should have sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import replace
+from typing import Final
+
+from fence_virt.errors import AuthenticationError, LocalError, ProtocolError
+from fence_virt.protocol.constants import (
+    CHALLENGE_SIZE,
+    FENCE_REQ_SIZE,
+    HASH_FIELD_SIZE,
+    HASH_OFFSET,
+    RANDOM_SIZE,
+)
+from fence_virt.protocol.enums import HashType
+from fence_virt.protocol.fence_request import FenceRequest
+
+_HASHLIB_NAMES: Final = {
+    HashType.SHA1: "sha1",
+    HashType.SHA256: "sha256",
+    HashType.SHA512: "sha512",
+}
+_ZERO_HASH: Final = bytes(HASH_FIELD_SIZE)
+
+
+def keyed_digest(hashtype: HashType, key: bytes, message: bytes) -> bytes:
+    """H(key ‖ message) zero-padded to 64 bytes; LocalError for NONE or an unknown type."""
+    name = _HASHLIB_NAMES.get(hashtype)
+    if name is None:
+        raise LocalError(f"no digest for hash type {hashtype!r}")
+    return hashlib.new(name, key + message).digest().ljust(HASH_FIELD_SIZE, b"\0")
+
+
+def sign_request(req: FenceRequest, key: bytes, *, nonce: bytes | None = None) -> FenceRequest:
+    """Fill ``random`` and ``hash`` per ``req.hashtype`` (c-suite-spec §2.4).
+
+    Hash type NONE zeroes both fields. ``nonce`` replaces the 6 fresh random bytes (tests only).
+    """
+    hashtype = req.hash_type
+    if hashtype is None:
+        raise LocalError(f"cannot sign with unknown hash type {req.hashtype}")
+    if hashtype is HashType.NONE:
+        return replace(req, random=bytes(RANDOM_SIZE), hash=_ZERO_HASH)
+    unsigned = replace(
+        req, random=secrets.token_bytes(RANDOM_SIZE) if nonce is None else nonce, hash=_ZERO_HASH
+    )
+    return replace(unsigned, hash=keyed_digest(hashtype, key, unsigned.encode()))
+
+
+def verify_request(data: bytes, key: bytes, minimum: HashType) -> FenceRequest:
+    """Authenticate the 176 bytes exactly as received, then decode them.
+
+    Raises ProtocolError for a wrong length or undecodable fields, AuthenticationError when the
+    hash type is weaker than ``minimum`` or unknown, there is no key, or the signature differs.
+    A stronger hash than ``minimum`` is accepted, as in C.
+    """
+    if len(data) != FENCE_REQ_SIZE:
+        raise ProtocolError(f"fence request must be {FENCE_REQ_SIZE} bytes, got {len(data)}")
+    hashtype = _check_hash_type(data[1], minimum)
+    if hashtype is not HashType.NONE:
+        _check_signature(bytes(data), hashtype, key)
+    return FenceRequest.decode(data)
+
+
+def _check_hash_type(code: int, minimum: HashType) -> HashType:
+    try:
+        hashtype = HashType(code)
+    except ValueError:
+        raise AuthenticationError(f"unknown hash type {code}") from None
+    if hashtype < minimum:
+        raise AuthenticationError(
+            f"hash type {hashtype.label} weaker than required {minimum.label}"
+        )
+    return hashtype
+
+
+def _check_signature(data: bytes, hashtype: HashType, key: bytes) -> None:
+    if not key:
+        raise AuthenticationError("no key material to verify the signature")
+    expected = keyed_digest(hashtype, key, data[:HASH_OFFSET] + _ZERO_HASH)
+    if not hmac.compare_digest(expected, data[HASH_OFFSET:]):
+        raise AuthenticationError(f"{hashtype.label} signature mismatch (wrong key?)")
+
+
+def exchange_required(auth: HashType) -> bool:
+    """Whether the challenge/response exchange happens; it is absent for auth NONE."""
+    return auth is not HashType.NONE
+
+
+def new_challenge() -> bytes:
+    """64 fresh random bytes to send as a challenge."""
+    return secrets.token_bytes(CHALLENGE_SIZE)
+
+
+def challenge_response(auth: HashType, key: bytes, challenge: bytes) -> bytes:
+    """The 64-byte answer H(key ‖ challenge); ProtocolError if a peer's challenge is short."""
+    if len(challenge) != CHALLENGE_SIZE:
+        raise ProtocolError(f"challenge must be {CHALLENGE_SIZE} bytes, got {len(challenge)}")
+    return keyed_digest(auth, key, challenge)
+
+
+def check_challenge_response(auth: HashType, key: bytes, challenge: bytes, response: bytes) -> bool:
+    """Compare all 64 bytes of ``response`` with the expected answer, in constant time."""
+    if len(challenge) != CHALLENGE_SIZE:
+        raise LocalError(f"challenge must be {CHALLENGE_SIZE} bytes, got {len(challenge)}")
+    return hmac.compare_digest(keyed_digest(auth, key, challenge), response)

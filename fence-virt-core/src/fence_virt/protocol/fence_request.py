@@ -1,0 +1,166 @@
+"""fence_req_t: the 176-byte request of the multicast, TCP and vsock transports."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv6Address
+from typing import Final
+
+from fence_virt.errors import ProtocolError
+from fence_virt.protocol._fields import check_cstring, check_length, check_uint, decode_cstring
+from fence_virt.protocol.constants import (
+    ADDRESS_SIZE,
+    AF_INET6_WIRE,
+    AF_INET_WIRE,
+    FENCE_REQ_SIZE,
+    HASH_FIELD_SIZE,
+    IPV4_ADDRLEN,
+    IPV6_ADDRLEN,
+    MAX_DOMAIN_BYTES,
+    RANDOM_SIZE,
+    RF_UUID,
+)
+from fence_virt.protocol.enums import HashType, Operation, RequestFlag
+
+# c-suite-spec §2.2 and §2.1: packed, little-endian, offsets 0,1,2,3,4,68,96,98,104,108,112
+FENCE_REQ_STRUCT: Final = struct.Struct("<BBBB64s28sH6sII64s")
+
+_ZERO_ADDRESS: Final = bytes(ADDRESS_SIZE)
+_ZERO_RANDOM: Final = bytes(RANDOM_SIZE)
+_ZERO_HASH: Final = bytes(HASH_FIELD_SIZE)
+_NO_FLAGS: Final = RequestFlag(0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FenceRequest:
+    """One fence_req_t. ``request`` and ``hashtype`` stay raw ints: unknown codes must decode."""
+
+    request: int
+    hashtype: int
+    #: 4 or 16 in multicast, 0 otherwise; ignored by the C host
+    addrlen: int = 0
+    flags: int = 0
+    domain: str = ""
+    address: bytes = _ZERO_ADDRESS
+    port: int = 0
+    random: bytes = _ZERO_RANDOM
+    seqno: int = 0
+    family: int = 0
+    hash: bytes = _ZERO_HASH
+
+    def __post_init__(self) -> None:
+        for name in ("request", "hashtype", "addrlen", "flags"):
+            check_uint(getattr(self, name), 8, name)
+        check_cstring(self.domain, MAX_DOMAIN_BYTES, "domain")
+        check_length(self.address, ADDRESS_SIZE, "address")
+        check_uint(self.port, 16, "port")
+        check_length(self.random, RANDOM_SIZE, "random")
+        check_uint(self.seqno, 32, "seqno")
+        check_uint(self.family, 32, "family")
+        check_length(self.hash, HASH_FIELD_SIZE, "hash")
+
+    @classmethod
+    def build(
+        cls,
+        operation: Operation | int,
+        domain: str,
+        *,
+        hashtype: HashType,
+        seqno: int,
+        flags: RequestFlag = _NO_FLAGS,
+        address: IPv4Address | IPv6Address | None = None,
+        port: int = 0,
+    ) -> FenceRequest:
+        """An unsigned request as the C client fills it; ``address`` only for multicast."""
+        if address is None:
+            addrlen, family = 0, 0
+        elif address.version == 4:
+            addrlen, family = IPV4_ADDRLEN, AF_INET_WIRE
+        else:
+            addrlen, family = IPV6_ADDRLEN, AF_INET6_WIRE
+        packed = b"" if address is None else address.packed
+        return cls(
+            request=int(operation),
+            hashtype=int(hashtype),
+            addrlen=addrlen,
+            flags=int(flags),
+            domain=domain,
+            address=packed.ljust(ADDRESS_SIZE, b"\0"),
+            port=port,
+            seqno=seqno,
+            family=family,
+        )
+
+    @property
+    def operation(self) -> Operation | None:
+        """The operation, or None for a code the protocol does not define."""
+        try:
+            return Operation(self.request)
+        except ValueError:
+            return None
+
+    @property
+    def hash_type(self) -> HashType | None:
+        """The signature's hash type, or None for an undefined code."""
+        try:
+            return HashType(self.hashtype)
+        except ValueError:
+            return None
+
+    @property
+    def by_uuid(self) -> bool:
+        """The client set RF_UUID: ``domain`` is a UUID."""
+        return bool(self.flags & RF_UUID)
+
+    def connect_back(self) -> tuple[str, int]:
+        """IP text and TCP port a multicast host connects back to (c-suite-spec §2.2)."""
+        if self.family == AF_INET_WIRE:
+            ip: IPv4Address | IPv6Address = IPv4Address(self.address[:IPV4_ADDRLEN])
+        elif self.family == AF_INET6_WIRE:
+            ip = IPv6Address(self.address[:IPV6_ADDRLEN])
+        else:
+            raise ProtocolError(f"unknown address family {self.family} in request")
+        return str(ip), self.port
+
+    def unsigned(self) -> FenceRequest:
+        """This request with the hash field zeroed, as it is hashed (c-suite-spec §2.4)."""
+        return replace(self, hash=_ZERO_HASH)
+
+    def encode(self) -> bytes:
+        """The 176 wire bytes; the domain field is zero-filled after the name."""
+        return FENCE_REQ_STRUCT.pack(
+            self.request,
+            self.hashtype,
+            self.addrlen,
+            self.flags,
+            self.domain.encode(),
+            self.address,
+            self.port,
+            self.random,
+            self.seqno,
+            self.family,
+            self.hash,
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> FenceRequest:
+        """Parse exactly 176 bytes; bytes after the domain's NUL are accepted and dropped."""
+        if len(data) != FENCE_REQ_SIZE:
+            raise ProtocolError(f"fence request must be {FENCE_REQ_SIZE} bytes, got {len(data)}")
+        request, hashtype, addrlen, flags, domain, address, port, rnd, seqno, family, digest = (
+            FENCE_REQ_STRUCT.unpack(data)
+        )
+        return cls(
+            request=request,
+            hashtype=hashtype,
+            addrlen=addrlen,
+            flags=flags,
+            domain=decode_cstring(domain, "domain"),
+            address=address,
+            port=port,
+            random=rnd,
+            seqno=seqno,
+            family=family,
+            hash=digest,
+        )

@@ -1,0 +1,65 @@
+"""Installing fence-virt-core alone gives a working daemon CLI; a plugin distribution
+installed later appears without any change to core (real venv, real entry points)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from fence_virt.testing.plugins import repo_root, uv_binary
+
+
+def uv(*args: str) -> None:
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    env.pop("VIRTUAL_ENV", None)
+    subprocess.run([uv_binary(), *args], check=True, env=env, capture_output=True, timeout=300)
+
+
+def test_core_alone_then_a_plugin(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    uv("venv", "-q", "--python", "python3", str(venv))
+    uv(
+        "pip",
+        "install",
+        "-q",
+        "--python",
+        str(venv / "bin" / "python"),
+        str(repo_root() / "fence-virt-core"),
+    )
+    fence_virtd = str(venv / "bin" / "fence_virtd")
+
+    alone = subprocess.run(
+        [fence_virtd, "--list-plugins", "--default-config"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert "No listener or backend plugins are installed." in alone.stdout
+    assert (
+        json.loads(
+            subprocess.check_output([fence_virtd, "--list-plugins", "--json", "--default-config"])
+        )
+        == []
+    )
+
+    serve = subprocess.run(
+        [fence_virtd, "-F", "--default-config", "-p", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert serve.returncode == 1
+    assert "no listener plugin is installed" in serve.stderr
+
+    plugin = repo_root() / "tests" / "plugins" / "fence-virt-testplugins"
+    uv("pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(plugin))
+    rows = json.loads(
+        subprocess.check_output([fence_virtd, "--list-plugins", "--json", "--default-config"])
+    )
+    assert {(r["kind"], r["name"], r["distribution"]) for r in rows} == {
+        ("listener", "memory", "fence-virt-testplugins"),
+        ("backend", "memory", "fence-virt-testplugins"),
+    }
