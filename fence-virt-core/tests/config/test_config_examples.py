@@ -80,7 +80,9 @@ def test_multicast_recipe_and_vector_config(name: str) -> None:
     assert tree.get("backends/libvirt/@uri") == "test:///default"
 
 
-@pytest.mark.parametrize(("name", "mode"), [("recipes-serial.conf", "serial"), ("recipes-vmchannel.conf", "vmchannel")])
+@pytest.mark.parametrize(
+    ("name", "mode"), [("recipes-serial.conf", "serial"), ("recipes-vmchannel.conf", "vmchannel")]
+)
 def test_serial_and_vmchannel_recipes(name: str, mode: str) -> None:
     tree = load(name)
     assert tree.get("fence_virtd/@listener") == "serial"
@@ -164,4 +166,4 @@ def test_edge_cases_sample() -> None:
     assert tree.get("groups/group[3]/@uuid[2]") == "vm1"
     key = tree.entry("key#with#hashes")
     assert key is not None
-    assert key.line == 29
+    assert key.line == 28

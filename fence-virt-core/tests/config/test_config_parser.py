@@ -167,7 +167,7 @@ def test_unterminated_string_swallowing_later_lines_points_at_the_missing_quote(
 
 
 def test_equals_without_value() -> None:
-    assert str(fails('a {\n\tport = ;\n}')) == (
+    assert str(fails("a {\n\tport = ;\n}")) == (
         "fence_virt.conf:2: expected a quoted value after 'port =', found ';'"
     )
 
@@ -208,7 +208,11 @@ def test_semicolon_after_closing_brace_is_rejected_as_in_c() -> None:
     [
         ('\n\nport = "";', 3, 'empty quoted value "" is not allowed'),
         ('a = "1";\n"', 2, "unterminated quoted value"),
-        ('a = "1";\n= "2";', 2, "expected a name to start a 'key = \"value\";' or a block, found '='"),
+        (
+            'a = "1";\n= "2";',
+            2,
+            "expected a name to start a 'key = \"value\";' or a block, found '='",
+        ),
         ('"orphan";', 1, "expected a name to start a 'key = \"value\";' or a block, found value"),
         ("{ }", 1, "found '{'"),
         ('a == "1";', 1, "expected a quoted value after 'a =', found '='"),
@@ -234,7 +238,9 @@ def test_nesting_limit() -> None:
     deep = "a {" * MAX_DEPTH + "}" * MAX_DEPTH
     assert parse_text(deep).node("/".join(["a"] * MAX_DEPTH)) is not None
     error = fails("a {\n" * (MAX_DEPTH + 1) + "}" * (MAX_DEPTH + 1))
-    assert str(error) == f"fence_virt.conf:{MAX_DEPTH + 1}: blocks nested more than {MAX_DEPTH} deep"
+    assert (
+        str(error) == f"fence_virt.conf:{MAX_DEPTH + 1}: blocks nested more than {MAX_DEPTH} deep"
+    )
 
 
 def test_errors_without_a_source_have_only_the_message() -> None:

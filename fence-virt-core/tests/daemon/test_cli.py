@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from fence_virt.testing.plugins import install_broken_plugins
 from fence_virt.testing.processes import Daemon, wait_until
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fence_virt.errors import PluginError
 from fence_virt.plugins import PluginKind, discover, load_named
 from fence_virt.testing.plugins import install_broken_plugins

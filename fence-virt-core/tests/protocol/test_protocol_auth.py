@@ -22,7 +22,11 @@ from fence_virt.protocol import (
 )
 
 KEY = bytes(range(256)) * 16
-DIGESTS = {HashType.SHA1: hashlib.sha1, HashType.SHA256: hashlib.sha256, HashType.SHA512: hashlib.sha512}
+DIGESTS = {
+    HashType.SHA1: hashlib.sha1,
+    HashType.SHA256: hashlib.sha256,
+    HashType.SHA512: hashlib.sha512,
+}
 SIGNED_TYPES = list(DIGESTS)
 
 
@@ -107,7 +111,9 @@ def test_verify_hashes_bytes_as_received():
 @pytest.mark.parametrize("offset", [0, 3, 70, 97, 100, 107, 111, 112, 150, 175])
 def test_any_changed_byte_breaks_the_signature(offset):
     """Including the zero padding of the hash field (all 64 bytes are compared)."""
-    data = bytearray(sign_request(request(HashType.SHA512 if offset == 0 else HashType.SHA256), KEY).encode())
+    data = bytearray(
+        sign_request(request(HashType.SHA512 if offset == 0 else HashType.SHA256), KEY).encode()
+    )
     data[offset] ^= 0x04
     with pytest.raises(AuthenticationError):
         verify_request(bytes(data), KEY, HashType.SHA256)
@@ -159,7 +165,10 @@ def test_challenge_response_digest(auth):
 
 def test_empty_key_challenge_is_over_the_challenge_alone():
     challenge = bytes(64)
-    assert challenge_response(HashType.SHA256, b"", challenge)[:32] == hashlib.sha256(challenge).digest()
+    assert (
+        challenge_response(HashType.SHA256, b"", challenge)[:32]
+        == hashlib.sha256(challenge).digest()
+    )
 
 
 def test_short_challenge_from_peer_is_a_protocol_error():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fence_virt.errors import LocalError
+from fence_virt.errors import LocalError, ProtocolError
 from fence_virt.protocol import (
     HOSTLIST_RECORD_SIZE,
     HostListDecoder,
@@ -59,7 +59,8 @@ def test_encode_truncates_like_c_on_a_character_boundary():
 
 
 @pytest.mark.parametrize(
-    ("domain", "uuid", "state"), [("a\0", "u", 1), ("a", "\udc80", 1), ("a", "u", 256), ("a", "u", -1)]
+    ("domain", "uuid", "state"),
+    [("a\0", "u", 1), ("a", "\udc80", 1), ("a", "u", 256), ("a", "u", -1)],
 )
 def test_construction_validates(domain, uuid, state):
     with pytest.raises(LocalError):
@@ -160,3 +161,9 @@ def test_serial_decoder_non_list_response():
     decoder = HostListDecoder(serial=True)
     assert decoder.feed(SerialResponse(3).encode() + b"abba\x00") == []
     assert (decoder.done, decoder.response, decoder.result) == (True, 3, None)
+
+
+@pytest.mark.parametrize("size", [0, 129, 131])
+def test_record_wrong_length(size):
+    with pytest.raises(ProtocolError, match=f"130 bytes, got {size}"):
+        HostState.decode(bytes(size))

@@ -81,6 +81,9 @@ class _Kind(enum.Enum):
     NODE_VALUE = "node value"
 
 
+_VALUE_KINDS = frozenset({_Kind.SCALAR, _Kind.MANY})
+
+
 Converter = Callable[[str], object]
 
 
@@ -112,7 +115,7 @@ def load_section(
     specs = _field_specs(schema)
     if node is not None:
         _warn_unknown(node, specs, where, warnings)
-    origin = _Origin(node, where, node.source if node is not None else source, warnings)
+    origin = _Origin(node, where, (node.source if node is not None else None) or source, warnings)
     kwargs: dict[str, Any] = {}
     for spec in specs:
         found, value = origin.read(spec)
@@ -227,9 +230,6 @@ def _warn_unknown(
             warnings.append(warning)
 
 
-_VALUE_KINDS = frozenset({_Kind.SCALAR, _Kind.MANY})
-
-
 _SPECS: dict[type, tuple[_FieldSpec, ...]] = {}
 
 
@@ -254,7 +254,7 @@ def _field_spec(schema: type, field: dataclasses.Field[Any], hint: object) -> _F
     has_default = (
         field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
     )
-    inner, _optional = _strip_optional(hint)
+    inner = _strip_optional(hint)
     if field.metadata.get("node_value", False):
         convert = _converter(schema, inner)
         return _FieldSpec(field.name, keys, _Kind.NODE_VALUE, not has_default, convert)
@@ -268,13 +268,14 @@ def _field_spec(schema: type, field: dataclasses.Field[Any], hint: object) -> _F
     return _FieldSpec(field.name, keys, _Kind.SCALAR, not has_default, _converter(schema, inner))
 
 
-def _strip_optional(hint: object) -> tuple[object, bool]:
-    """``X | None`` -> ``(X, True)``; anything else -> ``(hint, False)``."""
+def _strip_optional(hint: object) -> object:
+    """``X | None`` -> ``X``; anything else unchanged (and refused later if it is a union)."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         if len(args) == 1:
-            return args[0], True
-    return hint, False
+            item: object = args[0]
+            return item
+    return hint
 
 
 def _tuple_item(hint: object) -> object | None:

@@ -157,8 +157,8 @@ class _Scope:
         A final ``@key`` or ``@key[N]`` selects a value; a final node segment returns that
         node's own value (``group = "name" { ... }``).
         """
-        parent_path, _, last = path.rpartition("/")
-        scope = self.node(parent_path) if parent_path else self
+        parent_path, slash, last = path.rpartition("/")
+        scope = self.node(parent_path) if slash else self
         if scope is None:
             return None
         if not last.startswith("@"):

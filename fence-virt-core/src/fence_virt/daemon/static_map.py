@@ -63,7 +63,7 @@ class StaticMap:
             return cls()
         groups = []
         for index, group in enumerate(node.children_named("group"), start=1):
-            name = group.get("name") or group.value or f"unnamed-{index}"
+            name = group.get("@name") or group.value or f"unnamed-{index}"
             uuids = frozenset(v.casefold() for v in group.all_values("uuid"))
             ips = frozenset(v.casefold() for v in group.all_values("ip"))
             groups.append(Group(name=name, uuids=uuids, ips=ips))

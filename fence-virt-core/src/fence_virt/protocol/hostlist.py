@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from fence_virt.errors import LocalError
+from fence_virt.errors import LocalError, ProtocolError
 from fence_virt.protocol._fields import check_text, check_uint, decode_lenient_cstring
 from fence_virt.protocol.constants import (
     HOSTLIST_MARKER,
@@ -60,13 +60,17 @@ class HostState:
 
     @classmethod
     def decode(cls, data: bytes) -> HostState:
-        """Parse one record of at least 130 bytes; never fails on record content.
+        """Parse one 130-byte record; only a wrong length is an error.
 
         Text ends at the first NUL within the first 63 bytes of a field; byte 63 of each
         field and the pad byte are ignored (garbage from C). Invalid UTF-8 (such as a name
         cut mid-character by C's 63-byte limit) becomes U+FFFD.
         """
-        domain, uuid, state = HOST_STATE_STRUCT.unpack_from(data)
+        if len(data) != HOSTLIST_RECORD_SIZE:
+            raise ProtocolError(
+                f"host record must be {HOSTLIST_RECORD_SIZE} bytes, got {len(data)}"
+            )
+        domain, uuid, state = HOST_STATE_STRUCT.unpack(data)
         return cls(
             decode_lenient_cstring(domain[:MAX_DOMAIN_BYTES]),
             decode_lenient_cstring(uuid[:MAX_DOMAIN_BYTES]),
@@ -114,7 +118,6 @@ class HostListDecoder:
     """
 
     def __init__(self, *, serial: bool = False) -> None:
-        self._serial = serial
         self._header = SerialResponseScanner() if serial else None
         self._trailer = SerialResponseScanner() if serial else None
         self._buffer = bytearray()

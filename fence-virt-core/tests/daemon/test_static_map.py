@@ -1,0 +1,57 @@
+"""Static permission maps (c-suite-spec §5.7) parsed from real config text."""
+
+from __future__ import annotations
+
+from fence_virt.config import parse_text
+from fence_virt.daemon.static_map import StaticMap, is_canonical_uuid
+
+GROUPS = """
+groups {
+    group {
+        name = "cluster1";
+        ip = "198.51.100.11";
+        ip = "198.51.100.12";
+        uuid = "vm1";
+        uuid = "22222222-2222-2222-2222-222222222222";
+    }
+    group {
+        uuid = "33333333-3333-3333-3333-333333333333";
+        uuid = "vm3";
+    }
+}
+"""
+
+
+def test_no_groups_allows_everything() -> None:
+    smap = StaticMap.from_config(parse_text('fence_virtd { listener = "multicast"; }\n'))
+    assert smap.open
+    assert smap.allows("198.51.100.99", "anything")
+
+
+def test_ip_requester_may_act_on_its_group_targets_only() -> None:
+    smap = StaticMap.from_config(parse_text(GROUPS))
+    assert [g.name for g in smap.groups] == ["cluster1", "unnamed-2"]
+    assert smap.allows("198.51.100.11", "VM1")
+    assert smap.allows("198.51.100.12", "22222222-2222-2222-2222-222222222222")
+    assert not smap.allows("198.51.100.11", "vm3")
+    assert not smap.allows("198.51.100.99", "vm1")
+
+
+def test_uuid_requester_is_matched_against_uuid_entries() -> None:
+    smap = StaticMap.from_config(parse_text(GROUPS))
+    guest = "33333333-3333-3333-3333-333333333333"
+    assert smap.allows(guest, "vm3")
+    assert not smap.allows(guest, "vm1")
+
+
+def test_hostlist_filter_accepts_uuid_or_name() -> None:
+    smap = StaticMap.from_config(parse_text(GROUPS))
+    assert smap.allows("198.51.100.11", "11111111-1111-1111-1111-111111111111", "vm1")
+    assert not smap.allows("198.51.100.11", "33333333-3333-3333-3333-333333333333", "vm3")
+
+
+def test_canonical_uuid_detection() -> None:
+    assert is_canonical_uuid("6695eb01-f6a4-8304-79aa-97f2502e193f")
+    assert is_canonical_uuid("6695EB01-F6A4-8304-79AA-97F2502E193F")
+    assert not is_canonical_uuid("6695eb01f6a4830479aa97f2502e193f")
+    assert not is_canonical_uuid("vm1")
