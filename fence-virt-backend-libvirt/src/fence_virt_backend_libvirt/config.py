@@ -1,0 +1,107 @@
+"""The ``backends { libvirt { ... } }`` block.
+
+Keys::
+
+    uri = "qemu:///system";        # required; may repeat (each one is another hypervisor)
+    uri1 = "qemu+ssh://b/system";  # C's numbered form: uri1, uri2, ... up to the first gap
+    reboot_timeout = "30";         # seconds to wait for "really off" and "really running"
+
+URIs are tried in file order: every ``uri`` entry, then ``uri1``, ``uri2``, ... C reads only
+the last ``uri`` and stops silently at the first missing number; here a number after a gap is
+an error, because the hypervisor it names would silently never be fenced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from fence_virt.config import ConfigNode, load_section
+from fence_virt.errors import ConfigError
+
+__all__ = ["DEFAULT_REBOOT_TIMEOUT", "WHERE", "LibvirtSettings", "load_settings"]
+
+WHERE = "backends/libvirt"
+#: seconds; a QEMU destroy takes up to ~10 s before libvirt escalates to SIGKILL
+DEFAULT_REBOOT_TIMEOUT = 30.0
+
+# uri1, uri2, ... exactly as C builds the key with "uri%d" (so "uri0" and "uri01" are not URIs)
+_NUMBERED = re.compile(r"uri([1-9][0-9]*)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Section:
+    uri: tuple[str, ...]
+    reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class LibvirtSettings:
+    """The validated block: URIs in lookup order, and how long to wait for a state."""
+
+    uris: tuple[str, ...]
+    reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+
+
+def load_settings(section: ConfigNode | None, *, source: str | None = None) -> LibvirtSettings:
+    """Read and check the block; :class:`ConfigError` (with file:line) if it is wrong."""
+    numbered = _numbered_uris(section) if section is not None else ()
+    plain = _without_numbered(section) if section is not None else None
+    loaded = load_section(plain, _Section, where=WHERE, source=source)
+    if not loaded.reboot_timeout > 0:
+        line = _line_of(section, "reboot_timeout")
+        raise ConfigError(
+            f"reboot_timeout in {WHERE} must be a positive number of seconds, "
+            f"not {loaded.reboot_timeout:g}",
+            path=section.source if section is not None else source,
+            line=line,
+        )
+    uris = (*loaded.uri, *numbered)
+    if any(not uri.strip() for uri in uris):
+        # libvirt would open its *default* hypervisor for a blank URI: never guess
+        raise ConfigError(
+            f"blank uri in {WHERE}",
+            path=section.source if section is not None else source,
+            line=section.line if section is not None else None,
+        )
+    return LibvirtSettings(uris=tuple(dict.fromkeys(uris)), reboot_timeout=loaded.reboot_timeout)
+
+
+def _numbered_uris(section: ConfigNode) -> tuple[str, ...]:
+    indices = {
+        int(match[1]): entry
+        for entry in section.values
+        if (match := _NUMBERED.fullmatch(entry.key)) is not None
+    }
+    found: list[str] = []
+    index = 1
+    while index in indices:
+        found.append(_last(section, f"uri{index}"))
+        index += 1
+    stray = sorted(i for i in indices if i > index)
+    if stray:
+        entry = indices[stray[0]]
+        raise ConfigError(
+            f"{entry.key} in {WHERE} would be ignored: uri{index} is missing "
+            "(numbered URIs are read from uri1 up to the first gap)",
+            path=section.source,
+            line=entry.line or None,
+        )
+    return tuple(found)
+
+
+def _last(section: ConfigNode, key: str) -> str:
+    entry = section.entry(key)
+    assert entry is not None
+    return entry.value
+
+
+def _without_numbered(section: ConfigNode) -> ConfigNode:
+    kept = tuple(v for v in section.values if _NUMBERED.fullmatch(v.key) is None)
+    return dataclasses.replace(section, values=kept)
+
+
+def _line_of(section: ConfigNode | None, key: str) -> int | None:
+    entry = section.entry(key) if section is not None else None
+    return entry.line or None if entry is not None else None

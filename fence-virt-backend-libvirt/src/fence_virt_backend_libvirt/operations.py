@@ -1,0 +1,181 @@
+"""off, on, reboot, status, devstatus and hostlist over a set of hypervisors.
+
+Every answer of SUCCESS is checked against the hypervisor: off returns once the VM is shut
+off (or gone), on and reboot once it runs. Steps are idempotent, so a step rerun after a
+reconnect does no harm. Failures talking to libvirt raise
+:class:`~fence_virt.errors.BackendError`; core logs them and answers FAIL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import libvirt
+
+from fence_virt import Target
+from fence_virt.errors import BackendError
+from fence_virt.protocol import HostState, Response
+from fence_virt_backend_libvirt.domains import (
+    DomainState,
+    Located,
+    locate,
+    state_name,
+    state_on,
+    wait_for_state,
+)
+from fence_virt_backend_libvirt.hypervisor import Hypervisor
+
+__all__ = ["Fencer"]
+
+log = logging.getLogger("fence_virt_backend_libvirt")
+
+#: states in which a VM counts as running once started (Xen reports idle guests as blocked)
+_RUNS = frozenset({DomainState.RUNNING, DomainState.BLOCKED})
+#: the VM's XML keeps secrets (e.g. VNC passwords), so a re-created transient VM keeps them
+_XML_FLAGS = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE
+
+
+def _is_off(state: int | None) -> bool:
+    return state is None or state == DomainState.SHUTOFF
+
+
+def _runs(state: int | None) -> bool:
+    return state in _RUNS
+
+
+def _died(state: int | None) -> bool:
+    return state is None or state in (DomainState.SHUTOFF, DomainState.CRASHED)
+
+
+def _never(_state: int | None) -> bool:
+    return False
+
+
+class Fencer:
+    """The libvirt backend's operations; safe to call from several threads at once."""
+
+    def __init__(self, hypervisors: Sequence[Hypervisor], timeout: float) -> None:
+        self.hypervisors = tuple(hypervisors)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        for hv in self.hypervisors:
+            hv.close()
+
+    def _find(self, target: Target, operation: str) -> Located | None:
+        found = locate(self.hypervisors, target.domain, target.by_uuid)
+        if found is None:
+            where = ", ".join(hv.uri for hv in self.hypervisors)
+            log.warning("%s %s: no such VM on %s", operation, target.domain, where)
+        return found
+
+    # off ------------------------------------------------------------------------------------
+
+    def off(self, target: Target) -> Response:
+        found = self._find(target, "off")
+        if found is None:
+            return Response.FAIL
+        if found.state == DomainState.SHUTOFF:
+            log.info("off: VM %s is already off", found)
+            return Response.SUCCESS
+        self._power_off(found)
+        return Response.SUCCESS
+
+    def _power_off(self, found: Located) -> None:
+        log.info("destroying VM %s (was %s)", found, state_name(found.state))
+        found.hypervisor.call(lambda conn: _destroy_unless_off(conn, found.uuid))
+        wait_for_state(found, _is_off, hopeless=_never, timeout=self.timeout, goal="shut off")
+        log.info("VM %s is off", found)
+
+    # on -------------------------------------------------------------------------------------
+
+    def on(self, target: Target) -> Response:
+        found = self._find(target, "on")
+        if found is None:
+            return Response.FAIL
+        if found.state != DomainState.SHUTOFF:
+            log.info("on: VM %s is already on (%s)", found, state_name(found.state))
+            return Response.SUCCESS
+        self._power_on(found, xml=None)
+        return Response.SUCCESS
+
+    def _power_on(self, found: Located, xml: str | None) -> None:
+        log.info("starting VM %s", found)
+        found.hypervisor.call(lambda conn: _start_unless_active(conn, found.uuid, xml))
+        wait_for_state(found, _runs, hopeless=_died, timeout=self.timeout, goal="running")
+        log.info("VM %s is running", found)
+
+    # reboot ---------------------------------------------------------------------------------
+
+    def reboot(self, target: Target) -> Response:
+        found = self._find(target, "reboot")
+        if found is None:
+            return Response.FAIL
+        if found.state == DomainState.SHUTOFF:
+            log.info("reboot: VM %s is off; left off", found)
+            return Response.SUCCESS
+        xml = None
+        if not found.persistent:
+            xml = found.hypervisor.call(
+                lambda conn: conn.lookupByUUIDString(found.uuid).XMLDesc(_XML_FLAGS)
+            )
+        self._power_off(found)
+        try:
+            self._power_on(found, xml)
+        except BackendError as exc:
+            raise BackendError(f"VM {found} is off but did not start again: {exc}") from exc
+        return Response.SUCCESS
+
+    # status, devstatus, hostlist ------------------------------------------------------------
+
+    def status(self, target: Target) -> Response:
+        found = self._find(target, "status")
+        if found is None:
+            return Response.FAIL
+        return Response.OFF if found.state == DomainState.SHUTOFF else Response.SUCCESS
+
+    def devstatus(self) -> Response:
+        healthy = True
+        for hv in self.hypervisors:
+            try:
+                hv.call(lambda conn: conn.getLibVersion())
+            except BackendError as exc:
+                log.error("monitor: %s", exc)
+                healthy = False
+        return Response.SUCCESS if healthy else Response.FAIL
+
+    def hostlist(self) -> list[HostState]:
+        states = [s for hv in self.hypervisors for s in hv.call(_list_domains)]
+        return sorted(states, key=lambda s: s.domain.casefold())
+
+
+def _destroy_unless_off(conn: Any, vm_uuid: str) -> None:
+    try:
+        conn.lookupByUUIDString(vm_uuid).destroy()
+    except libvirt.libvirtError:
+        # already off (a rerun after reconnect, or a race with the guest shutting down)
+        if not _is_off(state_on(conn, vm_uuid)):
+            raise
+
+
+def _start_unless_active(conn: Any, vm_uuid: str, xml: str | None) -> None:
+    state = state_on(conn, vm_uuid)
+    if state is None:
+        if xml is None:
+            raise BackendError(f"VM {vm_uuid} is no longer defined; cannot start it")
+        conn.createXML(xml, 0)
+    elif state == DomainState.SHUTOFF:
+        conn.lookupByUUIDString(vm_uuid).create()
+
+
+def _list_domains(conn: Any) -> list[HostState]:
+    states = []
+    for dom in conn.listAllDomains(0):
+        try:
+            states.append(HostState(domain=dom.name(), uuid=dom.UUIDString(), state=dom.state()[0]))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+    return states

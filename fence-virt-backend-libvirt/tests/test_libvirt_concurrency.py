@@ -1,0 +1,55 @@
+"""Operations from many worker threads at once, as fence_virtd's pool calls them, including
+the first requests after libvirtd restarted (one reconnect, shared by every thread)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from fence_virt.protocol import Response
+
+THREADS = 16
+
+
+def node_file(path, count):
+    domains = "".join(
+        f"<domain type='test'><name>vm{i:02d}</name>"
+        f"<uuid>c0c0c0c0-0000-4000-8000-0000000000{i:02d}</uuid>"
+        "<memory>65536</memory><vcpu>1</vcpu><os><type arch='i686'>hvm</type></os></domain>\n"
+        for i in range(count)
+    )
+    path.write_text(f"<node><memory>8388608</memory>\n{domains}</node>\n")
+    return f"test://{path}"
+
+
+def test_concurrent_operations_on_different_vms(tmp_path, start_backend, fence):
+    hook = start_backend(node_file(tmp_path / "many.xml", THREADS))
+    names = [f"vm{i:02d}" for i in range(THREADS)]
+
+    def run(operation):
+        with ThreadPoolExecutor(THREADS) as pool:
+            return list(pool.map(lambda name: fence(hook, operation, name), names))
+
+    assert run("reboot") == [Response.SUCCESS] * THREADS
+    assert run("off") == [Response.SUCCESS] * THREADS
+    assert run("status") == [Response.OFF] * THREADS
+    assert run("on") == [Response.SUCCESS] * THREADS
+    states = {s.domain: s.state for s in hook.fence_virt_backend_hostlist(requester="t")}
+    assert states == dict.fromkeys(names, 1)
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_requests_after_a_restart_share_one_reconnect(
+    private_libvirtd, start_backend, fence, caplog
+):
+    caplog.set_level(logging.INFO, logger="fence_virt_backend_libvirt")
+    hook = start_backend(private_libvirtd.test_uri)
+    assert fence(hook, "status", "test") is Response.SUCCESS
+    private_libvirtd.stop()
+    private_libvirtd.start()
+    with ThreadPoolExecutor(THREADS) as pool:
+        answers = list(pool.map(lambda _: fence(hook, "status", "test"), range(THREADS)))
+    assert answers == [Response.SUCCESS] * THREADS
+    assert caplog.text.count("reconnected to") == 1

@@ -1,0 +1,112 @@
+"""The backends/libvirt block: URIs (repeated, numbered as in C), reboot_timeout, and the
+availability check that opens every URI."""
+
+from __future__ import annotations
+
+import pytest
+
+from fence_virt.config import parse_text
+from fence_virt.errors import BackendError, ConfigError
+from fence_virt_backend_libvirt.config import DEFAULT_REBOOT_TIMEOUT, load_settings
+
+
+def settings(body: str):
+    tree = parse_text(f"backends {{\n libvirt {{\n{body}\n }}\n}}\n", source="fv.conf")
+    return load_settings(tree.node("backends/libvirt"))
+
+
+def test_single_uri_and_default_timeout():
+    loaded = settings('uri = "test:///default";')
+    assert loaded.uris == ("test:///default",)
+    assert loaded.reboot_timeout == DEFAULT_REBOOT_TIMEOUT
+
+
+def test_repeated_uri_keys_then_numbered_ones_in_order():
+    loaded = settings(
+        'uri2 = "test:///c"; uri = "test:///a"; uri1 = "test:///b"; uri = "test:///a2";'
+        ' reboot_timeout = "2.5";'
+    )
+    assert loaded.uris == ("test:///a", "test:///a2", "test:///b", "test:///c")
+    assert loaded.reboot_timeout == 2.5
+
+
+def test_the_last_of_a_repeated_numbered_key_wins_as_in_c():
+    assert settings('uri = "test:///a"; uri1 = "x:///1"; uri1 = "test:///b";').uris == (
+        "test:///a",
+        "test:///b",
+    )
+
+
+def test_duplicate_uris_are_opened_once():
+    assert settings('uri = "test:///a"; uri1 = "test:///a";').uris == ("test:///a",)
+
+
+def test_missing_uri_is_an_error_with_file_and_line():
+    with pytest.raises(ConfigError, match=r"^fv.conf:2: missing required key 'uri'"):
+        settings('reboot_timeout = "3";')
+
+
+def test_absent_block_is_an_error():
+    with pytest.raises(ConfigError, match="missing required key 'uri' in backends/libvirt"):
+        load_settings(None)
+
+
+def test_a_gap_in_numbered_uris_is_an_error_naming_the_stray_key():
+    with pytest.raises(ConfigError, match=r"fv.conf:5: uri3 .* uri2 is missing"):
+        settings('uri = "test:///a";\nuri1 = "test:///b";\nuri3 = "test:///d";')
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_bad_reboot_timeout_is_an_error(value):
+    with pytest.raises(ConfigError, match="reboot_timeout"):
+        settings(f'uri = "test:///default"; reboot_timeout = "{value}";')
+
+
+def test_blank_uri_is_refused_not_opened_as_the_default_hypervisor():
+    with pytest.raises(ConfigError, match="blank uri"):
+        settings('uri = " ";')
+
+
+def test_unknown_keys_warn_but_uri0_is_not_a_uri(caplog):
+    loaded = settings('uri = "test:///default"; uri0 = "test:///x"; uir = "y";')
+    assert loaded.uris == ("test:///default",)
+    assert "unknown key 'uri0'" in caplog.text
+    assert "did you mean 'uri'" in caplog.text
+
+
+@pytest.fixture
+def check(new_backend):
+    def run(body: str | None):
+        tree = parse_text(f"backends {{ libvirt {{ {body} }} }}" if body is not None else "")
+        section = tree.node("backends/libvirt")
+        return new_backend().fence_virt_backend_check(section=section, config=tree)
+
+    return run
+
+
+def test_check_is_usable_when_every_uri_connects(check, data_uri):
+    node = data_uri("testnode.xml")
+    availability = check(f'uri = "test:///default"; uri1 = "{node}";')
+    assert availability.usable
+    assert availability.reason == f"connects to test:///default, {node}"
+
+
+def test_check_names_the_uri_that_fails_and_why(check, tmp_path):
+    missing = f"test+unix:///default?socket={tmp_path}/nothing-here"
+    availability = check(f'uri = "test:///default"; uri1 = "{missing}";')
+    assert not availability.usable
+    assert availability.reason.startswith(f"cannot connect to {missing}: ")
+    assert "nothing-here" in availability.reason
+
+
+def test_check_without_a_block_says_what_is_missing(check):
+    availability = check(None)
+    assert not availability.usable
+    assert "backends/libvirt" in availability.reason
+
+
+def test_start_fails_only_when_no_uri_connects(tmp_path, start_backend):
+    dead = f"test+unix:///default?socket={tmp_path}/none"
+    with pytest.raises(BackendError, match="could not connect to any hypervisor"):
+        start_backend(dead)
+    assert start_backend(dead, "test:///default") is not None

@@ -1,0 +1,100 @@
+"""The backend inside a real ``fence_virtd -F``: discovered through its entry point, chosen
+by ``backend = "libvirt"``, fed by the in-memory test listener (text lines on a UNIX
+socket), fencing libvirt's test driver ``test:///default``."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from fence_virt.testing.processes import Daemon
+
+FENCE_VIRTD = str(Path(sys.executable).parent / "fence_virtd")
+TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fence_virt.conf"
+    path.write_text(
+        f"""
+fence_virtd {{ listener = "memory"; backend = "libvirt"; }}
+listeners {{ memory {{ socket = "{tmp_path}/fv.sock"; }} }}
+backends {{ libvirt {{ uri = "test:///default"; }} }}
+"""
+    )
+    path.chmod(0o600)
+    return path
+
+
+def ask(sock_path: Path, *lines: str) -> list[str]:
+    """One answer per request line; a ``list`` answer is its rows joined by newlines."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(30)
+        s.connect(str(sock_path))
+        f = s.makefile("rw")
+        answers = []
+        for line in lines:
+            f.write(line + "\n")
+            f.flush()
+            if line == "list":
+                rows = []
+                while (row := f.readline()) and row.strip() != ".":
+                    rows.append(row.strip())
+                answers.append("\n".join(rows))
+            else:
+                answers.append(f.readline().strip())
+        return answers
+
+
+def test_list_plugins_shows_the_libvirt_backend_usable(tmp_path):
+    result = subprocess.run(
+        [FENCE_VIRTD, "--list-plugins", "--json", "-f", str(write_config(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)}
+    libvirt_row = rows[("backend", "libvirt")]
+    assert libvirt_row["distribution"] == "fence-virt-backend-libvirt"
+    assert libvirt_row["usable"]
+    assert libvirt_row["reason"] == "connects to test:///default"
+
+
+def test_fence_virtd_fences_the_test_driver(tmp_path):
+    daemon = Daemon(
+        [FENCE_VIRTD, "-F", "-f", str(write_config(tmp_path)), "-p", str(tmp_path / "fvd.pid")],
+        tmp_path / "fvd.log",
+    )
+    try:
+        daemon.wait_for_log("fence_virtd started")
+        sock = tmp_path / "fv.sock"
+        assert ask(sock, "list") == [f"test {TEST_UUID} 1"]
+        assert ask(
+            sock,
+            "status test",
+            "off test",
+            "status test",
+            "reboot test",
+            "status test",
+            "on test",
+            "reboot test",
+            "status test",
+            f"status {TEST_UUID}",
+            "status nosuch",
+            "off nosuch",
+            "null test",
+            "monitor",
+        ) == ["0", "0", "2", "0", "2", "0", "0", "0", "0", "1", "1", "1", "0"]
+        assert ask(sock, "off test", "list") == ["0", f"test {TEST_UUID} 5"]
+    finally:
+        status = daemon.stop()
+    log = daemon.log()
+    assert status == 0, log
+    assert "test:///default is libvirt's test driver: it fences nothing real" in log
+    assert "destroying VM test (6695eb01" in log
+    assert "status nosuch: no such VM on test:///default" in log

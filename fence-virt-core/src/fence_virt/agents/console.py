@@ -1,0 +1,69 @@
+"""Output of the agents: stdout, stderr, debug lines and syslog, as the C agent writes them.
+
+Text is written as bytes with ``surrogateescape`` so that names taken from argv or stdin
+come back out byte for byte, like C's ``printf("%s")``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+# syslog priorities (RFC 5424 numbers), so the syslog module loads only when used
+LOG_ERR = 3
+LOG_NOTICE = 5
+
+
+def _write(stream: BinaryIO, text: str) -> None:
+    stream.write(text.encode("utf-8", "surrogateescape"))
+
+
+def say(text: str) -> None:
+    """A line on stdout: results, and (as in C 4.12.1) the agent's error messages."""
+    _write(sys.stdout.buffer, text + "\n")
+
+
+def say_text(text: str) -> None:
+    """Text on stdout as it is (usage, help, metadata: they carry their own newlines)."""
+    _write(sys.stdout.buffer, text)
+
+
+def say_raw(data: bytes) -> None:
+    """Bytes on stdout, unchanged (host-list lines padded like C's ``%-32s``)."""
+    sys.stdout.buffer.write(data)
+
+
+def warn(text: str) -> None:
+    """A line on stderr: getopt complaints and stdin parse warnings."""
+    sys.stdout.buffer.flush()
+    _write(sys.stderr.buffer, text + "\n")
+    sys.stderr.buffer.flush()
+
+
+def trace(threshold: int, level: int, text: str) -> None:
+    """A debug line on stdout when the ``-d`` level ``threshold`` reaches ``level``."""
+    if threshold >= level:
+        say(text)
+
+
+def log(ident: str, priority: int, text: str) -> None:
+    """One syslog message (facility daemon, with the pid), as the C agent sends them."""
+    import syslog  # noqa: PLC0415
+
+    syslog.openlog(ident, syslog.LOG_PID | syslog.LOG_NDELAY, syslog.LOG_DAEMON)
+    syslog.syslog(priority, text)
+    syslog.closelog()
+
+
+def flush() -> None:
+    """Push buffered stdout out; a closed pipe (reader gone) is not our failure to report."""
+    try:
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # keep the interpreter's own flush at exit from failing on the same pipe
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())

@@ -1,0 +1,33 @@
+"""The shared key, read before any delay or traffic; never silently left out."""
+
+from __future__ import annotations
+
+from fence_virt.agents.console import say
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from fence_virt.agents.options import AgentArgs
+
+_NONE = 0
+
+
+def load_key(args: AgentArgs) -> bytes | None:
+    """The key file's bytes, b"" when auth and hash are both none, None after an error.
+
+    The C agent printed "trying without authentication" and sent an unsigned request that a
+    default host drops, so the run ended in a 30-second timeout; we stop here instead.
+    """
+    if args.auth == _NONE and args.hash == _NONE:
+        return b""
+    from fence_virt.protocol import KeyFileError, read_key_file  # noqa: PLC0415
+
+    try:
+        return read_key_file(args.key_file)
+    except KeyFileError as exc:
+        cause = exc.__cause__
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(exc)
+        say(
+            f"Could not read {args.key_file}: {reason}; not sending an unauthenticated "
+            "request (set both auth and hash to none to fence without a key)"
+        )
+        return None

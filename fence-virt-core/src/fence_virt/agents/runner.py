@@ -1,0 +1,176 @@
+"""The flow every agent shares (C ``main()``): parse, help, checks, then one request.
+
+Deliberate differences from the C agent (fence-agents 4.12.1), all fail-safe:
+
+* A key file that cannot be read while auth or hash is not ``none`` is an error (exit 1,
+  nothing sent); C silently fell back to an unauthenticated request. ``validate-all``
+  reports the same error.
+* "Timed out waiting for response" is followed by one hint line (port, key).
+* ``timeout * 10 < retrans`` makes one attempt of ``timeout`` seconds; C looped ~forever.
+* A host list cut short (EOF or timeout before the terminator) exits 1; C exited 0.
+* Numbers beyond a C int are rejected; C truncated them (``-t 4294967326`` became 30).
+* A multicast address that is not a literal of its family is rejected up front.
+* ``-V`` prints this package's version on its second line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from fence_virt.agents import console, options, table, text
+from fence_virt.agents import stdin as stdin_parser
+from fence_virt.agents.argv import getopt
+from fence_virt.agents.console import LOG_ERR, LOG_NOTICE, say
+from fence_virt.agents.options import F_ERR, F_HELP, F_VERSION, AgentArgs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+#: XVM_VERSION, the first line of ``-V`` (scripts may parse it)
+XVM_VERSION = "1.9.0"
+RESP_SUCCESS = 0
+RESP_FAIL = 1
+RESP_OFF = 2
+RESP_PERM = 3
+
+
+class Agent:
+    """What distinguishes one agent: names, getopt string and its transport."""
+
+    def __init__(
+        self,
+        name: str,
+        optstring: str,
+        mode: int,
+        *,
+        check: Callable[[AgentArgs], None],
+        prepare: Callable[[AgentArgs], bytes | None],
+        send: Callable[[AgentArgs, bytes], int],
+    ) -> None:
+        self.name = name
+        self.optstring = optstring
+        self.mode = mode
+        #: extra argument checks after finalising (calls ``args.error``)
+        self.check = check
+        #: the key (or b"") before any delay or traffic; None after printing why not
+        self.prepare = prepare
+        #: one request: the host's signed-char result, -1 for a local failure
+        self.send = send
+
+
+def parse(agent: Agent, argv: Sequence[str], stdin: bytes | None) -> AgentArgs:
+    """Options from argv, or from ``stdin`` when there are no arguments at all."""
+    args = AgentArgs(agent.mode)
+    if stdin is not None:
+        for name, value in stdin_parser.read_pairs(stdin):
+            spec = table.by_name(name, agent.optstring)
+            if spec is None:
+                stdin_parser.unknown(name)
+            elif spec.handler is not None:
+                spec.handler(args, value)
+        return args
+    for letter, value in getopt(argv, agent.optstring):
+        spec = table.by_letter(letter)
+        if spec is None or spec.handler is None:
+            args.flags |= F_ERR
+        else:
+            spec.handler(args, value)
+    return args
+
+
+def run(agent: Agent, argv: Sequence[str]) -> int:
+    """One agent run; returns the exit status."""
+    stdin_mode = len(argv) == 1
+    args = parse(agent, argv, _read_stdin() if stdin_mode else None)
+    if args.flags & F_HELP:
+        console.say_text(text.full_help(argv[0], agent.optstring))
+        return 0
+    if args.flags & F_VERSION:
+        say(f"{agent.name} {XVM_VERSION}")
+        say(f"fence-virt-core {_version()}")
+        return 0
+    _check(agent, args)
+    if args.failed:
+        if args.op != options.OP_VALIDATEALL:
+            console.say_text(text.usage(argv[0], agent.optstring, stdin_names=stdin_mode))
+        return 1
+    if args.op == options.OP_VALIDATEALL:
+        return 0 if agent.prepare(args) is not None else 1
+    if args.op == options.OP_METADATA:
+        console.say_text(text.metadata(agent.name, agent.optstring))
+        return 0
+    return _fence(agent, args)
+
+
+def _read_stdin() -> bytes:
+    return b"" if sys.stdin is None else sys.stdin.buffer.read()
+
+
+def _check(agent: Agent, args: AgentArgs) -> None:
+    options.finalize(args)
+    agent.check(args)
+    if args.debug >= 3:
+        say(f"Debugging threshold is now {args.debug}")
+    if args.debug > 0:
+        say(text.dump(args))
+    untargeted = (options.OP_DEVSTATUS, options.OP_HOSTLIST, options.OP_METADATA)
+    if args.domain is None and args.op not in untargeted:
+        say("No domain specified!")
+        console.log(agent.name, LOG_ERR, "No domain specified")
+        args.flags |= F_ERR
+
+
+def _fence(agent: Agent, args: AgentArgs) -> int:
+    key = agent.prepare(args)
+    if key is None:
+        return 1
+    if args.delay > 0 and args.op in (
+        options.OP_NULL,
+        options.OP_OFF,
+        options.OP_ON,
+        options.OP_REBOOT,
+    ):
+        time.sleep(args.delay)
+    result = agent.send(args, key)
+    report(agent.name, args, result)
+    return result & 0xFF
+
+
+def report(name: str, args: AgentArgs, result: int) -> None:
+    """The C agent's message for a result (stdout and syslog)."""
+    target = f' for domain "{args.domain}"' if args.domain is not None else ""
+    if result in (RESP_SUCCESS, RESP_OFF):
+        state = "ON" if result == RESP_SUCCESS else "OFF"
+        if args.op == options.OP_STATUS:
+            say(f"Status: {state}")
+        elif args.domain is not None:
+            console.log(name, LOG_NOTICE, f'Domain "{args.domain}" is {state}')
+    elif result == RESP_FAIL:
+        console.log(name, LOG_ERR, f"Fence operation failed{target}")
+        say("Operation failed")
+    elif result == RESP_PERM:
+        what = f"Fence operation{target}" if target else "fence operation"
+        console.log(name, LOG_ERR, f"Permission denied for {what}")
+        say("Permission denied")
+    else:
+        console.log(name, LOG_ERR, f"Unknown response ({result}){target}")
+        say(f"Unknown response ({result})")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("fence-virt-core")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(agent: Agent) -> int:
+    """Console-script entry: run, flush, never a traceback for a closed stdout."""
+    try:
+        return run(agent, sys.argv)
+    finally:
+        console.flush()

@@ -1,0 +1,155 @@
+"""Our fence_xvm and the C one print the same bytes and exit alike for every argument case.
+
+No case reaches the network (help, version, metadata, validate-all, argument errors), but
+both agents still run inside a namespace holding only ``lo``. The program path in usage
+lines and getopt messages, and the address in C's ``-d`` dump header, are normalised.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fence_virt.agents import text
+from fence_virt.agents.xvm import OPTSTRING
+from fence_virt.testing import c_suite
+
+pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "agents"
+KEY = "/tmp/fvt-agent-cli.key"  # created by the key fixture, same path inside the namespace
+
+
+@pytest.fixture(scope="module", autouse=True)
+def key() -> object:
+    path = c_suite.write_key(Path(KEY))
+    yield path
+    path.unlink()
+
+
+def normalized(result: subprocess.CompletedProcess[bytes], program: str) -> tuple[bytes, ...]:
+    def clean(data: bytes) -> bytes:
+        data = data.replace(program.encode(), b"ARGV0")
+        return re.sub(rb"-- args @ 0x[0-9a-f]+ --", b"-- args --", data)
+
+    return clean(result.stdout), clean(result.stderr), bytes([result.returncode])
+
+
+ARGV_CASES = [
+    ["-h"],
+    ["-?"],
+    ["-Z"],
+    ["--help"],
+    ["-o"],
+    ["-M"],
+    ["-M", "3"],
+    ["-o", "bogus"],
+    ["-o", "status"],
+    ["-o", "validate-all"],
+    ["-o", "validate-all", "-H", "vm1", "-k", KEY],
+    ["-o", "VALIDATE-ALL", "-n", "vm1", "-k", KEY, "-p", "0x4cd", "-r", "010", "-t", "0X1E"],
+    ["-o", "validate-all", "-H", "vm1", "-k", KEY, "-p", " 12", "-w", ""],
+    ["-o", "validate-all", "-H", "vm1", "-k", KEY, "-p", "12 "],
+    ["-o", "validate-all", "-H", "vm1", "-k", KEY, "-p", "08"],
+    ["-o", "validate-all", "-H", "vm1", "-k", KEY, "-p", "0"],
+    ["-o", "validate-all", "-H", "vm1", "-k", KEY, "-t", "-5", "-r", "0", "-w", "-1"],
+    ["-o", "validate-all", "-H", "vm1", "-k", KEY, "-c", "md5", "-C", "SHA512", "-i", "ipv5"],
+    ["-o", "validate-all", "-H", "a", "-n", "b", "-k", KEY],
+    ["-o", "validate-all", "-H", "", "-k", KEY],
+    ["-o", "validate-all", "-H", "x" * 63, "-k", KEY],
+    ["-o", "validate-all", "-H", "x" * 64, "-k", KEY],
+    ["-o", "validate-all", "-H", "vm1", "-k", "/nonexistent/key"],
+    ["-o", "status", "-H", "vm1", "-k", "/nonexistent/key"],
+    ["-o", "status", "-H", "vm1", "-a", "group"],
+    ["x", "-o", "validate-all", "-H", "vm", "-k", KEY, "y"],
+    ["-o", "validate-all", "-k", KEY, "--", "-H", "x"],
+    ["-d", "-o", "validate-all", "-H", "a", "-k", KEY],
+    ["-dddd", "-uo", "validate-all", "-Ha", "-k", KEY, "-a", "ff05::3:1", "-p", "0"],
+    ["-d", "-o", "validate-all", "-H", "a", "-k", KEY, "-i", "ipv6", "-c", "none", "-C", "sha1"],
+    ["-o", "metadata"],
+    ["-o", "metadata", "-p", "0"],
+    ["-o", "metadata", "-t", "4", "-H", "vm"],
+]
+
+
+@pytest.mark.parametrize("argv", ARGV_CASES, ids=lambda argv: " ".join(argv)[:60])
+def test_argv_case_matches_c(argv: list[str], ours: str, c_fence_xvm: str, run) -> None:
+    mine = run([ours, *argv])
+    theirs = run([c_fence_xvm, *argv])
+    assert normalized(mine, ours) == normalized(theirs, c_fence_xvm)
+
+
+STDIN_CASES = [
+    b"",
+    b"action=metadata\n",
+    b"action=validate-all\nport=vm1\nkey_file=" + KEY.encode() + b"\n",
+    b"action=status\nbogus=1\nport=a\nplug=b\n",
+    b"# comment\n  action=validate-all   trailing\nPORT=vm1\r\nkey_file=" + KEY.encode()
+    + b"\nipaddr=1.2.3.4\nagent=x\nself=y\nnodename=z\ndebug\n",
+    b"debug=-4\noption=validate-all\ndomain=x\nkey_file=" + KEY.encode() + b"\n",
+    b"action=validate-all\nkey_file=" + KEY.encode() + b"\nplug=" + b"v" * 300 + b"\n",
+    b"action=validate-all\nkey_file = /nonexistent\nport\nplug=vm1\nuse_uuid=1\ndebug=1\n"
+    b"auth=none\nhash=NONE\n",
+    b"action=validate-all\nport=\n",
+    b"\0junk\n#plug=a\n   \naction=validate-all\nplug=vm\nkey_file=" + KEY.encode(),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data", STDIN_CASES, ids=lambda data: data[:40].decode(errors="replace"))
+def test_stdin_case_matches_c(data: bytes, ours: str, c_fence_xvm: str, run) -> None:
+    mine = run([ours], stdin=data)
+    theirs = run([c_fence_xvm], stdin=data)
+    assert normalized(mine, ours) == normalized(theirs, c_fence_xvm)
+
+
+def test_version_first_line_matches_c(ours: str, c_fence_xvm: str, run) -> None:
+    mine = run([ours, "-V"])
+    theirs = run([c_fence_xvm, "-V"])
+    assert mine.returncode == theirs.returncode == 0
+    assert mine.stdout.splitlines()[0] == theirs.stdout.splitlines()[0] == b"fence_xvm 1.9.0"
+    assert mine.stdout.splitlines()[1].startswith(b"fence-virt-core ")
+
+
+def test_help_matches_the_stored_c_output() -> None:
+    """Without the C suite installed this still pins the help text."""
+    stored = (DATA / "fence_xvm-help.txt").read_text()
+    assert text.full_help("fence_xvm", OPTSTRING) == stored
+
+
+def test_shared_table_reproduces_c_fence_virt_help() -> None:
+    """The table also carries fence_virt's options, for the fence_virt agent to reuse."""
+    stored = (DATA / "fence_virt-help.txt").read_text()
+    assert text.full_help("fence_virt", "dD:P:A:p:M:n:H:o:t:?hVT:S::C:c:k:w:") == stored
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-t", "4294967326"], b"Invalid timeout: '4294967326'\n"),
+        (["-i", "ipv4", "-a", "ff05::3:1"], b"Invalid multicast address: 'ff05::3:1'\n"),
+    ],
+)
+def test_we_refuse_what_c_silently_mangles(
+    argv: list[str], message: bytes, ours: str, c_fence_xvm: str, run
+) -> None:
+    """Deliberate differences: C truncates the number / sends to 0.0.0.0; we stop early."""
+    words = ["-o", "validate-all", "-H", "vm1", "-k", KEY, *argv]
+    assert run([c_fence_xvm, *words]).returncode == 0
+    mine = run([ours, *words])
+    assert mine.returncode == 1
+    assert mine.stdout == message
+
+
+def test_validate_all_reports_an_unreadable_default_key(ours: str, c_fence_xvm: str, run) -> None:
+    """Deliberate difference: C says valid, then fences unauthenticated (and times out)."""
+    if Path("/etc/cluster/fence_xvm.key").exists():
+        pytest.skip("this machine has a default key file")
+    words = ["-o", "validate-all", "-H", "vm1"]
+    assert run([c_fence_xvm, *words]).returncode == 0
+    mine = run([ours, *words])
+    assert mine.returncode == 1
+    assert mine.stdout.startswith(b"Could not read /etc/cluster/fence_xvm.key: No such file")
+    assert run([ours, *words, "-C", "none", "-c", "none"]).returncode == 0

@@ -1,0 +1,232 @@
+"""Option parsing in-process: getopt semantics, stdin syntax, per-option checks (§4.2, §4.3).
+
+The same cases run against the C agent in test_agent_cli.py; here each one also pins the
+parsed values.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fence_virt.agents import options, runner, stdin, table
+from fence_virt.agents.argv import getopt
+from fence_virt.agents.options import AgentArgs
+from fence_virt.agents.xvm import AGENT, OPTSTRING
+from fence_virt.protocol import (
+    DEFAULT_IPV4_GROUP,
+    DEFAULT_IPV6_GROUP,
+    DEFAULT_KEY_FILE,
+    DEFAULT_PORT,
+    HashType,
+    Operation,
+)
+
+
+def parse_argv(*words: str) -> AgentArgs:
+    return runner.parse(AGENT, ["fence_xvm", *words], None)
+
+
+def parse_stdin(data: bytes) -> AgentArgs:
+    return runner.parse(AGENT, ["fence_xvm"], data)
+
+
+def test_defaults_are_the_c_defaults_and_the_codec_constants() -> None:
+    args = AgentArgs()
+    assert (args.op, args.port, args.key_file) == (Operation.REBOOT, DEFAULT_PORT, DEFAULT_KEY_FILE)
+    assert (args.hash, args.auth) == (HashType.SHA256, HashType.SHA256)
+    assert (args.timeout, args.retrans, args.delay, args.debug) == (30, 20, 0, 0)
+    assert options.DEFAULT_IPV4_GROUP == DEFAULT_IPV4_GROUP
+    assert options.DEFAULT_IPV6_GROUP == DEFAULT_IPV6_GROUP
+
+
+def test_operation_codes_match_the_codec() -> None:
+    codes = {name: value for name, value in vars(options).items() if name.startswith("OP_")}
+    assert {name: Operation[name[3:]] for name in codes} == codes
+
+
+def test_getopt_clusters_attached_and_separate_arguments() -> None:
+    events = list(getopt(["p", "-dduo", "status", "-Hvm1", "-t", "-5"], OPTSTRING))
+    assert events == [
+        ("d", None),
+        ("d", None),
+        ("u", None),
+        ("o", "status"),
+        ("H", "vm1"),
+        ("t", "-5"),
+    ]
+
+
+def test_getopt_skips_operands_and_stops_at_double_dash() -> None:
+    events = list(getopt(["p", "x", "-o", "off", "-", "y", "--", "-H", "vm"], OPTSTRING))
+    assert events == [("o", "off")]
+
+
+def test_getopt_posixly_correct_stops_at_first_operand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POSIXLY_CORRECT", "1")
+    assert list(getopt(["p", "-d", "x", "-o", "off"], OPTSTRING)) == [("d", None)]
+
+
+def test_getopt_errors_print_glibc_messages_and_yield_help(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    events = list(getopt(["prog", "--foo", "-o"], OPTSTRING))
+    assert events == [("?", None), ("?", None), ("o", "o"), ("?", None)]
+    assert capsysbinary.readouterr().err == (
+        b"prog: invalid option -- '-'\n"
+        b"prog: invalid option -- 'f'\n"
+        b"prog: option requires an argument -- 'o'\n"
+    )
+
+
+def test_optional_argument_is_attached_only() -> None:
+    assert list(getopt(["p", "-S", "3", "-S4"], "S::")) == [("S", None), ("S", "4")]
+
+
+def test_argv_values_land_in_args(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    args = parse_argv(
+        "-i", "IPv6", "-a", "ff05::9", "-p", "0x4cd", "-r", "010", "-C", "SHA1", "-c", "none",
+        "-o", "List-Status", "-n", "vm1", "-u", "-t", "7", "-w", "2", "-d",
+    )  # fmt: skip
+    assert (args.family, args.mcast_address, args.port, args.retrans) == (10, "ff05::9", 1229, 8)
+    assert (args.auth, args.hash, args.op, args.domain) == (1, 0, Operation.HOSTLIST, "vm1")
+    assert (args.use_uuid, args.timeout, args.delay, args.debug) == (True, 7, 2, 1)
+    assert not args.failed
+    assert capsysbinary.readouterr() == (b"", b"")
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["-p", "0"], b"Invalid port: '0'\n"),
+        (["-p", "65536"], b"Invalid port: '65536'\n"),
+        (["-p", "12 "], b"Invalid port: '12 '\n"),
+        (["-r", "0"], b"Invalid retransmit time: '0'\n"),
+        (["-t", "-5"], b"Invalid timeout: '-5'\n"),
+        (["-t", "4294967326"], b"Invalid timeout: '4294967326'\n"),
+        (["-w", "-1"], b"Invalid delay: '-1'\n"),
+        (["-c", "md5"], b"Unsupported hash: md5\n"),
+        (["-C", "md5"], b"Unsupported auth type: md5\n"),
+        (["-i", "ipv5"], b"Unsupported family: 'ipv5'\n"),
+        (["-o", "bogus"], b"Unsupported operation: bogus\n"),
+        (["-H", ""], b"Invalid domain name\n"),
+        (["-H", "x" * 64], b"Invalid domain name: '" + b"x" * 64 + b"' (File name too long)\n"),
+        (["-H", "a", "-n", "b"], b"Domain/UUID may not be specified more than once\n"),
+        (["-k", "/nonexistent/key"], b"Invalid key file: '/nonexistent/key' (No such file or directory)\n"),
+    ],
+)  # fmt: skip
+def test_bad_values_print_the_c_message_on_stdout_and_fail(
+    words: list[str], message: bytes, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    args = parse_argv(*words)
+    assert args.failed
+    assert capsysbinary.readouterr() == (message, b"")
+
+
+def test_domain_length_counts_bytes() -> None:
+    assert not parse_argv("-H", "é" * 31).failed  # 62 bytes
+    assert parse_argv("-H", "é" * 32).failed  # 64 bytes
+
+
+def test_unknown_letter_m_sets_the_error_flag() -> None:
+    assert parse_argv("-M", "3").failed
+
+
+def test_help_and_version_flags() -> None:
+    assert parse_argv("-?").flags & options.F_HELP
+    assert parse_argv("-h").flags & options.F_HELP
+    assert parse_argv("-Z").flags & options.F_HELP  # unknown letter -> help, like C
+    assert parse_argv("-V").flags & options.F_VERSION
+
+
+def test_stdin_syntax(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    data = (
+        b"# comment\n"
+        b"\n"
+        b"   \t\n"
+        b"  action=Status trailing words\n"
+        b"nodename=node1\n"
+        b"agent=fence_xvm\n"
+        b"PLUG=vm1\r\n"
+        b"key_file = /x\n"
+        b"ipaddr=127.0.0.1\n"
+        b"debug\n"
+        b"debug=3\n"
+        b"use_uuid=0\n"
+        b"timeout=0x1e"
+    )
+    args = parse_stdin(data)
+    assert (args.op, args.domain, args.debug, args.timeout) == (Operation.STATUS, "vm1", 3, 30)
+    assert not args.use_uuid
+    assert args.ipaddr is None  # fence_virt's -T is not an option of fence_xvm
+    assert capsysbinary.readouterr() == (b"", b"Parse error: Ignoring unknown option 'ipaddr'\n")
+
+
+def test_stdin_key_with_spaces_degrades_to_a_bare_name() -> None:
+    args = parse_stdin(b"key_file = /nonexistent\n")
+    assert args.key_file == DEFAULT_KEY_FILE
+    assert not args.failed
+
+
+def test_stdin_flags_and_negative_debug() -> None:
+    assert parse_stdin(b"use_uuid\n").use_uuid
+    assert parse_stdin(b"use_uuid=2\n").use_uuid
+    assert parse_stdin(b"debug=-4\n").debug == 1
+    assert parse_stdin(b"debug\ndebug\n").debug == 2
+
+
+def test_stdin_port_plug_and_domain_are_one_target(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    args = parse_stdin(b"port=a\ndomain=b\n")
+    assert args.failed
+    assert args.domain == "a"
+    assert capsysbinary.readouterr().out == b"Domain/UUID may not be specified more than once\n"
+
+
+def test_stdin_name_without_value_is_ignored_for_values() -> None:
+    args = parse_stdin(b"port\naction\n")
+    assert args.domain is None
+    assert args.op == Operation.REBOOT
+
+
+def test_stdin_lines_longer_than_fgets_buffer_split() -> None:
+    line = b"plug=" + b"v" * 300 + b"\n"
+    chunks = list(stdin.fgets_lines(line))
+    assert [len(chunk) for chunk in chunks] == [255, 51]
+    args = parse_stdin(line)
+    assert args.domain == "v" * 250
+    assert args.failed  # 250 bytes is too long; the tail is an unknown option
+
+
+def test_stdin_nul_ends_the_line() -> None:
+    assert stdin.parse_line(b"plug=vm1\0junk\n") == ("plug", "vm1")
+    assert stdin.parse_line(b"\0plug=vm1\n") == ("", None)
+
+
+def test_stdin_names_are_per_agent() -> None:
+    assert table.by_name("ipaddr", OPTSTRING) is None
+    assert table.by_name("IPADDR", "T:") is not None
+    assert table.by_name("option", OPTSTRING) is not None
+    assert table.by_name("domain", "") is not None
+
+
+def test_finalize_picks_group_and_family() -> None:
+    cases = {
+        (): ("225.0.0.12", 2),
+        ("-i", "ipv6"): ("ff05::3:1", 10),
+        ("-a", "ff05::3:1"): ("ff05::3:1", 10),
+        ("-a", "::ffff:1.2.3.4"): ("::ffff:1.2.3.4", 2),  # '.' wins, as in C
+    }
+    for words, expected in cases.items():
+        args = parse_argv(*words)
+        options.finalize(args)
+        assert (args.mcast_address, args.family) == expected
+
+
+def test_finalize_refuses_an_address_without_family(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    args = parse_argv("-a", "group")
+    options.finalize(args)
+    assert args.failed
+    assert capsysbinary.readouterr().out == b"Could not determine address family\n"

@@ -1,0 +1,278 @@
+"""The per-request protocol after the connect-back, over in-memory streams (a socketpair).
+
+The client side is the codec's own ``AuthExchange.for_client``, the same driver our fence_xvm
+uses. The dispatcher is a recording stand-in for core's: this file tests the listener's side
+of the Dispatcher contract (what it asks for, what it sends back); the real dispatcher and
+backends are exercised through ``fence_virtd`` in the namespace tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from ipaddress import ip_address
+
+import pytest
+
+from fence_virt import Target
+from fence_virt.errors import AuthenticationError, BackendError, RemoteError
+from fence_virt.protocol import (
+    AuthExchange,
+    FenceRequest,
+    HashType,
+    HostListDecoder,
+    HostState,
+    Operation,
+    RequestFlag,
+    Response,
+)
+from fence_virt_listener_multicast.datagram import Accepted
+from fence_virt_listener_multicast.session import Credentials, serve
+from fence_virt_listener_multicast.sockets import StreamChannel
+
+KEY = b"shared key\n"
+VMS = [
+    HostState("vm1", "11111111-1111-1111-1111-111111111111", 1),
+    HostState("vm2", "22222222-2222-2222-2222-222222222222", 5),
+]
+
+
+class RecordingDispatcher:
+    """Answers from a table and records every call (stand-in, see the module docstring)."""
+
+    def __init__(self, response: Response = Response.SUCCESS, fail_list: bool = False) -> None:
+        self.response = response
+        self.fail_list = fail_list
+        self.calls: list[tuple[Operation, Target] | tuple[str, str]] = []
+
+    async def fence(self, operation: Operation, target: Target) -> Response:
+        self.calls.append((operation, target))
+        return self.response
+
+    async def hostlist(self, requester: str) -> Sequence[HostState]:
+        self.calls.append(("hostlist", requester))
+        if self.fail_list:
+            raise BackendError("hypervisor unreachable")
+        return VMS
+
+
+def accepted(operation: int, domain: str = "vm1", *, flags: int = 0) -> Accepted:
+    request = FenceRequest.build(
+        operation,
+        domain,
+        hashtype=HashType.SHA256,
+        seqno=777,
+        flags=RequestFlag(flags),
+        address=ip_address("198.51.100.11"),
+        port=1229,
+    )
+    return Accepted(request, "198.51.100.11", 1229)
+
+
+async def client_side(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: HashType, key: bytes
+) -> bytes:
+    exchange = AuthExchange.for_client(auth, key)
+    try:
+        while not exchange.done:
+            if out := exchange.data_to_send():
+                writer.write(out)
+                await writer.drain()
+            else:
+                exchange.receive_data(await reader.readexactly(exchange.bytes_needed))
+        return exchange.unused_data + await reader.read()
+    finally:
+        writer.close()  # as the C client exits, also after a failed proof
+
+
+async def exchange(
+    request: Accepted,
+    dispatcher: RecordingDispatcher,
+    *,
+    host_auth: HashType = HashType.SHA256,
+    client_auth: HashType = HashType.SHA256,
+    client_key: bytes = KEY,
+) -> tuple[bytes | BaseException, bytes | BaseException]:
+    """Run host and client against each other; each side's result or exception."""
+    host_sock, client_sock = socket.socketpair()
+    host_streams = await asyncio.open_connection(sock=host_sock)
+    client_streams = await asyncio.open_connection(sock=client_sock)
+    channel = StreamChannel(*host_streams, timeout=5)
+
+    async def host() -> bytes:
+        try:
+            return await serve(request, channel, Credentials(host_auth, KEY), dispatcher)
+        finally:
+            await channel.close()
+
+    results = await asyncio.gather(
+        host(), client_side(*client_streams, client_auth, client_key), return_exceptions=True
+    )
+    return results[0], results[1]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+@pytest.mark.parametrize("auth", [HashType.SHA1, HashType.SHA256, HashType.SHA512])
+def test_status_after_the_handshake(auth: HashType) -> None:
+    dispatcher = RecordingDispatcher(Response.OFF)
+    sent, received = run(
+        exchange(accepted(Operation.STATUS), dispatcher, host_auth=auth, client_auth=auth)
+    )
+    assert sent == received == b"\x02"
+    assert dispatcher.calls == [
+        (
+            Operation.STATUS,
+            Target(domain="vm1", by_uuid=False, requester="198.51.100.11", seqno=777),
+        )
+    ]
+
+
+def test_uuid_flag_reaches_the_backend() -> None:
+    dispatcher = RecordingDispatcher()
+    uuid = "11111111-1111-1111-1111-111111111111"
+    run(exchange(accepted(Operation.OFF, uuid, flags=1), dispatcher))
+    operation, target = dispatcher.calls[0]
+    assert operation is Operation.OFF
+    assert isinstance(target, Target)
+    assert (target.domain, target.by_uuid) == (uuid, True)
+
+
+def test_host_list_stream_is_the_c_one() -> None:
+    dispatcher = RecordingDispatcher()
+    sent, received = run(exchange(accepted(Operation.HOSTLIST, ""), dispatcher))
+    assert sent == received
+    assert isinstance(received, bytes)
+    assert len(received) == 1 + 3 * 130 + 1
+    assert received[0] == 0xFD
+    assert received[-1] == 0
+    assert received[-131:-1] == bytes(130)
+    decoder = HostListDecoder()
+    assert decoder.feed(received) == VMS
+    assert decoder.done
+    assert dispatcher.calls == [("hostlist", "198.51.100.11")]
+
+
+def test_failed_host_list_is_a_plain_failure() -> None:
+    sent, received = run(
+        exchange(accepted(Operation.HOSTLIST, ""), RecordingDispatcher(fail_list=True))
+    )
+    assert sent == received == b"\x01"
+
+
+@pytest.mark.parametrize("code", [7, 8, 9, 200])
+def test_unknown_operation_fails_without_calling_the_backend(code: int) -> None:
+    dispatcher = RecordingDispatcher()
+    sent, received = run(exchange(accepted(code), dispatcher))
+    assert sent == received == b"\x01"
+    assert dispatcher.calls == []
+
+
+def test_client_with_wrong_key_gets_nothing_done() -> None:
+    dispatcher = RecordingDispatcher()
+    host, client = run(exchange(accepted(Operation.OFF), dispatcher, client_key=b"wrong"))
+    assert isinstance(client, AuthenticationError)
+    assert isinstance(host, RemoteError)
+    assert "client rejected our proof" in str(host)
+    assert dispatcher.calls == []
+
+
+def test_different_auth_types_get_nothing_done() -> None:
+    dispatcher = RecordingDispatcher()
+    host, client = run(
+        exchange(
+            accepted(Operation.OFF),
+            dispatcher,
+            host_auth=HashType.SHA256,
+            client_auth=HashType.SHA1,
+        )
+    )
+    assert isinstance(client, AuthenticationError)
+    assert isinstance(host, RemoteError)
+    assert dispatcher.calls == []
+
+
+def test_auth_none_skips_the_handshake() -> None:
+    dispatcher = RecordingDispatcher()
+    sent, received = run(
+        exchange(
+            accepted(Operation.ON),
+            dispatcher,
+            host_auth=HashType.NONE,
+            client_auth=HashType.NONE,
+        )
+    )
+    assert sent == received == b"\x00"
+
+
+def test_a_client_that_proves_nothing_is_refused() -> None:
+    """The client answers our challenge with zeros: AuthenticationError, nothing executed."""
+
+    async def scenario() -> BaseException | bytes:
+        host_sock, client_sock = socket.socketpair()
+        channel = StreamChannel(*await asyncio.open_connection(sock=host_sock), timeout=5)
+        reader, writer = await asyncio.open_connection(sock=client_sock)
+        host = asyncio.create_task(
+            serve(accepted(Operation.OFF), channel, Credentials(HashType.SHA256, KEY), dispatcher)
+        )
+        writer.write(bytes(64))
+        await reader.readexactly(128)
+        writer.write(bytes(64))
+        try:
+            return await host
+        except AuthenticationError as exc:
+            return exc
+        finally:
+            await channel.close()
+            writer.close()
+
+    dispatcher = RecordingDispatcher()
+    outcome = run(scenario())
+    assert isinstance(outcome, AuthenticationError)
+    assert "invalid response to challenge" in str(outcome)
+    assert dispatcher.calls == []
+
+
+def test_silent_client_times_out_as_a_remote_error() -> None:
+    async def scenario() -> BaseException | bytes:
+        host_sock, client_sock = socket.socketpair()
+        channel = StreamChannel(*await asyncio.open_connection(sock=host_sock), timeout=0.2)
+        try:
+            return await serve(
+                accepted(Operation.OFF), channel, Credentials(HashType.SHA256, KEY), dispatcher
+            )
+        except RemoteError as exc:
+            return exc
+        finally:
+            await channel.close()
+            client_sock.close()
+
+    dispatcher = RecordingDispatcher()
+    outcome = run(scenario())
+    assert isinstance(outcome, RemoteError)
+    assert "client sent nothing for 0.2 s" in str(outcome)
+    assert dispatcher.calls == []
+
+
+def test_short_challenge_then_hang_up_is_a_protocol_error() -> None:
+    async def scenario() -> BaseException | bytes:
+        host_sock, client_sock = socket.socketpair()
+        channel = StreamChannel(*await asyncio.open_connection(sock=host_sock), timeout=5)
+        client_sock.sendall(b"x" * 10)
+        client_sock.close()
+        try:
+            return await serve(
+                accepted(Operation.OFF), channel, Credentials(HashType.SHA256, KEY), dispatcher
+            )
+        except RemoteError as exc:
+            return exc
+        finally:
+            await channel.close()
+
+    dispatcher = RecordingDispatcher()
+    outcome = run(scenario())
+    assert isinstance(outcome, RemoteError)
+    assert "closed the connection after 10 of 64 bytes" in str(outcome)
