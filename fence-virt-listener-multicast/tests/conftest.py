@@ -28,8 +28,10 @@ import pytest
 
 from fence_virt.protocol import AuthExchange, FenceRequest, HashType, sign_request
 from fence_virt.testing.c_suite import MulticastSetup, c_fence_virtd, have_c_suite
+from fence_virt.testing.libvirtd import LIBVIRTD_TOOLS, missing_tools, running_libvirtd
 from fence_virt.testing.netns import NetNS, netns
-from fence_virt.testing.processes import Daemon
+from fence_virt.testing.processes import Daemon, wait_until
+from fence_virt.testing.qemu import QEMU_BINARY, QemuGuest, tiny_guest
 
 T = TypeVar("T")
 
@@ -164,11 +166,18 @@ def make_guest_host() -> Iterator[GuestHost]:
             (guest, pair.guest_if, pair.guest_ip, pair.guest_ip6),
             (host, pair.host_if, pair.host_ip, pair.host_ip6),
         ):
+            side.run("sysctl", "-qw", f"net.ipv6.conf.{ifname}.accept_dad=0")
             side.ip("addr", "add", f"{ip4}/24", "dev", ifname)
             side.ip("-6", "addr", "add", f"{ip6}/64", "dev", ifname, "nodad")
             side.ip("link", "set", ifname, "up")
         guest.ip("route", "add", "224.0.0.0/4", "dev", pair.guest_if)
+        for side in (guest, host):  # a datagram sent before DAD ends is lost
+            wait_until(lambda s=side: not _tentative(s), 10, f"IPv6 DAD in {side.name}")
         yield pair
+
+
+def _tentative(ns: NetNS) -> bool:
+    return bool(ns.run("ip", "-6", "addr", "show", "tentative").stdout.strip())
 
 
 @pytest.fixture
@@ -397,3 +406,32 @@ class PyClient:
 @pytest.fixture
 def py_client(key_file: Path) -> PyClient:
     return PyClient(key_file.read_bytes())
+
+
+# ---------------------------------------------------------------------------------------------
+# a real QEMU guest: the shared fixtures (fence_virt.testing.pytest_plugin) when registered
+
+
+@dataclass
+class QemuVm:
+    uri: str
+    guest: QemuGuest
+
+
+@pytest.fixture
+def qemu_vm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A running tiny QEMU guest and the libvirt URI that manages it."""
+    try:
+        guest = request.getfixturevalue("qemu_guest")
+        yield QemuVm(request.getfixturevalue("libvirtd").qemu_uri, guest)
+        return
+    except pytest.FixtureLookupError:
+        pass
+    # the pytest11 registration of the shared plugin may not exist yet: same helpers, directly
+    missing = missing_tools(*LIBVIRTD_TOOLS, QEMU_BINARY)
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+    with running_libvirtd(tmp_path_factory.mktemp("libvirtd")) as daemon:
+        name = f"fvt-guest-{os.getpid()}-mc"
+        with tiny_guest(daemon.qemu_uri, name, pid_dir=daemon.qemu_pid_dir) as guest:
+            yield QemuVm(daemon.qemu_uri, guest)

@@ -29,7 +29,7 @@ from fence_virt.protocol import (
 )
 from fence_virt_listener_multicast.datagram import Accepted
 from fence_virt_listener_multicast.session import Credentials, serve
-from fence_virt_listener_multicast.sockets import StreamChannel
+from fence_virt_listener_multicast.sockets import SocketChannel
 
 KEY = b"shared key\n"
 VMS = [
@@ -96,20 +96,24 @@ async def exchange(
 ) -> tuple[bytes | BaseException, bytes | BaseException]:
     """Run host and client against each other; each side's result or exception."""
     host_sock, client_sock = socket.socketpair()
-    host_streams = await asyncio.open_connection(sock=host_sock)
     client_streams = await asyncio.open_connection(sock=client_sock)
-    channel = StreamChannel(*host_streams, timeout=5)
+    channel = channel_on(host_sock, timeout=5)
 
     async def host() -> bytes:
         try:
             return await serve(request, channel, Credentials(host_auth, KEY), dispatcher)
         finally:
-            await channel.close()
+            channel.close()
 
     results = await asyncio.gather(
         host(), client_side(*client_streams, client_auth, client_key), return_exceptions=True
     )
     return results[0], results[1]
+
+
+def channel_on(sock: socket.socket, timeout: float) -> SocketChannel:
+    sock.setblocking(False)
+    return SocketChannel(sock, timeout)
 
 
 def run(coro):
@@ -180,6 +184,47 @@ def test_client_with_wrong_key_gets_nothing_done() -> None:
     assert dispatcher.calls == []
 
 
+def test_status_looked_up_early_is_never_sent_to_an_unproven_client() -> None:
+    dispatcher = RecordingDispatcher(Response.OFF)
+    host, client = run(exchange(accepted(Operation.STATUS), dispatcher, client_key=b"wrong"))
+    assert isinstance(client, AuthenticationError)
+    assert isinstance(host, RemoteError)
+    assert all(operation is Operation.STATUS for operation, _ in dispatcher.calls)
+
+
+@pytest.mark.parametrize("operation", [Operation.OFF, Operation.ON, Operation.REBOOT])
+def test_changes_wait_for_both_proofs(operation: Operation) -> None:
+    """The client proves itself last: nothing may have been called before that."""
+
+    class Watching(RecordingDispatcher):
+        async def fence(self, op: Operation, target: Target) -> Response:
+            assert proven.is_set(), "backend called before the client's proof arrived"
+            return await super().fence(op, target)
+
+    async def scenario() -> bytes:
+        host_sock, client_sock = socket.socketpair()
+        channel = channel_on(host_sock, timeout=5)
+        reader, writer = await asyncio.open_connection(sock=client_sock)
+        client = AuthExchange.for_client(HashType.SHA256, KEY)
+        host = asyncio.create_task(
+            serve(accepted(operation), channel, Credentials(HashType.SHA256, KEY), dispatcher)
+        )
+        writer.write(client.data_to_send())
+        client.receive_data(await reader.readexactly(128))
+        await asyncio.sleep(0.05)  # give a wrongly early backend call its chance
+        proven.set()
+        writer.write(client.data_to_send())
+        sent = await host
+        channel.close()
+        writer.close()
+        return sent
+
+    proven = asyncio.Event()
+    dispatcher = Watching()
+    assert run(scenario()) == b"\x00"
+    assert [op for op, _ in dispatcher.calls] == [operation]
+
+
 def test_different_auth_types_get_nothing_done() -> None:
     dispatcher = RecordingDispatcher()
     host, client = run(
@@ -213,7 +258,7 @@ def test_a_client_that_proves_nothing_is_refused() -> None:
 
     async def scenario() -> BaseException | bytes:
         host_sock, client_sock = socket.socketpair()
-        channel = StreamChannel(*await asyncio.open_connection(sock=host_sock), timeout=5)
+        channel = channel_on(host_sock, timeout=5)
         reader, writer = await asyncio.open_connection(sock=client_sock)
         host = asyncio.create_task(
             serve(accepted(Operation.OFF), channel, Credentials(HashType.SHA256, KEY), dispatcher)
@@ -226,7 +271,7 @@ def test_a_client_that_proves_nothing_is_refused() -> None:
         except AuthenticationError as exc:
             return exc
         finally:
-            await channel.close()
+            channel.close()
             writer.close()
 
     dispatcher = RecordingDispatcher()
@@ -239,7 +284,7 @@ def test_a_client_that_proves_nothing_is_refused() -> None:
 def test_silent_client_times_out_as_a_remote_error() -> None:
     async def scenario() -> BaseException | bytes:
         host_sock, client_sock = socket.socketpair()
-        channel = StreamChannel(*await asyncio.open_connection(sock=host_sock), timeout=0.2)
+        channel = channel_on(host_sock, timeout=0.2)
         try:
             return await serve(
                 accepted(Operation.OFF), channel, Credentials(HashType.SHA256, KEY), dispatcher
@@ -247,7 +292,7 @@ def test_silent_client_times_out_as_a_remote_error() -> None:
         except RemoteError as exc:
             return exc
         finally:
-            await channel.close()
+            channel.close()
             client_sock.close()
 
     dispatcher = RecordingDispatcher()
@@ -260,7 +305,7 @@ def test_silent_client_times_out_as_a_remote_error() -> None:
 def test_short_challenge_then_hang_up_is_a_protocol_error() -> None:
     async def scenario() -> BaseException | bytes:
         host_sock, client_sock = socket.socketpair()
-        channel = StreamChannel(*await asyncio.open_connection(sock=host_sock), timeout=5)
+        channel = channel_on(host_sock, timeout=5)
         client_sock.sendall(b"x" * 10)
         client_sock.close()
         try:
@@ -270,7 +315,7 @@ def test_short_challenge_then_hang_up_is_a_protocol_error() -> None:
         except RemoteError as exc:
             return exc
         finally:
-            await channel.close()
+            channel.close()
 
     dispatcher = RecordingDispatcher()
     outcome = run(scenario())

@@ -25,7 +25,7 @@ from fence_virt.testing.c_suite import (
     have_c_suite,
     write_key,
 )
-from fence_virt.testing.libvirtd import LIBVIRTD_TOOLS, Libvirtd, missing_tools, running_libvirtd
+from fence_virt.testing.libvirtd import Libvirtd, missing_tools
 from fence_virt.testing.pacemaker import (
     PACEMAKER_TOOLS,
     Cluster,
@@ -82,17 +82,11 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def module_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Libvirtd]:
-    _skip_unless_installed(*LIBVIRTD_TOOLS)
-    with running_libvirtd(tmp_path_factory.mktemp("libvirtd")) as daemon:
-        yield daemon
-
-
-@pytest.fixture(scope="module")
-def guest(module_libvirtd: Libvirtd) -> Iterator[QemuGuest]:
+def guest(libvirtd: Libvirtd) -> Iterator[QemuGuest]:
+    """A tiny QEMU guest on the session's private libvirtd (fence_virt.testing.pytest_plugin)."""
     _skip_unless_installed(QEMU_BINARY)
     name = f"fvt-pcmk-{os.getpid()}"
-    uri, pid_dir = module_libvirtd.qemu_uri, module_libvirtd.qemu_pid_dir
+    uri, pid_dir = libvirtd.qemu_uri, libvirtd.qemu_pid_dir
     with tiny_guest(uri, name, pid_dir=pid_dir) as running:
         yield running
 
@@ -116,9 +110,12 @@ def _start_daemon(
 
 
 @pytest.fixture(scope="module", params=CHAINS)
-def chain(request: pytest.FixtureRequest, cluster: Cluster, guest: QemuGuest) -> Iterator[Chain]:
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     agent, daemon_kind = request.param
     _skip_missing_pieces(agent, daemon_kind)
+    # only now: a row that skips costs no cluster start
+    cluster: Cluster = request.getfixturevalue("cluster")
+    guest: QemuGuest = request.getfixturevalue("guest")
     box = cluster.box
     # a port per row: a daemon of an earlier row can never answer for this one
     port = 1229 + [p.values[0] for p in CHAINS].index(request.param)
@@ -207,20 +204,22 @@ def test_wrong_key_fails_and_leaves_the_guest_alone(chain: Chain) -> None:
         query = cluster.stonith_admin("--query", DEVICE)
         result = cluster.fence("reboot", NODE, timeout=30)
     finally:
-        cluster.update_device(chain.device)
-        cluster.cleanup(DEVICE)
-        cluster.wait_for_device(DEVICE)
+        cluster.restore_device(chain.device)
     context = f"{result.output}\n{chain.logs()}"
     assert query.returncode != 0, context
     assert result.returncode != 0, context
     assert result.event is not None, context
     assert (result.event.action, result.event.status) == ("reboot", "failed")
     # the failure came from the agent itself, not from a missing device
-    assert re.search(
-        rf"Operation 'reboot' \[\d+\] targeting {NODE} using {DEVICE} returned [1-9]\d* "
+    ran = re.search(
+        rf"Operation 'reboot' \[(\d+)\] targeting {NODE} using {DEVICE} returned [1-9]\d* "
         rf"\| call \d+ from \S*\.{result.tag}\.",
         cluster.log(),
-    ), context
+    )
+    assert ran is not None, context
+    # and from the intended one: only ours explains its time-out with a hint line
+    hinted = f"{DEVICE}[{ran.group(1)}] [ Hint:" in cluster.log()
+    assert hinted == (chain.agent == "ours"), context
     assert guest.state() == "running"
     assert guest.qemu_pid() == pid
 

@@ -18,7 +18,6 @@ import pytest
 from fence_virt.testing import c_suite
 from fence_virt.testing.netns import NetNS, netns
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "agents"
 OURS = str(Path(sys.executable).parent / "fence_xvm")
 
 Runner = Callable[..., subprocess.CompletedProcess[bytes]]

@@ -37,7 +37,11 @@ def test_addresses_of_a_namespace(ns: NetNS) -> None:
         ns.ip("link", "set", "fvta0", "up")
         found = addresses_in(ns)
         link = ifindex(ns, "fvta0")
-        assert found["AF_INET"] == [["127.0.0.1", 1], ["198.51.100.10", link], ["198.51.100.11", link]]
+        assert found["AF_INET"] == [
+            ["127.0.0.1", 1],
+            ["198.51.100.10", link],
+            ["198.51.100.11", link],
+        ]
         # ::1 and link-local fe80::/10 (also the kernel's own fe80:: address) are left out
         assert found["AF_INET6"] == [["2001:db8:1::10", link]]
         shown = ns.run("ip", "-o", "addr", "show").stdout

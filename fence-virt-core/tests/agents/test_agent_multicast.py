@@ -56,6 +56,11 @@ while True:
 """
 
 
+def words(line: str, *values: object) -> list[str]:
+    """argv from one line of text, ``{0}``, ``{1}``... filled from ``values``."""
+    return line.format(*values).split()
+
+
 class Sink:
     """The datagrams a sink process received."""
 
@@ -106,7 +111,7 @@ def test_one_signed_datagram_per_address_per_attempt(
     ns: NetNS, two_addresses: str, key: Path, ours: str, run
 ) -> None:
     with sink(ns, "225.0.0.12", 1231, ["127.0.0.1", two_addresses]) as seen:
-        result = run([ours, "-k", str(key), "-p", "1231", "-o", "off", "-H", "vm1", "-t", "1", "-r", "5"])
+        result = run(words("{0} -k {1} -p 1231 -o off -H vm1 -t 1 -r 5", ours, key))
     assert result.returncode == 1
     requests = seen.requests
     # timeout*10/retrans = 2 attempts, 2 local addresses each
@@ -118,14 +123,16 @@ def test_one_signed_datagram_per_address_per_attempt(
     assert len({r.seqno for r in requests}) == 1
     assert len({r.random for r in requests}) == 4
     for datagram in seen.datagrams:
-        request = verify_request(bytes.fromhex(str(datagram["data"])), key.read_bytes(), HashType.SHA256)
+        request = verify_request(
+            bytes.fromhex(str(datagram["data"])), key.read_bytes(), HashType.SHA256
+        )
         assert (request.request, request.domain, request.flags, request.addrlen) == (1, "vm1", 0, 4)
 
 
 def test_uuid_flag_and_hash_type_travel(ns: NetNS, key: Path, ours: str, run) -> None:
     uuid = "22222222-2222-2222-2222-222222222222"
     with sink(ns, "225.0.0.12", 1232, ["127.0.0.1"]) as seen:
-        run([ours, "-k", str(key), "-p", "1232", "-o", "status", "-u", "-H", uuid, "-c", "sha512", "-t", "1", "-r", "10"])
+        run(words("{0} -k {1} -p 1232 -o status -u -H {2} -c sha512 -t 1 -r 10", ours, key, uuid))
     (request,) = [r for r in seen.requests if r.connect_back()[0] == "127.0.0.1"]
     verify_request(request.encode(), key.read_bytes(), HashType.SHA512)
     assert (request.request, request.flags, request.domain) == (4, 1, uuid)
@@ -133,8 +140,9 @@ def test_uuid_flag_and_hash_type_travel(ns: NetNS, key: Path, ours: str, run) ->
 
 def test_hash_none_needs_no_key_and_sends_zero_signature(ns: NetNS, ours: str, run) -> None:
     with sink(ns, "225.0.0.12", 1233, ["127.0.0.1"]) as seen:
-        result = run([ours, "-k", "/dev/null", "-c", "none", "-C", "none", "-p", "1233", "-o", "list", "-t", "1", "-r", "10"])
+        result = run(words("{0} -c none -C none -p 1233 -o list -t 1 -r 10", ours))
     assert result.returncode == 1
+    assert b'fence_virtd must accept unsigned requests (hash = "none")' in result.stdout
     (request,) = [r for r in seen.requests if r.connect_back()[0] == "127.0.0.1"]
     assert (request.hashtype, request.random, request.hash) == (0, bytes(6), bytes(64))
 
@@ -145,7 +153,7 @@ def test_missing_key_sends_nothing(ns: NetNS, key: Path, ours: str, run) -> None
     if default.exists():
         pytest.skip("this machine has a default key file")
     with sink(ns, "225.0.0.12", 1234, ["127.0.0.1"]) as silent:
-        result = run([ours, "-p", "1234", "-o", "off", "-H", "vm1", "-t", "1", "-r", "10"])
+        result = run(words("{0} -p 1234 -o off -H vm1 -t 1 -r 10", ours))
     assert result.returncode == 1
     assert result.stdout == (
         b"Could not read /etc/cluster/fence_xvm.key: No such file or directory; not sending an "
@@ -154,23 +162,21 @@ def test_missing_key_sends_nothing(ns: NetNS, key: Path, ours: str, run) -> None
     assert silent.datagrams == []
     # the same sink does see a request once the key is there: the check above can fail
     with sink(ns, "225.0.0.12", 1234, ["127.0.0.1"]) as control:
-        run([ours, "-k", str(key), "-p", "1234", "-o", "off", "-H", "vm1", "-t", "1", "-r", "10"])
+        run(words("{0} -k {1} -p 1234 -o off -H vm1 -t 1 -r 10", ours, key))
     assert len(control.datagrams) >= 1
 
 
-def test_unreadable_key_file_is_an_error_too(
-    ns: NetNS, ours: str, run, tmp_path: Path
-) -> None:
+def test_unreadable_key_file_is_an_error_too(ns: NetNS, ours: str, run, tmp_path: Path) -> None:
     """``-k`` passes C's stat check for a directory, but it cannot be read as a key."""
     with sink(ns, "225.0.0.12", 1235, ["127.0.0.1"]) as silent:
-        result = run([ours, "-k", str(tmp_path), "-p", "1235", "-o", "off", "-H", "vm1", "-t", "1"])
+        result = run(words("{0} -k {1} -p 1235 -o off -H vm1 -t 1", ours, tmp_path))
     assert result.returncode == 1
     assert result.stdout.startswith(f"Could not read {tmp_path}: Is a directory;".encode())
     assert silent.datagrams == []
 
 
 def test_timeout_prints_the_hint(ns: NetNS, key: Path, ours: str, run) -> None:
-    result = run([ours, "-k", str(key), "-p", "1236", "-o", "status", "-H", "vm1", "-t", "1", "-r", "10"])
+    result = run(words("{0} -k {1} -p 1236 -o status -H vm1 -t 1 -r 10", ours, key))
     assert result.returncode == 1
     assert result.stdout.decode().splitlines() == [
         "Timed out waiting for response",
@@ -181,10 +187,12 @@ def test_timeout_prints_the_hint(ns: NetNS, key: Path, ours: str, run) -> None:
     assert result.stderr == b""
 
 
-def test_retrans_longer_than_timeout_makes_one_attempt(ns: NetNS, key: Path, ours: str, run) -> None:
+def test_retrans_longer_than_timeout_makes_one_attempt(
+    ns: NetNS, key: Path, ours: str, run
+) -> None:
     """C computes 0 attempts here and loops ~2**32 times; we send once and give up."""
     with sink(ns, "225.0.0.12", 1237, ["127.0.0.1"]) as seen:
-        result = run([ours, "-k", str(key), "-p", "1237", "-o", "status", "-H", "vm1", "-t", "1", "-r", "30"], timeout=20)
+        result = run(words("{0} -k {1} -p 1237 -o status -H vm1 -t 1 -r 30", ours, key), timeout=20)
     assert result.returncode == 1
     assert len([r for r in seen.requests if r.connect_back()[0] == "127.0.0.1"]) == 1
 
@@ -200,13 +208,16 @@ def test_busy_port_retries_then_fails_like_c(
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "ready"
-        argv = ["-k", str(key), "-p", "1238", "-o", "status", "-H", "vm1", "-t", "1", "-r", "5"]
+        argv = words("-k {0} -p 1238 -o status -H vm1 -t 1 -r 5", key)
         mine, theirs = run([ours, *argv]), run([c_fence_xvm, *argv])
     finally:
         holder.kill()
         holder.wait()
     assert (mine.stdout, mine.returncode) == (theirs.stdout, theirs.returncode)
-    assert mine.stdout == b"Failed to listen: Address already in use\n" * 2 + b"Unknown response (-1)\n"
+    assert (
+        mine.stdout
+        == b"Failed to listen: Address already in use\n" * 2 + b"Unknown response (-1)\n"
+    )
     assert mine.returncode == 255
 
 
@@ -229,10 +240,8 @@ def test_ipv6_goes_out_of_the_source_interface(key: Path, ours: str) -> None:
         )
         index = host.run("cat", "/sys/class/net/fvt6b/ifindex").stdout.strip()
         with sink(host, "ff05::3:1", 1239, [index]) as seen:
-            result = c_suite.run_in(
-                client,
-                [ours, "-k", str(key), "-a", "ff05::3:1", "-p", "1239", "-o", "list", "-t", "1", "-r", "10"],
-            )
+            argv = words("{0} -k {1} -a ff05::3:1 -p 1239 -o list -t 1 -r 10", ours, key)
+            result = c_suite.run_in(client, argv)
         assert result.returncode == 1
         (request,) = seen.requests
         assert request.connect_back() == ("2001:db8:6::1", 1239)

@@ -111,9 +111,12 @@ def test_argv_values_land_in_args(capsysbinary: pytest.CaptureFixture[bytes]) ->
         (["-H", ""], b"Invalid domain name\n"),
         (["-H", "x" * 64], b"Invalid domain name: '" + b"x" * 64 + b"' (File name too long)\n"),
         (["-H", "a", "-n", "b"], b"Domain/UUID may not be specified more than once\n"),
-        (["-k", "/nonexistent/key"], b"Invalid key file: '/nonexistent/key' (No such file or directory)\n"),
+        (
+            ["-k", "/nonexistent/key"],
+            b"Invalid key file: '/nonexistent/key' (No such file or directory)\n",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_values_print_the_c_message_on_stdout_and_fail(
     words: list[str], message: bytes, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
@@ -230,3 +233,10 @@ def test_finalize_refuses_an_address_without_family(
     options.finalize(args)
     assert args.failed
     assert capsysbinary.readouterr().out == b"Could not determine address family\n"
+
+
+def test_domain_that_is_not_utf8_is_refused(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """The codec sends UTF-8; C would send the raw bytes. Refuse instead of crashing."""
+    args = parse_argv("-H", b"vm\xe9".decode(errors="surrogateescape"))
+    assert args.failed
+    assert capsysbinary.readouterr().out == b"Invalid domain name: 'vm\xe9' (not UTF-8)\n"

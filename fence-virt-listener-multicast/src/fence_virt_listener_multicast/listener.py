@@ -31,7 +31,7 @@ from fence_virt_listener_multicast.datagram import (
 from fence_virt_listener_multicast.droplog import DropLog
 from fence_virt_listener_multicast.session import Credentials, serve
 from fence_virt_listener_multicast.settings import MulticastSettings
-from fence_virt_listener_multicast.sockets import StreamChannel, connect_back, open_group_socket
+from fence_virt_listener_multicast.sockets import SocketChannel, connect_back, open_group_socket
 
 __all__ = ["MulticastListener"]
 
@@ -82,10 +82,18 @@ def _sender(addr: tuple[str | object, ...]) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
-def _describe(accepted: Accepted) -> str:
-    request = accepted.request
-    domain = request.domain or "-"
-    return f"request {request.request} seqno {request.seqno} domain {domain} from {accepted.host}"
+class _About:
+    """Log argument naming a request; formatted only if the line is emitted."""
+
+    __slots__ = ("_accepted",)
+
+    def __init__(self, accepted: Accepted) -> None:
+        self._accepted = accepted
+
+    def __str__(self) -> str:
+        request, host = self._accepted.request, self._accepted.host
+        domain = request.domain or "-"
+        return f"request {request.request} seqno {request.seqno} domain {domain} from {host}"
 
 
 class MulticastListener:
@@ -145,7 +153,7 @@ class MulticastListener:
             return
         key = accepted.history_key
         if not self._history.claim(key):
-            log.debug("%s: retransmit, dropped (in progress or just answered)", _describe(accepted))
+            log.debug("%s: retransmit, dropped (in progress or just answered)", _About(accepted))
             if (running := self._requests.get(key)) is not None:
                 running.add_copy(accepted)
             return
@@ -153,7 +161,7 @@ class MulticastListener:
             self._history.release(key)
             self._drops.drop(sender, f"{len(self._tasks)} requests in progress (max_requests)")
             return
-        log.debug("%s: accepted (UDP from %s)", _describe(accepted), sender)
+        log.debug("%s: accepted (UDP from %s)", _About(accepted), sender)
         self._requests[key] = _Request([accepted], [accepted])
         task = asyncio.get_running_loop().create_task(self._run(key))
         self._tasks.add(task)
@@ -167,7 +175,7 @@ class MulticastListener:
             if connected is not None:
                 await self._serve(*connected)
         except Exception:
-            log.exception("%s: unexpected error", _describe(request.copies[0]))
+            log.exception("%s: unexpected error", _About(request.copies[0]))
         finally:
             del self._requests[key]
             if connected is None:
@@ -177,7 +185,7 @@ class MulticastListener:
                 for copy in request.copies:
                     self._replays.remember(copy.request)
 
-    async def _connect(self, request: _Request) -> tuple[Accepted, StreamChannel] | None:
+    async def _connect(self, request: _Request) -> tuple[Accepted, SocketChannel] | None:
         """Try each address the request came with, in arrival order; None if none answers."""
         settings = self._settings
         while request.candidates:
@@ -193,7 +201,7 @@ class MulticastListener:
                 reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
                 log.warning(
                     "%s: cannot connect back to port %d: %s",
-                    _describe(accepted),
+                    _About(accepted),
                     accepted.port,
                     reason,
                 )
@@ -202,13 +210,13 @@ class MulticastListener:
             return accepted, channel
         return None
 
-    async def _serve(self, accepted: Accepted, channel: StreamChannel) -> None:
+    async def _serve(self, accepted: Accepted, channel: SocketChannel) -> None:
         assert self._dispatcher is not None
         try:
             reply = await serve(accepted, channel, self._credentials, self._dispatcher)
         except RemoteError as exc:
-            log.warning("%s: %s", _describe(accepted), exc)
+            log.warning("%s: %s", _About(accepted), exc)
         else:
-            log.debug("%s: answered %s", _describe(accepted), reply[:1].hex())
+            log.debug("%s: answered %d", _About(accepted), reply[0])
         finally:
-            await channel.close()
+            channel.close()

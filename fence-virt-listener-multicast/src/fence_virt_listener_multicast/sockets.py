@@ -10,7 +10,6 @@ are IPv6-only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
 from typing import Final
@@ -18,7 +17,7 @@ from typing import Final
 from fence_virt.errors import ProtocolError, RemoteError, UserError
 from fence_virt_listener_multicast.settings import Family, MulticastSettings
 
-__all__ = ["StreamChannel", "connect_back", "open_group_socket"]
+__all__ = ["SocketChannel", "connect_back", "open_group_socket"]
 
 #: linux/in.h and linux/in6.h; Python's socket module does not export them
 IP_MULTICAST_ALL: Final = 49
@@ -68,54 +67,57 @@ def _join(sock: socket.socket, settings: MulticastSettings) -> None:
         ) from exc
 
 
-class StreamChannel:
-    """:class:`~fence_virt_listener_multicast.session.Channel` over asyncio streams.
+class SocketChannel:
+    """:class:`~fence_virt_listener_multicast.session.Channel` over a connected TCP socket.
 
-    Every read and write has ``timeout`` seconds; failures become RemoteError.
+    Every read and every write has ``timeout`` seconds; failures become RemoteError.
     """
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self._sock = sock
         self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
 
     async def read_exactly(self, size: int) -> bytes:
+        received = bytearray()
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._reader.readexactly(size)
-        except asyncio.IncompleteReadError as exc:
-            got = len(exc.partial)
-            message = f"client closed the connection after {got} of {size} bytes"
-            raise ProtocolError(message) from None
+                while len(received) < size:
+                    chunk = await self._loop.sock_recv(self._sock, size - len(received))
+                    if not chunk:
+                        got = len(received)
+                        message = f"client closed the connection after {got} of {size} bytes"
+                        raise ProtocolError(message)
+                    received += chunk
         except TimeoutError:
             raise RemoteError(f"client sent nothing for {self._timeout:g} s") from None
         except OSError as exc:
             raise RemoteError(f"reading from client: {exc.strerror or exc}") from None
+        return bytes(received)
 
     async def write(self, data: bytes) -> None:
         try:
-            self._writer.write(data)
             async with asyncio.timeout(self._timeout):
-                await self._writer.drain()
+                await self._loop.sock_sendall(self._sock, data)
         except TimeoutError:
             raise RemoteError(f"client took no data for {self._timeout:g} s") from None
         except OSError as exc:
             raise RemoteError(f"writing to client: {exc.strerror or exc}") from None
 
-    async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
+    def close(self) -> None:
+        self._sock.close()
 
 
-async def connect_back(host: str, port: int, *, timeout: float, io_timeout: float) -> StreamChannel:
+async def connect_back(host: str, port: int, *, timeout: float, io_timeout: float) -> SocketChannel:
     """TCP connection to the client; OSError or TimeoutError if it does not answer in time."""
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return StreamChannel(reader, writer, io_timeout)
+        async with asyncio.timeout(timeout):
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return SocketChannel(sock, io_timeout)

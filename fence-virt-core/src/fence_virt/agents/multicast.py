@@ -79,15 +79,22 @@ def fence(args: AgentArgs, key: bytes) -> int:
         listener.close()
     if conn is None:
         say("Timed out waiting for response")
-        say(
-            f"Hint: no host connected back: inbound TCP port {args.port} to this machine "
-            f"must be open, and the key file {args.key_file} must match fence_virtd's"
-        )
+        say(_hint(args))
         return _RESP_FAIL
     try:
         return exchange(conn, args, key)
     finally:
         conn.close()
+
+
+def _hint(args: AgentArgs) -> str:
+    """The one line that names the two usual causes of a timeout."""
+    hint = (
+        f"Hint: no host connected back: inbound TCP port {args.port} to this machine must be open"
+    )
+    if args.auth or args.hash:
+        return f"{hint}, and the key file {args.key_file} must match fence_virtd's"
+    return f'{hint}, and fence_virtd must accept unsigned requests (hash = "none")'
 
 
 def _listen(

@@ -239,6 +239,18 @@ def set_domain(args: AgentArgs, value: str | None) -> None:
         args.error("Invalid domain name")
     if size >= DOMAIN_FIELD_SIZE:
         args.error(f"Invalid domain name: '{value}' ({os.strerror(errno.ENAMETOOLONG)})")
+    elif not value.isascii() and not _is_utf8(value):
+        # C would send the raw bytes; the wire codec (and libvirt's names) are UTF-8
+        args.error(f"Invalid domain name: '{value}' (not UTF-8)")
+
+
+def _is_utf8(text: str) -> bool:
+    """argv/stdin bytes that were not UTF-8 arrive as surrogate escapes."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def set_use_uuid(args: AgentArgs, value: str | None) -> None:

@@ -1,16 +1,26 @@
 """The flow every agent shares (C ``main()``): parse, help, checks, then one request.
 
-Deliberate differences from the C agent (fence-agents 4.12.1), all fail-safe:
+Compatibility target: the C agent of fence-agents 4.12.1 (Debian 12), run and compared byte
+for byte. Like it, we print results *and* error messages on stdout (c-suite-spec §4.8 lists
+stderr: that is later upstream code); only getopt and stdin parse warnings go to stderr.
+
+Deliberate differences, all of them fail-safe or diagnostics:
 
 * A key file that cannot be read while auth or hash is not ``none`` is an error (exit 1,
-  nothing sent); C silently fell back to an unauthenticated request. ``validate-all``
-  reports the same error.
-* "Timed out waiting for response" is followed by one hint line (port, key).
+  nothing sent); C silently fell back to an unauthenticated request that a default host
+  drops, i.e. a 30 s timeout. ``validate-all`` reports the same error.
+* "Timed out waiting for response" is followed by one hint line (TCP port, key file).
 * ``timeout * 10 < retrans`` makes one attempt of ``timeout`` seconds; C looped ~forever.
+* No local address of the family: an immediate error instead of a timeout.
 * A host list cut short (EOF or timeout before the terminator) exits 1; C exited 0.
 * Numbers beyond a C int are rejected; C truncated them (``-t 4294967326`` became 30).
-* A multicast address that is not a literal of its family is rejected up front.
-* ``-V`` prints this package's version on its second line.
+* A multicast address that is not a literal of its family is rejected up front (C sent to
+  0.0.0.0); a domain that is not UTF-8 is rejected (the codec sends UTF-8).
+* IPv6 requests leave through the interface of their source address (C let the routing
+  table pick one); all of fe80::/10 is skipped (C compared text prefixes); the netlink dump
+  is read to its end (C read one 10 KiB buffer); point-to-point links use IFA_LOCAL.
+* Challenge mismatches print no hex dumps (C printed the expected digest).
+* ``-V`` prints this package's version on its second line; the ``-d`` dump has no address.
 """
 
 from __future__ import annotations
@@ -172,5 +182,8 @@ def main(agent: Agent) -> int:
     """Console-script entry: run, flush, never a traceback for a closed stdout."""
     try:
         return run(agent, sys.argv)
+    except BrokenPipeError:
+        # the reader of our stdout went away (``| head``); C would have died of SIGPIPE
+        return 1
     finally:
         console.flush()

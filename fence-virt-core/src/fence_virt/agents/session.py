@@ -8,7 +8,10 @@ argument errors must not pay.
 
 from __future__ import annotations
 
-from fence_virt.agents.console import say, say_raw, trace
+import errno
+import os
+
+from fence_virt.agents.console import say, say_raw, say_text, trace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,6 +25,7 @@ _RESP_FAIL = 1
 #: C reads the result into a ``char``: -1 stands for "no result" (a local failure)
 NO_RESULT = -1
 _RECV_SIZE = 4096
+_CHALLENGE_SIZE = 64
 
 
 def exchange(conn: _socket.socket, args: AgentArgs, key: bytes) -> int:
@@ -56,18 +60,38 @@ def _authenticate(conn: _socket.socket, auth: int, key: bytes) -> bool:
     from fence_virt.protocol import AuthExchange, HashType  # noqa: PLC0415
 
     handshake = AuthExchange.for_client(HashType(auth), key)
+    received = 0
     try:
         while not handshake.done:
             if out := handshake.data_to_send():
                 conn.sendall(out)
                 continue
-            data = conn.recv(handshake.bytes_needed)
-            if not data:
+            try:
+                data = conn.recv(handshake.bytes_needed)
+            except TimeoutError:
+                _read_failed(received, "select", os.strerror(errno.ETIMEDOUT))
                 return False
+            except OSError as exc:
+                _read_failed(received, "reading challenge response", exc.strerror)
+                return False
+            if not data:
+                _read_failed(received, "reading challenge response", os.strerror(errno.EPIPE))
+                return False
+            received += len(data)
             handshake.receive_data(data)
     except (OSError, AuthenticationError):
         return False
     return True
+
+
+def _read_failed(received: int, what: str, reason: str | None) -> None:
+    """C's diagnostic while it waits for the host's answer to our challenge.
+
+    The C agent prints it without a newline, so "Invalid response to challenge" follows on
+    the same line; kept byte for byte.
+    """
+    if received < _CHALLENGE_SIZE:
+        say_text(f"Error: select: {reason}\n" if what == "select" else f"Error {what}: {reason}")
 
 
 def _read_hostlist(conn: _socket.socket, decoder: HostListDecoder) -> int:

@@ -19,7 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +107,7 @@ def write_key(path: Path, data: bytes | None = None) -> Path:
 
 def write_test_node(path: Path) -> str:
     """Write TEST_NODE_XML and return its libvirt URI (``test:///<path>``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(TEST_NODE_XML)
     return f"test://{path}"
 
@@ -137,8 +138,7 @@ class MulticastSetup:
             f'\t\tinterface = "{self.interface}";\n\t\tport = "{self.port}";\n'
             f'\t\tfamily = "{self.family}";\n\t\thash = "{self.hash}";\n'
             f'\t\tauth = "{self.auth}";\n\t}}\n}}\n'
-            f'backends {{\n\tlibvirt {{\n\t\turi = "{self.uri}";\n\t}}\n}}\n'
-            + self._groups_text()
+            f'backends {{\n\tlibvirt {{\n\t\turi = "{self.uri}";\n\t}}\n}}\n' + self._groups_text()
         )
 
     def _groups_text(self) -> str:
@@ -220,12 +220,11 @@ def veth_pair(
         space.ip("addr", "add", address, "dev", name, *extra)
         space.ip("link", "set", name, "up")
     for space, name in zip((left, right), names, strict=True):
-        wait_until(
-            lambda space=space, name=name: _operstate(space, name) == "up",
-            10,
-            f"{name} in {space.name} to come up",
-        )
+        wait_until(_link_up(space, name), 10, f"{name} in {space.name} to come up")
 
 
-def _operstate(space: NetNS, name: str) -> str:
-    return space.run("cat", f"/sys/class/net/{name}/operstate").stdout.strip()
+def _link_up(space: NetNS, name: str) -> Callable[[], bool]:
+    def up() -> bool:
+        return space.run("cat", f"/sys/class/net/{name}/operstate").stdout.strip() == "up"
+
+    return up
