@@ -28,10 +28,10 @@ import pytest
 
 from fence_virt.protocol import AuthExchange, FenceRequest, HashType, sign_request
 from fence_virt.testing.c_suite import MulticastSetup, c_fence_virtd, have_c_suite
-from fence_virt.testing.libvirtd import LIBVIRTD_TOOLS, missing_tools, running_libvirtd
+from fence_virt.testing.libvirtd import Libvirtd
 from fence_virt.testing.netns import NetNS, netns
 from fence_virt.testing.processes import Daemon, wait_until
-from fence_virt.testing.qemu import QEMU_BINARY, QemuGuest, tiny_guest
+from fence_virt.testing.qemu import QemuGuest
 
 T = TypeVar("T")
 
@@ -409,7 +409,7 @@ def py_client(key_file: Path) -> PyClient:
 
 
 # ---------------------------------------------------------------------------------------------
-# a real QEMU guest: the shared fixtures (fence_virt.testing.pytest_plugin) when registered
+# a real QEMU guest (shared fixtures of fence_virt.testing.pytest_plugin)
 
 
 @dataclass
@@ -419,19 +419,6 @@ class QemuVm:
 
 
 @pytest.fixture
-def qemu_vm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def qemu_vm(libvirtd: Libvirtd, qemu_guest: QemuGuest) -> QemuVm:
     """A running tiny QEMU guest and the libvirt URI that manages it."""
-    try:
-        guest = request.getfixturevalue("qemu_guest")
-        yield QemuVm(request.getfixturevalue("libvirtd").qemu_uri, guest)
-        return
-    except pytest.FixtureLookupError:
-        pass
-    # the pytest11 registration of the shared plugin may not exist yet: same helpers, directly
-    missing = missing_tools(*LIBVIRTD_TOOLS, QEMU_BINARY)
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}")
-    with running_libvirtd(tmp_path_factory.mktemp("libvirtd")) as daemon:
-        name = f"fvt-guest-{os.getpid()}-mc"
-        with tiny_guest(daemon.qemu_uri, name, pid_dir=daemon.qemu_pid_dir) as guest:
-            yield QemuVm(daemon.qemu_uri, guest)
+    return QemuVm(libvirtd.qemu_uri, qemu_guest)

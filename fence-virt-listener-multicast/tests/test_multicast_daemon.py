@@ -174,3 +174,11 @@ def test_daemon_refuses_to_start_without_its_key_file(ns, tmp_path, daemons) -> 
     with pytest.raises(RuntimeError) as caught:
         daemons.ours(ns, missing)
     assert f"key file {missing}: No such file or directory" in str(caught.value)
+
+
+def test_unauthenticated_mode_only_when_configured(ns, key_file, daemons, fence_xvm) -> None:
+    daemons.ours(ns, key_file, hash="none", auth="none")
+    done = fence_xvm(ns, key_file, "-c", "none", "-C", "none", "-o", "status", "-H", "vm1")
+    assert (done.returncode, done.stdout) == (0, "Status: ON\n")
+    signed = fence_xvm(ns, key_file, "-C", "none", "-o", "status", "-H", "vm1")
+    assert (signed.returncode, signed.stdout) == (0, "Status: ON\n")

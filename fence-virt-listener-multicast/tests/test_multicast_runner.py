@@ -20,6 +20,7 @@ import pytest
 from fence_virt import Target
 from fence_virt.config import parse_text
 from fence_virt.errors import UserError
+from fence_virt.history import RequestHistory
 from fence_virt.protocol import AuthExchange, HashType, HostState, Operation, Response
 from fence_virt_listener_multicast.listener import MulticastListener
 from fence_virt_listener_multicast.settings import resolve_settings
@@ -54,12 +55,12 @@ class GatedDispatcher:
         return [target.domain for _, target in self.calls]
 
 
-async def start(key_file, dispatcher, **settings: str) -> MulticastListener:
+async def start(key_file, dispatcher, history=None, **settings: str) -> MulticastListener:
     values = {"key_file": str(key_file), "interface": "lo", **settings}
     body = "".join(f'{k} = "{v}"; ' for k, v in values.items())
     tree = parse_text(f"listeners {{ multicast {{ {body} }} }}\n", source="test.conf")
     listener = MulticastListener(
-        resolve_settings(tree.node("listeners/multicast")), key_file.read_bytes()
+        resolve_settings(tree.node("listeners/multicast")), key_file.read_bytes(), history
     )
     await listener.start(dispatcher)
     return listener
@@ -211,6 +212,32 @@ def test_replay_of_a_served_request_is_refused(ns_loop, key_file, py_client, cap
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert ns_loop.run(scenario()) == ["vm1", "vm2"]
     assert "replayed copy of a request served 0 s ago" in caplog.text
+
+
+def test_late_copies_are_refused_as_replays_once_the_window_ends(
+    ns_loop, key_file, py_client, caplog
+) -> None:
+    """With a 0.2 s duplicate window: a late copy of an answered request, sent again after
+    the window, is a replay; a freshly signed request with that seqno runs again (as in C)."""
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher, history=RequestHistory(window=0.2))
+        try:
+            assert await py_client.call(Operation.OFF, "vm1", seqno=5) == b"\x00"
+            late = py_client.datagram(Operation.OFF, "vm1", seqno=5)
+            py_client.send(late)
+            assert await py_client.call(Operation.STATUS, "vm2", seqno=6) == b"\x00"
+            await asyncio.sleep(0.3)
+            py_client.send(late)
+            assert await py_client.call(Operation.OFF, "vm1", seqno=5) == b"\x00"
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.WARNING, logger=LOG):
+        assert ns_loop.run(scenario()) == ["vm1", "vm2", "vm1"]
+    assert caplog.text.count("replayed copy of a request served") == 1
 
 
 def test_requests_beyond_max_requests_are_dropped(ns_loop, key_file, py_client, caplog) -> None:

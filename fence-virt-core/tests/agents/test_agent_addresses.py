@@ -12,8 +12,8 @@ from fence_virt.testing.netns import NetNS, netns
 pytestmark = pytest.mark.netns
 
 LIST = (
-    "import _socket, json; from fence_virt.agents.addresses import local_addresses; "
-    "print(json.dumps({f: [(a.text, a.ifindex) for a in local_addresses(getattr(_socket, f))] "
+    "import socket, json; from fence_virt.agents.addresses import local_addresses; "
+    "print(json.dumps({f: [(a.text, a.ifindex) for a in local_addresses(getattr(socket, f))] "
     "for f in ('AF_INET', 'AF_INET6')}))"
 )
 

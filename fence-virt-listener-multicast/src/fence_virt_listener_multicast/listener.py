@@ -10,6 +10,8 @@ Invariants:
 * while the connect-back of a request is pending, copies carrying *another* address (a guest
   sends one per local address) queue behind it and are tried in turn if it fails, as the
   single-threaded C host would try them;
+* the signature of every copy of an answered request is refused for 10 minutes
+  (:class:`~fence_virt_listener_multicast.datagram.ReplayGuard`);
 * at most ``max_requests`` requests are in progress; further datagrams are dropped.
 """
 
@@ -71,7 +73,11 @@ class _Receiver(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self._listener.datagram_received(data, _sender(addr))
+        sender = _sender(addr)
+        try:
+            self._listener.datagram_received(data, sender)
+        except Exception:  # a bug must not stop the socket: log it, keep receiving
+            log.exception("datagram from %s: unexpected error", sender)
 
     def error_received(self, exc: Exception) -> None:
         log.warning("UDP socket error: %s", exc)
@@ -99,10 +105,13 @@ class _About:
 class MulticastListener:
     """:class:`fence_virt.Listener` for the C ``fence_xvm`` multicast protocol."""
 
-    def __init__(self, settings: MulticastSettings, key: bytes) -> None:
+    def __init__(
+        self, settings: MulticastSettings, key: bytes, history: RequestHistory | None = None
+    ) -> None:
+        """``history`` replaces the 10-second duplicate filter (tests)."""
         self._settings = settings
         self._credentials = Credentials(settings.auth, key)
-        self._history = RequestHistory()
+        self._history = RequestHistory() if history is None else history
         self._replays = ReplayGuard()
         self._drops = DropLog(log)
         self._requests: dict[HistoryKey, _Request] = {}
@@ -156,6 +165,8 @@ class MulticastListener:
             log.debug("%s: retransmit, dropped (in progress or just answered)", _About(accepted))
             if (running := self._requests.get(key)) is not None:
                 running.add_copy(accepted)
+            else:  # a late copy of a request already answered
+                self._replays.remember(accepted.request)
             return
         if len(self._tasks) >= self._settings.max_requests:
             self._history.release(key)

@@ -3,14 +3,13 @@
 After the connect-back (c-suite-spec §1.2 step 5): answer the client's 64-byte challenge,
 send ours and check the answer (:class:`fence_virt.protocol.AuthExchange`), then carry out
 the operation through the dispatcher and write one result byte, or for a host list the
-stream 0xFD, records, terminator, result byte (§2.6). Nothing that changes a VM starts
-before both proofs passed; read-only look-ups (status, monitor, list) overlap the handshake.
-The runner supplies the :class:`Channel` (sockets, timeouts); tests supply in-memory ones.
+stream 0xFD, records, terminator, result byte (§2.6). The backend is not asked anything
+before both proofs passed. The runner supplies the :class:`Channel` (sockets, timeouts);
+tests supply in-memory ones.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,10 +34,6 @@ _FENCE_OPERATIONS = frozenset(
         Operation.DEVSTATUS,
     }
 )
-
-
-#: answers that change nothing, so they may be looked up before the handshake ends
-_READ_ONLY = frozenset({Operation.STATUS, Operation.DEVSTATUS, Operation.HOSTLIST})
 
 
 class Channel(Protocol):
@@ -106,27 +101,8 @@ async def answer(accepted: Accepted, dispatcher: Dispatcher) -> bytes:
 async def serve(
     accepted: Accepted, channel: Channel, credentials: Credentials, dispatcher: Dispatcher
 ) -> bytes:
-    """Authenticate, execute, reply; returns what was sent. Raises RemoteError on a bad peer.
-
-    A read-only request (status, monitor, list) is looked up while the handshake runs; its
-    answer is sent only once both proofs passed. Anything else starts only after them.
-    """
-    early = None
-    if accepted.request.operation in _READ_ONLY:
-        early = asyncio.ensure_future(answer(accepted, dispatcher))
-    try:
-        await authenticate(channel, credentials)
-    except BaseException:
-        if early is not None:
-            early.cancel()
-            early.add_done_callback(_report_failure)
-        raise
-    reply = await (early if early is not None else answer(accepted, dispatcher))
+    """Authenticate, execute, reply; returns what was sent. Raises RemoteError on a bad peer."""
+    await authenticate(channel, credentials)
+    reply = await answer(accepted, dispatcher)
     await channel.write(reply)
     return reply
-
-
-def _report_failure(task: asyncio.Future[bytes]) -> None:
-    """Log what a discarded look-up raised (answer() itself never raises on purpose)."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("discarded look-up failed: %r", exc)

@@ -8,8 +8,8 @@ a daemon on the same machine answers through it.
 
 from __future__ import annotations
 
-import _socket
 import os
+import socket
 import struct
 
 # linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h
@@ -36,7 +36,12 @@ class LocalAddress:
         self.family = family
         self.packed = packed
         self.ifindex = ifindex
-        self.text = _socket.inet_ntop(family, packed)
+        self.text = socket.inet_ntop(family, packed)
+
+    @property
+    def version(self) -> int:
+        """4 or 6, as :class:`ipaddress.IPv4Address` has it (FenceRequest.build reads it)."""
+        return 4 if self.family == socket.AF_INET else 6
 
     def __repr__(self) -> str:
         return f"LocalAddress({self.text!r}, ifindex={self.ifindex})"
@@ -44,7 +49,7 @@ class LocalAddress:
 
 def local_addresses(family: int) -> list[LocalAddress]:
     """Addresses of ``family`` (AF_INET or AF_INET6) in kernel order; OSError on failure."""
-    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, _socket.NETLINK_ROUTE)
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
     try:
         header = _NLMSGHDR.pack(
             _NLMSGHDR.size + _IFADDRMSG.size, _RTM_GETADDR, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0
@@ -96,7 +101,7 @@ def _add_address(body: bytes, family: int, found: list[LocalAddress]) -> None:
 
 
 def _usable(address: LocalAddress) -> bool:
-    if address.family != _socket.AF_INET6:
+    if address.family != socket.AF_INET6:
         return True
     loopback = address.packed == bytes(15) + b"\x01"
     link_local = address.packed[0] == 0xFE and address.packed[1] & 0xC0 == 0x80

@@ -19,7 +19,7 @@ def load_key(args: AgentArgs) -> bytes | None:
     """
     if args.auth == _NONE and args.hash == _NONE:
         return b""
-    from fence_virt.protocol import KeyFileError, read_key_file  # noqa: PLC0415
+    from fence_virt.protocol.keyfile import KeyFileError, read_key_file  # noqa: PLC0415
 
     try:
         return read_key_file(args.key_file)

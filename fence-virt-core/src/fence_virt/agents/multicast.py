@@ -3,19 +3,21 @@
 Per attempt, one freshly signed request per local address of the family goes to the group
 (TTL 2, sent out of that address's interface), then we wait ``retrans`` tenths of a second
 for a host to connect to our TCP port (the multicast port). The first connection wins.
-``_socket`` is used instead of :mod:`socket`, whose import builds four IntEnums (~5 ms on
-every Pacemaker monitor).
+Only a run that sends imports this module (see :mod:`fence_virt.agents.xvm`).
 """
 
 from __future__ import annotations
 
-import _socket
+import socket
 import time
 
 from fence_virt.agents.addresses import local_addresses
 from fence_virt.agents.console import say, trace
-from fence_virt.agents.options import FAMILY_AUTO, FAMILY_IPV6
+from fence_virt.agents.options import FAMILY_IPV6
 from fence_virt.agents.session import NO_RESULT, exchange
+from fence_virt.protocol.auth import sign_request
+from fence_virt.protocol.enums import HashType, RequestFlag
+from fence_virt.protocol.fence_request import FenceRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,20 +28,6 @@ _TTL = 2
 _BACKLOG = 10
 _RESP_FAIL = 1
 _USEC_PER_SEC = 1_000_000
-
-
-def _family(args: AgentArgs) -> int:
-    return _socket.AF_INET6 if args.family == FAMILY_IPV6 else _socket.AF_INET
-
-
-def check_args(args: AgentArgs) -> None:
-    """The group must be an address literal of the chosen family (no DNS)."""
-    if args.family == FAMILY_AUTO or args.mcast_address is None:
-        return
-    try:
-        _socket.inet_pton(_family(args), args.mcast_address)
-    except OSError:
-        args.error(f"Invalid multicast address: '{args.mcast_address}'")
 
 
 def schedule(timeout: int, retrans: int) -> tuple[int, float]:
@@ -56,14 +44,14 @@ def schedule(timeout: int, retrans: int) -> tuple[int, float]:
 
 def fence(args: AgentArgs, key: bytes) -> int:
     """Send the request and run the exchange with the first host that connects back."""
-    family = _family(args)
+    family = socket.AF_INET6 if args.family == FAMILY_IPV6 else socket.AF_INET
     try:
         sources = local_addresses(family)
     except OSError:
         say("Error building IP address list")
         return _RESP_FAIL
     if not sources:
-        kind = "IPv6" if family == _socket.AF_INET6 else "IPv4"
+        kind = "IPv6" if family == socket.AF_INET6 else "IPv4"
         say(f"No {kind} address on this machine to send the request from")
         return _RESP_FAIL
     attempts, wait = schedule(args.timeout, args.retrans)
@@ -97,15 +85,13 @@ def _hint(args: AgentArgs) -> str:
     return f'{hint}, and fence_virtd must accept unsigned requests (hash = "none")'
 
 
-def _listen(
-    family: int, port: int, attempts: int, wait: float
-) -> tuple[_socket.socket | None, int]:
+def _listen(family: int, port: int, attempts: int, wait: float) -> tuple[socket.socket | None, int]:
     """The TCP listener on the wildcard address; a busy port is retried (same budget)."""
     while True:
-        sock = _socket.socket(family, _socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
-            sock.bind(("::" if family == _socket.AF_INET6 else "0.0.0.0", port))  # noqa: S104
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))  # noqa: S104
             sock.listen(_BACKLOG)
         except OSError as exc:
             sock.close()
@@ -119,13 +105,13 @@ def _listen(
 
 
 def _wait_for_host(
-    listener: _socket.socket,
+    listener: socket.socket,
     args: AgentArgs,
     key: bytes,
     sources: list[LocalAddress],
     attempts: int,
     wait: float,
-) -> _socket.socket | None:
+) -> socket.socket | None:
     """Send, wait, repeat; the accepted connection, or None when every attempt timed out."""
     # one seqno (microseconds of the clock) for the whole run, as C: hosts use it against
     # retransmissions
@@ -135,10 +121,10 @@ def _wait_for_host(
         _send_requests(args, key, sources, seqno)
         trace(args.debug, 3, "Waiting for connection from XVM host daemon.")
         try:
-            fd, _peer = listener._accept()  # type: ignore[attr-defined]
+            conn, _peer = listener.accept()
         except TimeoutError:
             continue
-        return _socket.socket(listener.family, _socket.SOCK_STREAM, 0, fd)
+        return conn
     return None
 
 
@@ -146,7 +132,7 @@ def _send_requests(args: AgentArgs, key: bytes, sources: list[LocalAddress], seq
     """One signed datagram per source address; send errors are only traced, as in C."""
     for source in sources:
         datagram = _request(args, key, source, seqno)
-        sock = _socket.socket(source.family, _socket.SOCK_DGRAM)
+        sock = socket.socket(source.family, socket.SOCK_DGRAM)
         try:
             _use_source(sock, source)
             trace(args.debug, 3, f"Sending to {args.mcast_address} via {source.text}")
@@ -161,33 +147,24 @@ def _send_requests(args: AgentArgs, key: bytes, sources: list[LocalAddress], seq
             sock.close()
 
 
-def _use_source(sock: _socket.socket, source: LocalAddress) -> None:
-    if source.family == _socket.AF_INET:
-        sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_IF, source.packed)
-        sock.setsockopt(_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL, _TTL)
+def _use_source(sock: socket.socket, source: LocalAddress) -> None:
+    if source.family == socket.AF_INET:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, source.packed)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, _TTL)
     else:
-        sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_IF, source.ifindex)
-        sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_HOPS, _TTL)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, source.ifindex)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, _TTL)
 
 
 def _request(args: AgentArgs, key: bytes, source: LocalAddress, seqno: int) -> bytes:
     """The signed 176-byte fence_req_t naming ``source`` as the connect-back address."""
-    from ipaddress import ip_address  # noqa: PLC0415
-
-    from fence_virt.protocol import (  # noqa: PLC0415
-        FenceRequest,
-        HashType,
-        RequestFlag,
-        sign_request,
-    )
-
     request = FenceRequest.build(
         args.op,
         args.domain or "",
         hashtype=HashType(args.hash),
         seqno=seqno,
         flags=RequestFlag.UUID if args.use_uuid else RequestFlag(0),
-        address=ip_address(source.packed),
+        address=source,
         port=args.port,
     )
     return sign_request(request, key).encode()

@@ -2,8 +2,6 @@
 
 Every handshake failure (EOF, reset, timeout, wrong proof) is a failure (1), never success:
 fence-virt bug rhbz#720767 made a host without the key able to fake a fenced VM.
-The codec is imported inside the functions: it costs ~25 ms, which ``-o metadata`` and
-argument errors must not pay.
 """
 
 from __future__ import annotations
@@ -12,13 +10,16 @@ import errno
 import os
 
 from fence_virt.agents.console import say, say_raw, say_text, trace
+from fence_virt.errors import AuthenticationError
+from fence_virt.protocol.enums import HashType
+from fence_virt.protocol.exchange import AuthExchange
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import _socket
+    import socket
 
     from fence_virt.agents.options import AgentArgs
-    from fence_virt.protocol import HostListDecoder, HostState
+    from fence_virt.protocol.hostlist import HostState
 
 _RESP_HOSTLIST = 0xFD
 _RESP_FAIL = 1
@@ -28,10 +29,8 @@ _RECV_SIZE = 4096
 _CHALLENGE_SIZE = 64
 
 
-def exchange(conn: _socket.socket, args: AgentArgs, key: bytes) -> int:
+def exchange(conn: socket.socket, args: AgentArgs, key: bytes) -> int:
     """Authenticate both ways, then return the host's result as C's signed char."""
-    from fence_virt.protocol import HostListDecoder  # noqa: PLC0415
-
     conn.settimeout(args.timeout)
     trace(args.debug, 3, "Issuing TCP challenge")
     if not _authenticate(conn, args.auth, key):
@@ -47,18 +46,13 @@ def exchange(conn: _socket.socket, args: AgentArgs, key: bytes) -> int:
         return _RESP_FAIL
     if not first:
         return _RESP_FAIL
-    decoder = HostListDecoder()
-    decoder.feed(first)
     if first[0] == _RESP_HOSTLIST:
-        return _read_hostlist(conn, decoder)
+        return _read_hostlist(conn, first)
     return first[0] - 256 if first[0] >= 128 else first[0]
 
 
-def _authenticate(conn: _socket.socket, auth: int, key: bytes) -> bool:
+def _authenticate(conn: socket.socket, auth: int, key: bytes) -> bool:
     """Our challenge first, then the host's (c-suite-spec §3.2); False on any failure."""
-    from fence_virt.errors import AuthenticationError  # noqa: PLC0415
-    from fence_virt.protocol import AuthExchange, HashType  # noqa: PLC0415
-
     handshake = AuthExchange.for_client(HashType(auth), key)
     received = 0
     try:
@@ -94,8 +88,13 @@ def _read_failed(received: int, what: str, reason: str | None) -> None:
         say_text(f"Error: select: {reason}\n" if what == "select" else f"Error {what}: {reason}")
 
 
-def _read_hostlist(conn: _socket.socket, decoder: HostListDecoder) -> int:
+def _read_hostlist(conn: socket.socket, first: bytes) -> int:
     """Print each record until the all-zero terminator; a list cut short is a failure."""
+    # only list operations load the host-list codec
+    from fence_virt.protocol.hostlist import HostListDecoder  # noqa: PLC0415
+
+    decoder = HostListDecoder()
+    decoder.feed(first)
     while not decoder.done:
         try:
             data = conn.recv(_RECV_SIZE)

@@ -6,13 +6,14 @@ Nothing here ever reveals the digest a peer should have sent.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import replace
-from typing import Final
+import os
+
+# hmac.compare_digest wraps this (or OpenSSL's equivalent): both compare in constant time,
+# but importing hmac loads hashlib and OpenSSL (~2.5 ms on every agent start)
+from _operator import _compare_digest as compare_digest
 
 from fence_virt.errors import AuthenticationError, LocalError, ProtocolError
+from fence_virt.protocol._digests import digest
 from fence_virt.protocol.constants import (
     CHALLENGE_SIZE,
     FENCE_REQ_SIZE,
@@ -23,7 +24,11 @@ from fence_virt.protocol.constants import (
 from fence_virt.protocol.enums import HashType
 from fence_virt.protocol.fence_request import FenceRequest
 
-_HASHLIB_NAMES: Final = {
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
+_DIGEST_NAMES: Final = {
     HashType.SHA1: "sha1",
     HashType.SHA256: "sha256",
     HashType.SHA512: "sha512",
@@ -33,10 +38,10 @@ _ZERO_HASH: Final = bytes(HASH_FIELD_SIZE)
 
 def keyed_digest(hashtype: HashType, key: bytes, message: bytes) -> bytes:
     """H(key ‖ message) zero-padded to 64 bytes; LocalError for NONE or an unknown type."""
-    name = _HASHLIB_NAMES.get(hashtype)
+    name = _DIGEST_NAMES.get(hashtype)
     if name is None:
         raise LocalError(f"no digest for hash type {hashtype!r}")
-    return hashlib.new(name, key + message).digest().ljust(HASH_FIELD_SIZE, b"\0")
+    return digest(name, key + message).ljust(HASH_FIELD_SIZE, b"\0")
 
 
 def sign_request(req: FenceRequest, key: bytes, *, nonce: bytes | None = None) -> FenceRequest:
@@ -48,11 +53,14 @@ def sign_request(req: FenceRequest, key: bytes, *, nonce: bytes | None = None) -
     if hashtype is None:
         raise LocalError(f"cannot sign with unknown hash type {req.hashtype}")
     if hashtype is HashType.NONE:
-        return replace(req, random=bytes(RANDOM_SIZE), hash=_ZERO_HASH)
-    unsigned = replace(
-        req, random=secrets.token_bytes(RANDOM_SIZE) if nonce is None else nonce, hash=_ZERO_HASH
-    )
-    return replace(unsigned, hash=keyed_digest(hashtype, key, unsigned.encode()))
+        return req.replace(random=bytes(RANDOM_SIZE), hash=_ZERO_HASH)
+    unsigned = req.replace(random=_random(RANDOM_SIZE) if nonce is None else nonce, hash=_ZERO_HASH)
+    return unsigned.replace(hash=keyed_digest(hashtype, key, unsigned.encode()))
+
+
+def _random(size: int) -> bytes:
+    # secrets.token_bytes is os.urandom (the kernel CSPRNG) but imports base64 and random
+    return os.urandom(size)
 
 
 def verify_request(data: bytes, key: bytes, minimum: HashType) -> FenceRequest:
@@ -86,7 +94,7 @@ def _check_signature(data: bytes, hashtype: HashType, key: bytes) -> None:
     if not key:
         raise AuthenticationError("no key material to verify the signature")
     expected = keyed_digest(hashtype, key, data[:HASH_OFFSET] + _ZERO_HASH)
-    if not hmac.compare_digest(expected, data[HASH_OFFSET:]):
+    if not compare_digest(expected, data[HASH_OFFSET:]):
         raise AuthenticationError(f"{hashtype.label} signature mismatch (wrong key?)")
 
 
@@ -97,7 +105,7 @@ def exchange_required(auth: HashType) -> bool:
 
 def new_challenge() -> bytes:
     """64 fresh random bytes to send as a challenge."""
-    return secrets.token_bytes(CHALLENGE_SIZE)
+    return _random(CHALLENGE_SIZE)
 
 
 def challenge_response(auth: HashType, key: bytes, challenge: bytes) -> bytes:
@@ -111,4 +119,4 @@ def check_challenge_response(auth: HashType, key: bytes, challenge: bytes, respo
     """Compare all 64 bytes of ``response`` with the expected answer, in constant time."""
     if len(challenge) != CHALLENGE_SIZE:
         raise LocalError(f"challenge must be {CHALLENGE_SIZE} bytes, got {len(challenge)}")
-    return hmac.compare_digest(keyed_digest(auth, key, challenge), response)
+    return compare_digest(keyed_digest(auth, key, challenge), response)

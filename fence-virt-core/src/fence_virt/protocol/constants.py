@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # fence_req_t, c-suite-spec §2.2
 FENCE_REQ_SIZE: Final = 176

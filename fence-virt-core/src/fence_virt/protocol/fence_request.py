@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
-from ipaddress import IPv4Address, IPv6Address
-from typing import Final
 
 from fence_virt.errors import ProtocolError
 from fence_virt.protocol._fields import check_cstring, check_length, check_uint, decode_cstring
+from fence_virt.protocol._record import Record, store
 from fence_virt.protocol.constants import (
     ADDRESS_SIZE,
     AF_INET6_WIRE,
@@ -23,6 +21,20 @@ from fence_virt.protocol.constants import (
 )
 from fence_virt.protocol.enums import HashType, Operation, RequestFlag
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ipaddress import IPv4Address, IPv6Address
+    from typing import Final, Protocol
+
+    class PackedAddress(Protocol):
+        """What :meth:`FenceRequest.build` reads of an address (IPv4Address, IPv6Address)."""
+
+        @property
+        def version(self) -> int: ...
+        @property
+        def packed(self) -> bytes: ...
+
+
 # c-suite-spec §2.2 and §2.1: packed, little-endian, offsets 0,1,2,3,4,68,96,98,104,108,112
 FENCE_REQ_STRUCT: Final = struct.Struct("<BBBB64s28sH6sII64s")
 
@@ -32,24 +44,65 @@ _ZERO_HASH: Final = bytes(HASH_FIELD_SIZE)
 _NO_FLAGS: Final = RequestFlag(0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FenceRequest:
+class FenceRequest(Record):
     """One fence_req_t. ``request`` and ``hashtype`` stay raw ints: unknown codes must decode."""
 
+    # field order: repr, equality, __dataclass_fields__ and pickles follow it
+    __slots__ = (  # noqa: RUF023
+        "request",
+        "hashtype",
+        "addrlen",
+        "flags",
+        "domain",
+        "address",
+        "port",
+        "random",
+        "seqno",
+        "family",
+        "hash",
+    )
     request: int
     hashtype: int
     #: 4 or 16 in multicast, 0 otherwise; ignored by the C host
-    addrlen: int = 0
-    flags: int = 0
-    domain: str = ""
-    address: bytes = _ZERO_ADDRESS
-    port: int = 0
-    random: bytes = _ZERO_RANDOM
-    seqno: int = 0
-    family: int = 0
-    hash: bytes = _ZERO_HASH
+    addrlen: int
+    flags: int
+    domain: str
+    address: bytes
+    port: int
+    random: bytes
+    seqno: int
+    family: int
+    hash: bytes
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        request: int,
+        hashtype: int,
+        addrlen: int = 0,
+        flags: int = 0,
+        domain: str = "",
+        address: bytes = _ZERO_ADDRESS,
+        port: int = 0,
+        random: bytes = _ZERO_RANDOM,
+        seqno: int = 0,
+        family: int = 0,
+        hash: bytes = _ZERO_HASH,
+    ) -> None:
+        store(self, "request", request)
+        store(self, "hashtype", hashtype)
+        store(self, "addrlen", addrlen)
+        store(self, "flags", flags)
+        store(self, "domain", domain)
+        store(self, "address", address)
+        store(self, "port", port)
+        store(self, "random", random)
+        store(self, "seqno", seqno)
+        store(self, "family", family)
+        store(self, "hash", hash)
+        self._validate()
+
+    def _validate(self) -> None:
         for name in ("request", "hashtype", "addrlen", "flags"):
             check_uint(getattr(self, name), 8, name)
         check_cstring(self.domain, MAX_DOMAIN_BYTES, "domain")
@@ -69,10 +122,14 @@ class FenceRequest:
         hashtype: HashType,
         seqno: int,
         flags: RequestFlag = _NO_FLAGS,
-        address: IPv4Address | IPv6Address | None = None,
+        address: PackedAddress | None = None,
         port: int = 0,
     ) -> FenceRequest:
-        """An unsigned request as the C client fills it; ``address`` only for multicast."""
+        """An unsigned request as the C client fills it; ``address`` only for multicast.
+
+        ``address`` is an IPv4Address or IPv6Address, or anything with the same ``version``
+        and ``packed`` (the agents avoid importing :mod:`ipaddress`).
+        """
         if address is None:
             addrlen, family = 0, 0
         elif address.version == 4:
@@ -115,6 +172,8 @@ class FenceRequest:
 
     def connect_back(self) -> tuple[str, int]:
         """IP text and TCP port a multicast host connects back to (c-suite-spec §2.2)."""
+        from ipaddress import IPv4Address, IPv6Address  # noqa: PLC0415 - only hosts need it
+
         if self.family == AF_INET_WIRE:
             ip: IPv4Address | IPv6Address = IPv4Address(self.address[:IPV4_ADDRLEN])
         elif self.family == AF_INET6_WIRE:
@@ -125,7 +184,7 @@ class FenceRequest:
 
     def unsigned(self) -> FenceRequest:
         """This request with the hash field zeroed, as it is hashed (c-suite-spec §2.4)."""
-        return replace(self, hash=_ZERO_HASH)
+        return self.replace(hash=_ZERO_HASH)
 
     def encode(self) -> bytes:
         """The 176 wire bytes; the domain field is zero-filled after the name."""

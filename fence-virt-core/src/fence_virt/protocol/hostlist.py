@@ -7,18 +7,21 @@ Serial: the 0xFD and the result byte each travel as a 5-byte serial_resp_t inste
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final
 
 from fence_virt.errors import LocalError, ProtocolError
 from fence_virt.protocol._fields import check_text, check_uint, decode_lenient_cstring
+from fence_virt.protocol._record import Record, store
 from fence_virt.protocol.constants import (
     HOSTLIST_MARKER,
     HOSTLIST_RECORD_SIZE,
     MAX_DOMAIN_BYTES,
 )
 from fence_virt.protocol.serial import SerialResponse, SerialResponseScanner
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Final
 
 # c-suite-spec §2.6: domain[64] @0, uuid[64] @64, state u8 @128, pad @129 (ignored)
 HOST_STATE_STRUCT: Final = struct.Struct("<64s64sBx")
@@ -27,19 +30,22 @@ STATE_RUNNING: Final = 1
 HOSTLIST_TERMINATOR: Final = bytes(HOSTLIST_RECORD_SIZE)
 
 
-@dataclass(frozen=True, slots=True)
-class HostState:
+class HostState(Record):
     """One host_state_t: a VM's name, UUID text and raw libvirt state.
 
     Text longer than the 63 bytes a field holds is cut on encoding, as the C host does.
     """
 
+    __slots__ = __match_args__ = ("domain", "uuid", "state")
     domain: str
     uuid: str
     #: raw virDomainState (1 running, 3 paused, 5 shut off, ...)
     state: int
 
-    def __post_init__(self) -> None:
+    def __init__(self, domain: str, uuid: str, state: int) -> None:
+        store(self, "domain", domain)
+        store(self, "uuid", uuid)
+        store(self, "state", state)
         check_text(self.domain, "domain")
         check_text(self.uuid, "uuid")
         check_uint(self.state, 8, "state")

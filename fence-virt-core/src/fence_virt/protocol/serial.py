@@ -6,11 +6,10 @@ No keys and no signatures: the host trusts the socket the request came in on.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Final
 
 from fence_virt.errors import LocalError, ProtocolError
 from fence_virt.protocol._fields import check_cstring, check_length, check_uint, decode_cstring
+from fence_virt.protocol._record import Record, store
 from fence_virt.protocol.constants import (
     MAX_DOMAIN_BYTES,
     SERIAL_MAGIC,
@@ -19,25 +18,43 @@ from fence_virt.protocol.constants import (
 )
 from fence_virt.protocol.enums import Operation
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
 # c-suite-spec §2.7: magic @0, request @4, flags @5, domain @6, seqno u32 LE @70
 SERIAL_REQ_STRUCT: Final = struct.Struct("<4sBB64sI")
 # c-suite-spec §2.7: magic @0, response @4
 SERIAL_RESP_STRUCT: Final = struct.Struct("<4sB")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SerialRequest:
+class SerialRequest(Record):
     """One 74-byte serial_req_t; ``request`` stays a raw int so unknown codes decode."""
 
+    # field order: repr, equality, __dataclass_fields__ and pickles follow it
+    __slots__ = ("request", "domain", "seqno", "flags", "magic")  # noqa: RUF023
     request: int
-    domain: str = ""
-    seqno: int = 0
+    domain: str
+    seqno: int
     #: always 0 from the C client; ignored by the C host
-    flags: int = 0
+    flags: int
     #: the C host does not check it; :meth:`decode` keeps whatever arrived
-    magic: bytes = SERIAL_MAGIC
+    magic: bytes
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        request: int,
+        domain: str = "",
+        seqno: int = 0,
+        flags: int = 0,
+        magic: bytes = SERIAL_MAGIC,
+    ) -> None:
+        store(self, "request", request)
+        store(self, "domain", domain)
+        store(self, "seqno", seqno)
+        store(self, "flags", flags)
+        store(self, "magic", magic)
         check_length(self.magic, len(SERIAL_MAGIC), "magic")
         check_uint(self.request, 8, "request")
         check_uint(self.flags, 8, "flags")
@@ -80,13 +97,14 @@ class SerialRequest:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class SerialResponse:
+class SerialResponse(Record):
     """One 5-byte serial_resp_t: the magic and a response code."""
 
+    __slots__ = __match_args__ = ("response",)
     response: int
 
-    def __post_init__(self) -> None:
+    def __init__(self, response: int) -> None:
+        store(self, "response", response)
         check_uint(self.response, 8, "response")
 
     def encode(self) -> bytes:

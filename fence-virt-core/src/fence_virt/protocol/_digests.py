@@ -1,0 +1,41 @@
+"""SHA-1/256/512 digests for the keyed hashes, from the cheapest module to import.
+
+:mod:`hashlib` loads OpenSSL's ``_hashlib`` (~2 ms on every agent start); CPython's builtin
+``_sha1``/``_sha256``/``_sha512`` (``_sha2`` from 3.12) compute the same digests. hashlib is
+the fallback where they are missing.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+_BUILTIN_MODULES = {
+    "sha1": ("_sha1",),
+    "sha256": ("_sha256", "_sha2"),
+    "sha512": ("_sha512", "_sha2"),
+}
+_constructors: dict[str, Callable[[bytes], Any]] = {}
+
+
+def digest(name: str, data: bytes) -> bytes:
+    """The ``name`` digest (``sha1``, ``sha256`` or ``sha512``) of ``data``."""
+    constructor = _constructors.get(name)
+    if constructor is None:
+        constructor = _constructors[name] = _constructor(name)
+    result: bytes = constructor(data).digest()
+    return result
+
+
+def _constructor(name: str) -> Callable[[bytes], Any]:
+    for module in _BUILTIN_MODULES[name]:
+        try:
+            found: Callable[[bytes], Any] = getattr(__import__(module), name)
+        except (ImportError, AttributeError):
+            continue
+        return found
+    import hashlib  # noqa: PLC0415
+
+    return getattr(hashlib, name)  # type: ignore[no-any-return]
