@@ -120,7 +120,18 @@ class Sandbox:
 
     def argv(self, *command: str) -> list[str]:
         """``command`` run in the sandbox (nsenter execs it: its PID is the caller's child)."""
-        return ["nsenter", f"--target={self.holder.pid}", "--mount", "--net", "--", *command]
+        # --root/--wd: keep the holder's root and cwd, so this also works inside a chroot
+        # (setns into a mount namespace otherwise resets the root to the namespace's own)
+        return [
+            "nsenter",
+            f"--target={self.holder.pid}",
+            "--mount",
+            "--net",
+            "--root",
+            "--wd",
+            "--",
+            *command,
+        ]
 
     def run(
         self, *command: str, check: bool = True, timeout: float = 60

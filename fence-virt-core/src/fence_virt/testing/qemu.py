@@ -56,13 +56,18 @@ class QemuGuest:
     pid_dir: Path | None = None
 
     def virsh(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        result = subprocess.run(
             ["virsh", "-c", self.uri, *args],
             capture_output=True,
             text=True,
             timeout=120,
-            check=check,
+            check=False,
         )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"virsh {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
+            )
+        return result
 
     def state(self) -> str:
         """``virsh domstate``: "running", "shut off", "paused", ..."""
