@@ -56,6 +56,7 @@ remember_owner = 0
 security_driver = "none"
 stdio_handler = "file"
 cgroup_controllers = [ ]
+namespaces = [ ]
 """
 
 

@@ -38,8 +38,6 @@ def tiny_domain_xml(name: str, *, kvm: bool) -> str:
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
   <devices>
-    <serial type='pty'/>
-    <console type='pty'/>
     <memballoon model='none'/>
   </devices>
 </domain>
