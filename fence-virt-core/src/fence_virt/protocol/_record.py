@@ -13,7 +13,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Self
+    from dataclasses import Field
+    from typing import Any, ClassVar, Self
 
 #: sets a field from ``__init__``; ``Record.__setattr__`` refuses every assignment
 store = object.__setattr__
@@ -70,8 +71,12 @@ class Record:
 
     __slots__: tuple[str, ...] = ()
     __match_args__: tuple[str, ...] = ()
-    __dataclass_fields__ = _DataclassView()
-    __dataclass_params__ = _DataclassView()
+    if TYPE_CHECKING:
+        # what dataclasses.replace / fields / asdict accept (typeshed's DataclassInstance)
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+    else:
+        __dataclass_fields__ = _DataclassView()
+        __dataclass_params__ = _DataclassView()
 
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -83,10 +88,9 @@ class Record:
         return type(self)(**values)
 
     def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, Record)
-        return self._values() == other._values()
+        if isinstance(other, Record) and other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash(self._values())
