@@ -57,3 +57,18 @@ def run(ns: NetNS) -> Runner:
         return c_suite.run_in(ns, argv, stdin, timeout)
 
     return runner
+
+
+@pytest.fixture
+def without_default_key() -> Callable[[list[str]], list[str]]:
+    """Wrap argv so the program runs in a private mount namespace where the default key
+    directory /etc/cluster is an empty tmpfs: tests of "no default key" do not depend on
+    whether this machine has one."""
+
+    def wrap(argv: list[str]) -> list[str]:
+        if not Path("/etc/cluster").is_dir():
+            return argv
+        script = 'mount -t tmpfs tmpfs /etc/cluster && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *argv]
+
+    return wrap

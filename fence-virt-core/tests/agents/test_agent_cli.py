@@ -143,13 +143,13 @@ def test_we_refuse_what_c_silently_mangles(
     assert mine.stdout == message
 
 
-def test_validate_all_reports_an_unreadable_default_key(ours: str, c_fence_xvm: str, run) -> None:
+def test_validate_all_reports_an_unreadable_default_key(
+    ours: str, c_fence_xvm: str, run, without_default_key
+) -> None:
     """Deliberate difference: C says valid, then fences unauthenticated (and times out)."""
-    if Path("/etc/cluster/fence_xvm.key").exists():
-        pytest.skip("this machine has a default key file")
     words = ["-o", "validate-all", "-H", "vm1"]
-    assert run([c_fence_xvm, *words]).returncode == 0
-    mine = run([ours, *words])
+    assert run(without_default_key([c_fence_xvm, *words])).returncode == 0
+    mine = run(without_default_key([ours, *words]))
     assert mine.returncode == 1
     assert mine.stdout.startswith(b"Could not read /etc/cluster/fence_xvm.key: No such file")
-    assert run([ours, *words, "-C", "none", "-c", "none"]).returncode == 0
+    assert run(without_default_key([ours, *words, "-C", "none", "-c", "none"])).returncode == 0
