@@ -5,12 +5,12 @@ socket), fencing libvirt's test driver ``test:///default``."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from fence_virt.testing.processes import Daemon
+from fence_virt_testplugins.client import ask
 
 FENCE_VIRTD = str(Path(sys.executable).parent / "fence_virtd")
 TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
@@ -27,26 +27,6 @@ backends {{ libvirt {{ uri = "test:///default"; }} }}
     )
     path.chmod(0o600)
     return path
-
-
-def ask(sock_path: Path, *lines: str) -> list[str]:
-    """One answer per request line; a ``list`` answer is its rows joined by newlines."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(30)
-        s.connect(str(sock_path))
-        f = s.makefile("rw")
-        answers = []
-        for line in lines:
-            f.write(line + "\n")
-            f.flush()
-            if line == "list":
-                rows = []
-                while (row := f.readline()) and row.strip() != ".":
-                    rows.append(row.strip())
-                answers.append("\n".join(rows))
-            else:
-                answers.append(f.readline().strip())
-        return answers
 
 
 def test_list_plugins_shows_the_libvirt_backend_usable(tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from fence_virt.testing.plugins import install_broken_plugins
 from fence_virt.testing.processes import Daemon, wait_until
+from fence_virt_testplugins.client import ask
 
 FENCE_VIRTD = str(Path(sys.executable).parent / "fence_virtd")
 
@@ -38,25 +38,6 @@ listeners {{ memory {{ socket = "{tmp_path}/fv.sock"; }} }}
 backends {{ memory {{ vm = "vm1"; vm = "vm2"; }} }}
 """,
     )
-
-
-def ask(sock_path: Path, *lines: str) -> list[str]:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(str(sock_path))
-        f = s.makefile("rw")
-        answers = []
-        for line in lines:
-            f.write(line + "\n")
-            f.flush()
-            if line.startswith("list"):
-                block = []
-                while (row := f.readline().strip()) != ".":
-                    block.append(row)
-                answers.append("\n".join(block))
-            else:
-                answers.append(f.readline().strip())
-        return answers
 
 
 def fence_virtd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
