@@ -10,10 +10,6 @@ are IPv6-only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import os
-import select
 import socket
 import struct
 from typing import Final
@@ -74,9 +70,7 @@ def _join(sock: socket.socket, settings: MulticastSettings) -> None:
 class SocketChannel:
     """:class:`~fence_virt_listener_multicast.session.Channel` over a connected TCP socket.
 
-    Every read and every write has ``timeout`` seconds; failures become RemoteError. Each
-    first tries the socket directly and involves the event loop (and a timer) only when the
-    kernel cannot complete it at once: on a LAN the peer's bytes are usually there already.
+    Every read and every write has ``timeout`` seconds; failures become RemoteError.
     """
 
     def __init__(self, sock: socket.socket, timeout: float) -> None:
@@ -87,36 +81,24 @@ class SocketChannel:
     async def read_exactly(self, size: int) -> bytes:
         received = bytearray()
         try:
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                received += self._chunk(size)
-            if len(received) < size:
-                async with asyncio.timeout(self._timeout):
-                    while len(received) < size:
-                        chunk = await self._loop.sock_recv(self._sock, size - len(received))
-                        received += self._checked(chunk, len(received), size)
+            async with asyncio.timeout(self._timeout):
+                while len(received) < size:
+                    chunk = await self._loop.sock_recv(self._sock, size - len(received))
+                    if not chunk:
+                        got = len(received)
+                        message = f"client closed the connection after {got} of {size} bytes"
+                        raise ProtocolError(message)
+                    received += chunk
         except TimeoutError:
             raise RemoteError(f"client sent nothing for {self._timeout:g} s") from None
         except OSError as exc:
             raise RemoteError(f"reading from client: {exc.strerror or exc}") from None
         return bytes(received)
 
-    def _chunk(self, size: int) -> bytes:
-        return self._checked(self._sock.recv(size), 0, size)
-
-    @staticmethod
-    def _checked(chunk: bytes, got: int, size: int) -> bytes:
-        if not chunk:
-            raise ProtocolError(f"client closed the connection after {got} of {size} bytes")
-        return chunk
-
     async def write(self, data: bytes) -> None:
         try:
-            sent = 0
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                sent = self._sock.send(data)
-            if sent < len(data):
-                async with asyncio.timeout(self._timeout):
-                    await self._loop.sock_sendall(self._sock, data[sent:])
+            async with asyncio.timeout(self._timeout):
+                await self._loop.sock_sendall(self._sock, data)
         except TimeoutError:
             raise RemoteError(f"client took no data for {self._timeout:g} s") from None
         except OSError as exc:
@@ -133,42 +115,9 @@ async def connect_back(host: str, port: int, *, timeout: float, io_timeout: floa
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        error = sock.connect_ex((host, port))
-        if error in _IN_PROGRESS:
-            if not _writable_now(sock):
-                async with asyncio.timeout(timeout):
-                    await _writable(sock)
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error:
-            raise OSError(error, os.strerror(error))
+        async with asyncio.timeout(timeout):
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
     except BaseException:
         sock.close()
         raise
     return SocketChannel(sock, io_timeout)
-
-
-#: connect_ex results meaning "handshake under way"
-_IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EINTR})
-
-
-def _writable_now(sock: socket.socket) -> bool:
-    """Whether a pending connect has finished; over loopback it has, inside connect()."""
-    poller = select.poll()
-    poller.register(sock, select.POLLOUT)
-    return bool(poller.poll(0))
-
-
-async def _writable(sock: socket.socket) -> None:
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    fd = sock.fileno()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_writer(fd)
