@@ -78,3 +78,46 @@ def test_fence_virtd_fences_the_test_driver(tmp_path):
     assert "test:///default is libvirt's test driver: it fences nothing real" in log
     assert "destroying VM test (6695eb01" in log
     assert "status nosuch: no such VM on test:///default" in log
+
+
+def _config_for(tmp_path: Path, uri: str) -> Path:
+    path = tmp_path / "wait.conf"
+    path.write_text(
+        'fence_virtd { listener = "memory"; backend = "libvirt"; }\n'
+        f'listeners {{ memory {{ socket = "{tmp_path}/fv.sock"; }} }}\n'
+        f'backends {{ libvirt {{ uri = "{uri}"; }} }}\n'
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_daemon_refuses_to_start_without_its_hypervisor(tmp_path, private_libvirtd):
+    private_libvirtd.stop()
+    config = _config_for(tmp_path, private_libvirtd.test_uri)
+    result = subprocess.run(
+        [FENCE_VIRTD, "-F", "-f", str(config), "-p", str(tmp_path / "p")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot connect to test+unix:///default" in result.stderr
+    assert not (tmp_path / "fv.sock").exists()
+
+
+def test_wait_flag_retries_until_the_hypervisor_is_back(tmp_path, private_libvirtd):
+    """-w: the daemon keeps retrying the backend every 5 s and serves once libvirtd is up."""
+    private_libvirtd.stop()
+    config = _config_for(tmp_path, private_libvirtd.test_uri)
+    daemon = Daemon(
+        [FENCE_VIRTD, "-F", "-w", "-f", str(config), "-p", str(tmp_path / "p")], tmp_path / "log"
+    )
+    try:
+        daemon.wait_for_log("retrying in 5 s", timeout=20)
+        assert not (tmp_path / "fv.sock").exists()  # not serving while it cannot fence
+        private_libvirtd.start()
+        daemon.wait_for_log("fence_virtd started", timeout=30)
+        assert ask(tmp_path / "fv.sock", "status test") == ["0"]
+    finally:
+        assert daemon.stop() == 0
