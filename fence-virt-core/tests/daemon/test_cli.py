@@ -216,3 +216,17 @@ def test_list_plugins_shows_broken_plugins_and_fails(
     assert rows["broken-import"]["distribution"] == "fence-virt-brokenplugin"
     assert "fails to import on purpose" in rows["broken-import"]["reason"]
     assert rows["memory"]["loads"] is True
+
+
+def test_debug_above_three_dumps_the_configuration(tmp_path: Path) -> None:
+    config = memory_config(tmp_path)
+    daemon = Daemon(
+        [FENCE_VIRTD, "-F", "-d", "4", "-f", str(config), "-p", str(tmp_path / "p")], tmp_path / "l"
+    )
+    try:
+        daemon.wait_for_log("fence_virtd started")
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    assert f"configuration from {config}:" in log
+    assert '\tvm = "vm2";' in log

@@ -32,6 +32,9 @@ __all__ = ["main"]
 
 log = logging.getLogger("fence_virt.daemon")
 
+#: like C, debug levels above 3 dump the parsed configuration (main.c)
+DUMP_CONFIG_DEBUG = 3
+
 
 @dataclass(frozen=True)
 class DaemonSettings:
@@ -122,6 +125,8 @@ def _run(
     debug = settings.debug if debug is None else debug
     foreground = foreground or settings.foreground
     configure_logging(foreground=True, debug=debug)
+    if debug > DUMP_CONFIG_DEBUG:
+        log.debug("configuration from %s:\n%s", config.source, config.dump())
     if config_file is None or config.source == EMBEDDED_DEFAULT_SOURCE:
         log.warning("no config file in use: running on the embedded default (libvirt test driver)")
     else:
