@@ -49,12 +49,3 @@ def test_missing_file(tmp_path):
 def test_directory_is_an_error(tmp_path):
     with pytest.raises(KeyFileError, match="cannot read key file"):
         read_key_file(tmp_path)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(tmp_path):
-    path = tmp_path / "key"
-    path.write_bytes(b"k")
-    path.chmod(0)
-    with pytest.raises(KeyFileError, match="Permission denied"):
-        read_key_file(path)
