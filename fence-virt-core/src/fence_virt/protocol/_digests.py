@@ -2,10 +2,13 @@
 
 :mod:`hashlib` loads OpenSSL's ``_hashlib`` (~2 ms on every agent start); CPython's builtin
 ``_sha1``/``_sha256``/``_sha512`` (``_sha2`` from 3.12) compute the same digests. hashlib is
-the fallback where they are missing.
+the fallback where they are missing, and the first choice once something else has loaded it
+(as in the daemon): OpenSSL hashes a 4 KiB key about five times faster.
 """
 
 from __future__ import annotations
+
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,6 +33,9 @@ def digest(name: str, data: bytes) -> bytes:
 
 
 def _constructor(name: str) -> Callable[[bytes], Any]:
+    loaded = sys.modules.get("hashlib")
+    if loaded is not None:
+        return getattr(loaded, name)  # type: ignore[no-any-return]
     for module in _BUILTIN_MODULES[name]:
         try:
             found: Callable[[bytes], Any] = getattr(__import__(module), name)
