@@ -56,6 +56,11 @@ def test_list_plugins_json_shows_test_plugins(tmp_path: Path) -> None:
     assert listener["usable"]
     assert listener["reason"] == f"socket {tmp_path}/fv.sock"
     assert rows[("backend", "memory")]["reason"] == "2 in-memory VMs"
+    assert rows[("listener", "memory")]["hooks"] == [
+        "fence_virt_listener_check",
+        "fence_virt_listener_create",
+    ]
+    assert "fence_virt_backend_reboot" in rows[("backend", "memory")]["hooks"]
 
 
 def test_list_plugins_table_says_why_a_plugin_cannot_run(tmp_path: Path) -> None:

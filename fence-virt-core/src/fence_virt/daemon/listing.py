@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from fence_virt.config import ConfigTree
-from fence_virt.daemon.selection import check_entry, rank
+from fence_virt.daemon.selection import check_entry, hooks_for, rank
 from fence_virt.errors import FenceVirtError
 from fence_virt.plugins import PluginEntry, PluginKind, discover
 
@@ -25,13 +25,18 @@ class PluginRow:
     usable: bool
     #: why it cannot load, or why it can / cannot run here
     reason: str
+    #: the hooks it implements
+    hooks: tuple[str, ...] = ()
 
 
 def _row(entry: PluginEntry, config: ConfigTree) -> PluginRow:
     usable, reason = False, entry.error or ""
+    hooks: tuple[str, ...] = ()
     if entry.loaded:
         try:
-            availability = check_entry(entry, config)
+            facade = hooks_for(entry)
+            hooks = tuple(facade.implemented_hooks())
+            availability = check_entry(entry, config, facade)
             usable, reason = availability.usable, availability.reason
         except FenceVirtError as exc:
             reason = f"check failed: {exc}"
@@ -47,6 +52,7 @@ def _row(entry: PluginEntry, config: ConfigTree) -> PluginRow:
         loads=entry.loaded,
         usable=usable,
         reason=reason,
+        hooks=hooks,
     )
 
 

@@ -19,7 +19,7 @@ from fence_virt.plugins import (
 )
 from fence_virt.types import Availability
 
-__all__ = ["Selection", "check_entry", "plugin_section", "rank", "select_plugin"]
+__all__ = ["Selection", "check_entry", "hooks_for", "plugin_section", "rank", "select_plugin"]
 
 log = logging.getLogger("fence_virt.selection")
 
@@ -36,9 +36,16 @@ def plugin_section(config: ConfigTree, kind: PluginKind, name: str) -> ConfigNod
     return config.node(f"{kind.value}s/{name}")
 
 
-def check_entry(entry: PluginEntry, config: ConfigTree) -> Availability:
+def hooks_for(entry: PluginEntry) -> PluginHooks:
+    """A facade over a manager holding only ``entry``."""
+    return PluginHooks(build_plugin_manager(entry), **{entry.kind.value: entry})
+
+
+def check_entry(
+    entry: PluginEntry, config: ConfigTree, hooks: PluginHooks | None = None
+) -> Availability:
     """Ask one loaded plugin whether it can run here (through a manager of its own)."""
-    hooks = PluginHooks(build_plugin_manager(entry), **{entry.kind.value: entry})
+    hooks = hooks or hooks_for(entry)
     section = plugin_section(config, entry.kind, entry.name)
     if entry.kind is PluginKind.LISTENER:
         return hooks.listener_check(section, config)

@@ -18,7 +18,6 @@ that looks like a canonical UUID is matched against ``uuid`` entries, anything e
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fence_virt.config import ConfigTree
@@ -78,7 +77,3 @@ class StaticMap:
         if self.open:
             return True
         return any(g.has_requester(requester) and g.has_target(domain, name) for g in self.groups)
-
-    def filter_names(self, requester: str, entries: Sequence[tuple[str, str]]) -> list[int]:
-        """Indexes of (uuid, name) entries ``requester`` may see in a host list."""
-        return [i for i, (uuid, name) in enumerate(entries) if self.allows(requester, uuid, name)]
