@@ -155,14 +155,18 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-F", "foreground", is_flag=True, help="Stay in the foreground; log to stderr.")
-@click.option("-d", "debug", type=click.IntRange(min=0), default=None, help="Debug level.")
+@click.option(
+    "-d", "debug", type=click.IntRange(min=0), default=None, metavar="N", help="Debug level."
+)
 @click.option(
     "-f", "config_file", default=None, help=f"Config file (default {DEFAULT_CONFIG_FILE})."
 )
 @click.option(
     "-w", "wait", is_flag=True, help="Wait for the backend to become ready (retry every 5 s)."
 )
-@click.option("-p", "pid_file", default=DEFAULT_PID_FILE, show_default=True, help="Pid file.")
+@click.option(
+    "-p", "pid_file", default=DEFAULT_PID_FILE, show_default=True, metavar="FILE", help="Pid file."
+)
 @click.option(
     "--default-config",
     is_flag=True,
