@@ -159,7 +159,11 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int
     "-d", "debug", type=click.IntRange(min=0), default=None, metavar="N", help="Debug level."
 )
 @click.option(
-    "-f", "config_file", default=None, help=f"Config file (default {DEFAULT_CONFIG_FILE})."
+    "-f",
+    "config_file",
+    default=None,
+    metavar="FILE",
+    help=f"Config file (default {DEFAULT_CONFIG_FILE}).",
 )
 @click.option(
     "-w", "wait", is_flag=True, help="Wait for the backend to become ready (retry every 5 s)."
