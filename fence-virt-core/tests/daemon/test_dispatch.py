@@ -16,7 +16,7 @@ from fence_virt import Target, hookimpl
 from fence_virt.config import parse_text
 from fence_virt.daemon.dispatch import BackendDispatcher, KeyedLocks
 from fence_virt.daemon.static_map import StaticMap
-from fence_virt.errors import BackendError
+from fence_virt.errors import BackendError, PluginError
 from fence_virt.plugins import PluginEntry, PluginHooks, PluginKind, build_plugin_manager
 from fence_virt.protocol import HostState, Operation, Response
 
@@ -92,15 +92,20 @@ class SlowBackend:
         ]
 
 
-def make_dispatcher(backend: SlowBackend, config: str = "") -> BackendDispatcher:
-    entry = PluginEntry(
+def backend_entry(obj: object, name: str = "slow", distribution: str = "tests") -> PluginEntry:
+    """An entry for an in-test backend object, as discovery would produce it."""
+    return PluginEntry(
         kind=PluginKind.BACKEND,
-        name="slow",
-        target="test:SlowBackend",
-        distribution="tests",
+        name=name,
+        target=f"tests:{name}",
+        distribution=distribution,
         version="0",
-        obj=backend,
+        obj=obj,
     )
+
+
+def make_dispatcher(backend: SlowBackend, config: str = "") -> BackendDispatcher:
+    entry = backend_entry(backend)
     hooks = PluginHooks(build_plugin_manager(entry), backend=entry)
     smap = StaticMap.from_config(parse_text(config)) if config else StaticMap()
     return BackendDispatcher(hooks, smap, ThreadPoolExecutor(max_workers=8))
@@ -166,34 +171,13 @@ def test_incomplete_backend_is_refused_with_its_name() -> None:
             del target
             return Response.SUCCESS
 
-    entry = PluginEntry(
-        kind=PluginKind.BACKEND,
-        name="half",
-        target="x:Half",
-        distribution="half-dist",
-        version="1",
-        obj=HalfBackend,
-    )
-    from fence_virt.errors import PluginError
-
+    entry = backend_entry(HalfBackend, name="half", distribution="half-dist")
     with pytest.raises(PluginError, match=r"half.*half-dist.*fence_virt_backend_off"):
         build_plugin_manager(entry)
 
 
 def test_two_backends_are_refused() -> None:
-    from fence_virt.errors import PluginError
-
-    entries = [
-        PluginEntry(
-            kind=PluginKind.BACKEND,
-            name=n,
-            target="x:y",
-            distribution="d",
-            version="1",
-            obj=SlowBackend(),
-        )
-        for n in ("a", "b")
-    ]
+    entries = [backend_entry(SlowBackend(), name=n) for n in ("a", "b")]
     with pytest.raises(PluginError, match="only one backend"):
         build_plugin_manager(*entries)
 
@@ -205,15 +189,6 @@ def test_misspelled_hook_is_refused() -> None:
             del target
             return Response.SUCCESS
 
-    entry = PluginEntry(
-        kind=PluginKind.BACKEND,
-        name="typo",
-        target="x:y",
-        distribution="d",
-        version="1",
-        obj=Typo(),
-    )
-    from fence_virt.errors import PluginError
-
+    entry = backend_entry(Typo(), name="typo")
     with pytest.raises(PluginError, match="fence_virt_backend_of"):
         build_plugin_manager(entry)
