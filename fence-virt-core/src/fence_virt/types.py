@@ -6,13 +6,17 @@ hook names in :mod:`fence_virt.hookspecs`.
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from fence_virt.protocol import HostState, Operation, Response
 
-__all__ = ["Availability", "Dispatcher", "Listener", "Target"]
+__all__ = ["Availability", "Dispatcher", "Listener", "Target", "domain_uuid"]
+
+#: length of the hyphenated UUID text C compares against (``8-4-4-4-12`` hex digits)
+_CANONICAL_UUID_LENGTH = 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,29 @@ class Availability:
         return cls(usable=False, reason=reason)
 
 
+def domain_uuid(domain: str, *, by_uuid: bool = False) -> str | None:
+    """The UUID a request's domain field names, as lower-case hyphenated text; else ``None``.
+
+    The one rule for "is this a UUID?" (static maps, backends, listeners): the canonical
+    36-character form (any case) is always a UUID, as in C's map and libvirt lookups; when the
+    request carries the RF_UUID flag (``by_uuid``), any form :class:`uuid.UUID` reads is one too
+    (32 hex digits, braces, ``urn:uuid:``). Everything else is a VM name.
+
+    :param domain: the domain field as decoded from the request.
+    :param by_uuid: the request's RF_UUID flag (c-suite-spec §2.3).
+    :returns: e.g. ``"6695eb01-f6a4-8304-79aa-97f2502e193f"``, or ``None`` for a name.
+    """
+    if len(domain) != _CANONICAL_UUID_LENGTH and not by_uuid:
+        return None
+    try:
+        parsed = str(uuidlib.UUID(domain))
+    except ValueError:
+        return None
+    if by_uuid or parsed == domain.lower():
+        return parsed
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """The VM a request names, and who asked for it."""
@@ -44,6 +71,12 @@ class Target:
     requester: str
     #: the client's sequence number, for logs and for backends that forward requests
     seqno: int
+
+    @property
+    def uuid(self) -> str | None:
+        """The UUID ``domain`` names (lower-case, hyphenated) or ``None`` for a name; see
+        :func:`domain_uuid`."""
+        return domain_uuid(self.domain, by_uuid=self.by_uuid)
 
 
 class Dispatcher(Protocol):

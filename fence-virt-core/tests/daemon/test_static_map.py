@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fence_virt.config import parse_text
 from fence_virt.daemon.static_map import StaticMap, is_canonical_uuid
+from fence_virt.types import Target, domain_uuid
 
 GROUPS = """
 groups {
@@ -55,3 +58,21 @@ def test_canonical_uuid_detection() -> None:
     assert is_canonical_uuid("6695EB01-F6A4-8304-79AA-97F2502E193F")
     assert not is_canonical_uuid("6695eb01f6a4830479aa97f2502e193f")
     assert not is_canonical_uuid("vm1")
+
+
+@pytest.mark.parametrize(
+    ("domain", "by_uuid", "expected"),
+    [
+        ("6695eb01-f6a4-8304-79aa-97f2502e193f", False, "6695eb01-f6a4-8304-79aa-97f2502e193f"),
+        ("6695EB01-F6A4-8304-79AA-97F2502E193F", False, "6695eb01-f6a4-8304-79aa-97f2502e193f"),
+        ("6695eb01f6a4830479aa97f2502e193f", False, None),
+        ("6695eb01f6a4830479aa97f2502e193f", True, "6695eb01-f6a4-8304-79aa-97f2502e193f"),
+        ("{6695eb01-f6a4-8304-79aa-97f2502e193f}", True, "6695eb01-f6a4-8304-79aa-97f2502e193f"),
+        ("6695eb01f-6a4-8304-79aa-97f2502e193f", False, None),
+        ("vm1", True, None),
+        ("vm1", False, None),
+    ],
+)
+def test_one_uuid_rule_for_targets(domain: str, by_uuid: bool, expected: str | None) -> None:
+    assert domain_uuid(domain, by_uuid=by_uuid) == expected
+    assert Target(domain=domain, by_uuid=by_uuid, requester="r", seqno=1).uuid == expected

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from fence_virt.daemon.runtime import DaemonRun, run_daemon
 from fence_virt.daemon.selection import plugin_section, select_plugin
 from fence_virt.daemon.static_map import StaticMap
 from fence_virt.errors import UserError
+from fence_virt.files import tighten_permissions
 from fence_virt.plugins import PluginHooks, PluginKind, build_plugin_manager
 
 __all__ = ["main"]
@@ -49,17 +49,6 @@ class DaemonSettings:
     module_path: str | None = None
     #: legacy location of the cpg backend's name_mode; read by that backend
     name_mode: str | None = None
-
-
-def _tighten_permissions(path: Path) -> None:
-    """C forces 0600 on the config file (fence-agents 6bef902b); so do we, with a warning."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode != 0o600:
-        log.warning("insecure permissions on %s: changing from %04o to 0600", path, mode)
-        try:
-            path.chmod(0o600)
-        except OSError as exc:
-            raise UserError(f"cannot chmod 0600 {path}: {exc.strerror}") from exc
 
 
 def load_daemon_config(path: str | None, *, explicit: bool) -> ConfigTree:
@@ -130,7 +119,7 @@ def _run(
     if config_file is None or config.source == EMBEDDED_DEFAULT_SOURCE:
         log.warning("no config file in use: running on the embedded default (libvirt test driver)")
     else:
-        _tighten_permissions(Path(config_file))
+        tighten_permissions(Path(config_file), what="config file")
     run = _prepare(config, settings, wait)
     report = StartupReport()
     if not foreground:

@@ -17,22 +17,17 @@ that looks like a canonical UUID is matched against ``uuid`` entries, anything e
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from dataclasses import dataclass
 
 from fence_virt.config import ConfigTree
+from fence_virt.types import domain_uuid
 
 __all__ = ["Group", "StaticMap", "is_canonical_uuid"]
 
 
 def is_canonical_uuid(text: str) -> bool:
     """True for the 36-character hyphenated form C's map check treats as a UUID."""
-    if len(text) != 36:
-        return False
-    try:
-        return str(uuidlib.UUID(text)) == text.lower()
-    except ValueError:
-        return False
+    return domain_uuid(text) is not None
 
 
 @dataclass(frozen=True)
