@@ -63,6 +63,8 @@ def test_core_alone_then_a_plugin(tmp_path: Path) -> None:
     assert {(r["kind"], r["name"], r["distribution"]) for r in rows} == {
         ("listener", "memory", "fence-virt-testplugins"),
         ("backend", "memory", "fence-virt-testplugins"),
+        ("extension", "deny", "fence-virt-testplugins"),
+        ("extension", "recorder", "fence-virt-testplugins"),
     }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fence_virt.config import parse_text
+from fence_virt.config import ConfigNode, ConfigSection, ConfigTree, parse_text
 from fence_virt.errors import ConfigError, UserError
 from fence_virt.protocol import HashType
 from fence_virt_listener_multicast.keys import load_key
@@ -21,6 +21,11 @@ from fence_virt_listener_multicast.settings import Family, resolve_settings
 def block(body: str, source: str = "/etc/fence_virt.conf"):
     tree = parse_text(f"listeners {{\n\tmulticast {{\n{body}\t}}\n}}\n", source=source)
     return tree, tree.node("listeners/multicast")
+
+
+def section(tree: ConfigTree, node: ConfigNode | None) -> ConfigSection:
+    """The block as the daemon hands it to the plugin's hooks."""
+    return ConfigSection("listeners/multicast", node, tree.source)
 
 
 def test_defaults_are_those_of_c() -> None:
@@ -95,24 +100,24 @@ def test_unknown_interface_makes_check_say_no_and_create_fail(tmp_path: Path) ->
     key.chmod(0o600)
     tree, node = block(f'\t\tkey_file = "{key}";\n\t\tinterface = "nosuch0";\n')
     plugin = MulticastListenerPlugin()
-    availability = plugin.fence_virt_listener_check(node, tree)
+    availability = plugin.fence_virt_listener_check(section(tree, node))
     assert not availability.usable
     assert "no network interface named 'nosuch0'" in availability.reason
     with pytest.raises(ConfigError, match="nosuch0"):
-        plugin.fence_virt_listener_create(node, tree)
+        plugin.fence_virt_listener_create(section(tree, node))
 
 
 def test_check_needs_a_readable_key_and_changes_nothing(tmp_path: Path) -> None:
     key = tmp_path / "k"
     tree, node = block(f'\t\tkey_file = "{key}";\n\t\tinterface = "lo";\n')
     plugin = MulticastListenerPlugin()
-    missing = plugin.fence_virt_listener_check(node, tree)
+    missing = plugin.fence_virt_listener_check(section(tree, node))
     assert not missing.usable
     assert str(key) in missing.reason
     assert "No such file" in missing.reason
     key.write_bytes(b"secret")
     key.chmod(0o644)
-    present = plugin.fence_virt_listener_check(node, tree)
+    present = plugin.fence_virt_listener_check(section(tree, node))
     assert present.usable
     assert present.reason == f"multicast 225.0.0.12:1229 on lo, key file {key}"
     assert key.stat().st_mode & 0o777 == 0o644
@@ -122,7 +127,7 @@ def test_create_refuses_a_missing_key_file_naming_it(tmp_path: Path) -> None:
     key = tmp_path / "absent.key"
     tree, node = block(f'\t\tkey_file = "{key}";\n')
     with pytest.raises(UserError, match=f"key file {key}: No such file"):
-        MulticastListenerPlugin().fence_virt_listener_create(node, tree)
+        MulticastListenerPlugin().fence_virt_listener_create(section(tree, node))
 
 
 def test_create_tightens_an_insecure_key_file(
@@ -133,7 +138,7 @@ def test_create_tightens_an_insecure_key_file(
     key.chmod(0o644)
     tree, node = block(f'\t\tkey_file = "{key}";\n\t\tinterface = "lo";\n')
     with caplog.at_level(logging.WARNING):
-        listener = MulticastListenerPlugin().fence_virt_listener_create(node, tree)
+        listener = MulticastListenerPlugin().fence_virt_listener_create(section(tree, node))
     assert isinstance(listener, MulticastListener)
     assert key.stat().st_mode & 0o777 == 0o600
     assert f"insecure permissions on key file {key}: changing from 0644 to 0600" in caplog.text
@@ -159,6 +164,6 @@ def test_unauthenticated_modes_are_loudly_allowed(
     key.chmod(0o600)
     tree, node = block(f'\t\tkey_file = "{key}";\n\t\thash = "none";\n\t\tauth = "none";\n')
     with caplog.at_level(logging.WARNING):
-        MulticastListenerPlugin().fence_virt_listener_create(node, tree)
+        MulticastListenerPlugin().fence_virt_listener_create(section(tree, node))
     assert "hash = none accepts unsigned requests" in caplog.text
     assert "auth = none skips the challenge" in caplog.text

@@ -1,4 +1,4 @@
-"""The ``libvirt`` backend plugin: fence_virtd's hooks mapped onto :class:`Fencer`."""
+"""The ``libvirt`` backend plugin: builds a :class:`LibvirtBackend` over :class:`Fencer`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from fence_virt import Availability, Target, hookimpl
-from fence_virt.config import ConfigNode, ConfigTree
+from fence_virt import Availability, ConfigSection, Target, hookimpl
 from fence_virt.errors import BackendError, LocalError
 from fence_virt.protocol import HostState, Response
-from fence_virt_backend_libvirt.config import WHERE, load_settings
+from fence_virt_backend_libvirt.config import LibvirtSettings, load_settings
 from fence_virt_backend_libvirt.hypervisor import (
     Hypervisor,
     HypervisorUnreachable,
@@ -19,7 +18,7 @@ from fence_virt_backend_libvirt.hypervisor import (
 )
 from fence_virt_backend_libvirt.operations import Fencer
 
-__all__ = ["LibvirtBackendPlugin"]
+__all__ = ["LibvirtBackend", "LibvirtBackendPlugin"]
 
 log = logging.getLogger("fence_virt_backend_libvirt")
 
@@ -28,20 +27,73 @@ def _is_test_driver(uri: str) -> bool:
     return uri.split(":", 1)[0].split("+", 1)[0] == "test"
 
 
-class LibvirtBackendPlugin:
-    """Fence VMs through libvirt: destroy, start and query domains on one or more URIs."""
+class LibvirtBackend:
+    """:class:`fence_virt.Backend` over one or more libvirt URIs (blocking: worker threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: LibvirtSettings) -> None:
+        self._settings = settings
         self._lock = threading.Lock()
         self._fencer: Fencer | None = None
 
-    # life cycle -----------------------------------------------------------------------------
+    def describe(self) -> str:
+        return f"libvirt {', '.join(self._settings.uris)}"
+
+    def start(self) -> None:
+        quiet_libvirt()
+        hypervisors = [Hypervisor(uri) for uri in self._settings.uris]
+        failures = _connect_all(hypervisors)
+        if len(failures) == len(hypervisors):
+            raise BackendError(f"could not connect to any hypervisor: {'; '.join(failures)}")
+        for failure in failures:
+            log.warning("%s (will retry on each request)", failure)
+        for uri in self._settings.uris:
+            if _is_test_driver(uri):
+                log.warning("%s is libvirt's test driver: it fences nothing real", uri)
+        with self._lock:
+            old, self._fencer = self._fencer, Fencer(hypervisors, self._settings.reboot_timeout)
+        if old is not None:
+            old.close()
+
+    def stop(self) -> None:
+        with self._lock:
+            fencer, self._fencer = self._fencer, None
+        if fencer is not None:
+            fencer.close()
+
+    def _running(self) -> Fencer:
+        fencer = self._fencer
+        if fencer is None:
+            raise LocalError("libvirt backend used before start()")
+        return fencer
+
+    def off(self, target: Target) -> Response:
+        return self._running().off(target)
+
+    def on(self, target: Target) -> Response:
+        return self._running().on(target)
+
+    def reboot(self, target: Target) -> Response:
+        return self._running().reboot(target)
+
+    def status(self, target: Target) -> Response:
+        return self._running().status(target)
+
+    def devstatus(self) -> Response:
+        return self._running().devstatus()
+
+    def hostlist(self, requester: str) -> Sequence[HostState]:
+        del requester
+        return self._running().hostlist()
+
+
+class LibvirtBackendPlugin:
+    """Fence VMs through libvirt: destroy, start and query domains on one or more URIs."""
 
     @hookimpl
-    def fence_virt_backend_check(self, section: ConfigNode | None) -> Availability:
-        if section is None:
-            return Availability.no(f'no {WHERE} block (it needs uri = "...";)')
-        settings = load_settings(section)
+    def fence_virt_backend_check(self, section: ConfigSection) -> Availability:
+        if not section.present:
+            return Availability.no(f'no {section.path} block (it needs uri = "...";)')
+        settings = load_settings(section.node, source=section.source)
         quiet_libvirt()
         failures = [why for uri in settings.uris if (why := probe(uri)) is not None]
         if failures:
@@ -49,68 +101,8 @@ class LibvirtBackendPlugin:
         return Availability.yes(f"connects to {', '.join(settings.uris)}")
 
     @hookimpl
-    def fence_virt_backend_start(self, section: ConfigNode | None, config: ConfigTree) -> bool:
-        settings = load_settings(section, source=config.source)
-        quiet_libvirt()
-        hypervisors = [Hypervisor(uri) for uri in settings.uris]
-        failures = _connect_all(hypervisors)
-        if len(failures) == len(hypervisors):
-            raise BackendError(f"could not connect to any hypervisor: {'; '.join(failures)}")
-        for failure in failures:
-            log.warning("%s (will retry on each request)", failure)
-        for uri in settings.uris:
-            if _is_test_driver(uri):
-                log.warning("%s is libvirt's test driver: it fences nothing real", uri)
-        with self._lock:
-            old, self._fencer = self._fencer, Fencer(hypervisors, settings.reboot_timeout)
-        if old is not None:
-            old.close()
-        return True
-
-    @hookimpl
-    def fence_virt_backend_stop(self) -> bool:
-        with self._lock:
-            fencer, self._fencer = self._fencer, None
-        if fencer is not None:
-            fencer.close()
-        return True
-
-    def _running(self) -> Fencer:
-        fencer = self._fencer
-        if fencer is None:
-            raise LocalError("libvirt backend used before fence_virt_backend_start")
-        return fencer
-
-    # operations -----------------------------------------------------------------------------
-
-    @hookimpl
-    def fence_virt_backend_null(self) -> Response:
-        log.info("null operation: answering failure (as C)")
-        return Response.FAIL
-
-    @hookimpl
-    def fence_virt_backend_off(self, target: Target) -> Response:
-        return self._running().off(target)
-
-    @hookimpl
-    def fence_virt_backend_on(self, target: Target) -> Response:
-        return self._running().on(target)
-
-    @hookimpl
-    def fence_virt_backend_reboot(self, target: Target) -> Response:
-        return self._running().reboot(target)
-
-    @hookimpl
-    def fence_virt_backend_status(self, target: Target) -> Response:
-        return self._running().status(target)
-
-    @hookimpl
-    def fence_virt_backend_devstatus(self) -> Response:
-        return self._running().devstatus()
-
-    @hookimpl
-    def fence_virt_backend_hostlist(self) -> Sequence[HostState]:
-        return self._running().hostlist()
+    def fence_virt_backend_create(self, section: ConfigSection) -> LibvirtBackend:
+        return LibvirtBackend(load_settings(section.node, source=section.source))
 
 
 def _connect_all(hypervisors: Sequence[Hypervisor]) -> list[str]:

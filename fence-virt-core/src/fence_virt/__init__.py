@@ -2,7 +2,7 @@
 
 A plugin needs only this import::
 
-    from fence_virt import hookimpl, Availability, Target, Listener, Dispatcher
+    from fence_virt import hookimpl, Availability, Backend, ConfigSection, Listener, Target
 
 The names load lazily, so the guest agents (which import :mod:`fence_virt.protocol` only) do
 not pay for pluggy at start-up: Pacemaker runs an agent for every monitor.
@@ -15,16 +15,39 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from fence_virt.config import ConfigSection
     from fence_virt.hookspecs import hookimpl
-    from fence_virt.types import Availability, Dispatcher, Listener, Target
+    from fence_virt.types import (
+        Availability,
+        Backend,
+        Dispatcher,
+        FinishedRequest,
+        Listener,
+        MaybeAwaitable,
+        Target,
+    )
 
-__all__ = ["Availability", "Dispatcher", "Listener", "Target", "hookimpl"]
+__all__ = [
+    "Availability",
+    "Backend",
+    "ConfigSection",
+    "Dispatcher",
+    "FinishedRequest",
+    "Listener",
+    "MaybeAwaitable",
+    "Target",
+    "hookimpl",
+]
 
 _LAZY = {
     "hookimpl": "fence_virt.hookspecs",
+    "ConfigSection": "fence_virt.config",
     "Availability": "fence_virt.types",
+    "Backend": "fence_virt.types",
     "Dispatcher": "fence_virt.types",
+    "FinishedRequest": "fence_virt.types",
     "Listener": "fence_virt.types",
+    "MaybeAwaitable": "fence_virt.types",
     "Target": "fence_virt.types",
 }
 

@@ -1,7 +1,7 @@
-"""The plugin contract of fence_virtd: every hook a listener or backend plugin may implement.
+"""The plugin contract of fence_virtd: every hook a plugin may implement.
 
 This module is the reference for plugin authors. A plugin is an object (usually a class,
-instantiated once by core) registered under an entry point in one of two groups::
+instantiated once by core) registered under an entry point in one of three groups::
 
     [project.entry-points."fence_virt.listeners"]
     multicast = "fence_virt_listener_multicast.plugin:MulticastListenerPlugin"
@@ -9,39 +9,55 @@ instantiated once by core) registered under an entry point in one of two groups:
     [project.entry-points."fence_virt.backends"]
     libvirt = "fence_virt_backend_libvirt.plugin:LibvirtBackendPlugin"
 
-The entry-point name is the name administrators write in ``fence_virt.conf``
-(``fence_virtd { listener = "multicast"; backend = "libvirt"; }``) and the name of the
-plugin's own config section (``listeners { multicast { ... } }``). If the entry point names a
-class, core instantiates it with no arguments; otherwise it registers the object as is. The
-first line of the object's docstring is the description ``fence_virtd --list-plugins`` shows.
+    [project.entry-points."fence_virt.extensions"]
+    audit = "fence_virt_audit:AuditPlugin"
+
+The entry-point name is the name administrators write in ``fence_virt.conf``. A **listener**
+plugin builds listener objects, one per listener instance the configuration asks for
+(``fence_virtd { listener = "multicast"; }``, section ``listeners { multicast { ... } }``); a
+**backend** plugin builds the one backend object (``backend = "libvirt";``, section
+``backends { libvirt { ... } }``); an **extension** takes part in every request through the
+cross-cutting hooks below and is enabled by its section ``extensions { NAME { ... } }``. If
+the entry point names a class, core instantiates it with no arguments; otherwise it registers
+the object as is. The first line of the object's docstring is the description
+``fence_virtd --list-plugins`` shows.
 
 Mark implementations with :data:`fence_virt.hookimpl`; an implementation may accept any
-subset of a hook's arguments, and core always calls hooks with keyword arguments. Core
-registers exactly one listener and one backend in a daemon, so every hook here stops at the
-first non-``None`` result (``firstresult``); ``None`` means "not implemented".
+subset of a hook's arguments, and core always calls hooks with keyword arguments.
 
-Threading: listener hooks and ``fence_virt_*_check`` run on the daemon's asyncio event-loop
-thread and must not block for long. Backend start/stop and operation hooks run in worker
-threads; operation hooks may be called concurrently for *different* VMs (core serializes
-operations on the same VM name), so protect shared state such as hypervisor connections.
+Two sorts of hooks:
 
-Errors: raise :class:`fence_virt.errors.UserError` (or :class:`ConfigError`) for problems
-the administrator must fix; :class:`fence_virt.errors.BackendError` for a failed operation.
-Core logs them with the plugin's name. Never swallow an error to look healthy: a host that
-cannot fence but says it can is the worst outcome.
+* **Factory hooks** (``*_check``, ``*_create``, ``*_configure``) are called on *one* plugin at
+  a time -- the one the configuration names -- so they are ``firstresult`` and ``None`` means
+  "not implemented".
+* **Cross-cutting hooks** (``fence_virt_request_finished``, ``fence_virt_authorize``) are
+  called on *every* registered plugin that implements them: the daemon's listener and backend
+  plugins and every enabled extension. One failing implementation does not keep the others
+  from being called.
+
+Threading: factory hooks run in the main thread while the daemon is being built, before its
+event loop runs (``fence_virt_backend_check`` may open and close a connection);
+cross-cutting hooks run on the event-loop thread for every request and must not block. The
+objects the factory hooks return have their own rules (:class:`fence_virt.Listener`,
+:class:`fence_virt.Backend`).
+
+Errors: raise :class:`fence_virt.errors.ConfigError` (use ``section.error(key, message)``) or
+another :class:`fence_virt.errors.UserError` for problems the administrator must fix;
+:class:`fence_virt.errors.BackendError` for a failed operation. Core logs them with the
+plugin's name. Never swallow an error to look healthy: a host that cannot fence but says it
+can is the worst outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from fence_virt.config import ConfigNode, ConfigTree
-    from fence_virt.protocol import HostState, Response
-    from fence_virt.types import Availability, Listener, Target
+    from fence_virt.config import ConfigSection, ConfigTree
+    from fence_virt.protocol import HostState, Operation
+    from fence_virt.types import Availability, Backend, FinishedRequest, Listener, Target
 
 #: pluggy project name; also the prefix of every hook
 PROJECT_NAME = "fence_virt"
@@ -51,17 +67,19 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 # ---------------------------------------------------------------------------------------------
-# listener hooks
+# listener plugins
 
 
 @hookspec(firstresult=True)
-def fence_virt_listener_check(section: ConfigNode | None, config: ConfigTree) -> Availability:
+def fence_virt_listener_check(section: ConfigSection, config: ConfigTree) -> Availability:
     """Say whether this listener can run on this host with this configuration.
 
     Called for ``--list-plugins`` and when the daemon picks a listener by itself (no
     ``listener`` in the config). Must be quick and side-effect free: do not bind sockets.
+    Stops at the first non-``None`` result (only the plugin asked implements it).
 
-    :param section: the plugin's ``listeners { NAME { ... } }`` block, or ``None`` if absent.
+    :param section: the plugin's block ``listeners { NAME { ... } }`` (``section.present`` is
+        false when the file has none).
     :param config: the whole parsed configuration (read-only).
     :returns: :class:`fence_virt.Availability` with a one-line reason either way.
     """
@@ -69,13 +87,17 @@ def fence_virt_listener_check(section: ConfigNode | None, config: ConfigTree) ->
 
 
 @hookspec(firstresult=True)
-def fence_virt_listener_create(section: ConfigNode | None, config: ConfigTree) -> Listener:
-    """Build the listener from its configuration section, without opening sockets yet.
+def fence_virt_listener_create(section: ConfigSection, config: ConfigTree) -> Listener:
+    """Build one listener instance from its block, without opening sockets yet.
 
-    Validate every setting here (use :func:`fence_virt.config.load_section`), so that a bad
-    value stops the daemon before anything is bound. Key files are read here too.
+    Called once per instance: a daemon may run several instances of one plugin, each with its
+    own block (``listeners { cluster-b { plugin = "multicast"; port = "1230"; } }``), whose
+    name ``section.name`` is the instance's name for logs. Validate every setting here
+    (``section.load(Schema)``), so that a bad value stops the daemon before anything is bound;
+    read key files here too. Stops at the first non-``None`` result.
 
-    :param section: the plugin's ``listeners { NAME { ... } }`` block, or ``None`` if absent.
+    :param section: the instance's block (core removes the ``plugin`` key and the
+        ``groups`` static map before handing it over).
     :param config: the whole parsed configuration (read-only).
     :returns: an object satisfying :class:`fence_virt.Listener`; core then awaits its
         ``start(dispatcher)`` and, at shutdown, its ``stop()``.
@@ -85,17 +107,18 @@ def fence_virt_listener_create(section: ConfigNode | None, config: ConfigTree) -
 
 
 # ---------------------------------------------------------------------------------------------
-# backend hooks: life cycle
+# backend plugins
 
 
 @hookspec(firstresult=True)
-def fence_virt_backend_check(section: ConfigNode | None, config: ConfigTree) -> Availability:
+def fence_virt_backend_check(section: ConfigSection, config: ConfigTree) -> Availability:
     """Say whether this backend can run on this host with this configuration.
 
-    Runs in a worker thread; may open and close a connection to find out (e.g. "libvirt URI
-    qemu:///system connects", "corosync is not running"). Must not keep any state.
+    May open and close a connection to find out (e.g. "libvirt URI qemu:///system
+    connects", "corosync is not running"), but must not keep any state. Stops at the first
+    non-``None`` result.
 
-    :param section: the plugin's ``backends { NAME { ... } }`` block, or ``None`` if absent.
+    :param section: the plugin's block ``backends { NAME { ... } }``.
     :param config: the whole parsed configuration (read-only).
     :returns: :class:`fence_virt.Availability` with a one-line reason either way.
     """
@@ -103,108 +126,78 @@ def fence_virt_backend_check(section: ConfigNode | None, config: ConfigTree) -> 
 
 
 @hookspec(firstresult=True)
-def fence_virt_backend_start(section: ConfigNode | None, config: ConfigTree) -> bool:
-    """Connect to whatever carries out fencing; called once before any operation.
+def fence_virt_backend_create(section: ConfigSection, config: ConfigTree) -> Backend:
+    """Build the backend from its block, without connecting yet.
 
-    Runs in a worker thread. With ``fence_virtd -w`` core retries every 5 seconds while this
-    raises :class:`fence_virt.errors.BackendError`; any other exception stops the daemon.
+    Validate every setting here; core then calls the object's ``start()`` (retried every
+    5 s with ``fence_virtd -w``), its operations, and ``stop()`` at shutdown. Stops at the
+    first non-``None`` result.
 
-    :param section: the plugin's ``backends { NAME { ... } }`` block, or ``None`` if absent.
+    :param section: the plugin's block ``backends { NAME { ... } }``.
     :param config: the whole parsed configuration (read-only).
-    :returns: ``True`` once started.
+    :returns: an object satisfying :class:`fence_virt.Backend`.
     :raises fence_virt.errors.ConfigError: on a bad setting (names file:line).
-    :raises fence_virt.errors.BackendError: when the hypervisor cannot be reached.
-    """
-    raise NotImplementedError
-
-
-@hookspec(firstresult=True)
-def fence_virt_backend_stop() -> bool:
-    """Release connections; called once at shutdown, after the listener has stopped.
-
-    :returns: ``True`` once stopped.
     """
     raise NotImplementedError
 
 
 # ---------------------------------------------------------------------------------------------
-# backend hooks: operations (worker threads; concurrent for different VMs)
+# extension plugins
 
 
 @hookspec(firstresult=True)
-def fence_virt_backend_null(target: Target) -> Response:
-    """Answer the "null" operation (a no-op probe). The C backends answer ``Response.FAIL``.
+def fence_virt_extension_configure(section: ConfigSection, config: ConfigTree) -> bool:
+    """Read the extension's block before the daemon starts; optional.
 
+    Called once, when ``extensions { NAME { ... } }`` enables the extension. Stops at the
+    first non-``None`` result.
+
+    :param section: the extension's block.
+    :param config: the whole parsed configuration (read-only).
+    :returns: ``True`` (any non-``None`` value) once configured.
+    :raises fence_virt.errors.ConfigError: on a bad setting (names file:line); the daemon
+        does not start.
+    """
+    raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-cutting hooks: every implementation is called
+
+
+@hookspec
+def fence_virt_authorize(
+    operation: Operation, target: Target, listener: str, vm: HostState | None
+) -> bool | None:
+    """Decide whether ``target.requester`` may carry out ``operation`` on ``target``.
+
+    Consulted besides the listener's static map for off, on, reboot and status, and once per
+    VM when a host list is filtered (``operation`` is ``Operation.HOSTLIST`` and ``vm`` the
+    row; ``target.domain`` its name). A request goes ahead only if the static map allows it
+    and no implementation answers ``False``; an implementation that raises counts as
+    ``False`` (fail closed). Runs on the event loop for every request: answer from memory.
+
+    :param operation: the requested operation.
     :param target: the VM named in the request and who asked.
-    :returns: a :class:`fence_virt.protocol.Response`.
+    :param listener: the listener instance that received the request.
+    :param vm: the host-list row being filtered, else ``None``.
+    :returns: ``True`` to allow, ``False`` to refuse (the client gets "permission denied"),
+        ``None`` for no opinion.
     """
     raise NotImplementedError
 
 
-@hookspec(firstresult=True)
-def fence_virt_backend_off(target: Target) -> Response:
-    """Power the VM off, hard, and return only once it really is off.
+@hookspec
+def fence_virt_request_finished(request: FinishedRequest) -> None:
+    """Observe one answered request: for metrics, audit trails, notifications.
 
-    :param target: the VM named in the request and who asked.
-    :returns: ``Response.SUCCESS`` when the VM is off (also if it already was);
-        ``Response.FAIL`` when it is unknown or could not be stopped.
-    """
-    raise NotImplementedError
+    Called once per request that reached core (refused ones included), right after its
+    answer is known -- scheduled on the event loop, so the client's answer is not held up.
+    Must not block: hand slow work (files, network) to a thread or a queue of your own.
+    An exception is logged with the plugin's name and does not affect the request.
 
-
-@hookspec(firstresult=True)
-def fence_virt_backend_on(target: Target) -> Response:
-    """Power the VM on.
-
-    :param target: the VM named in the request and who asked.
-    :returns: ``Response.SUCCESS`` when it runs (also if it already did); ``Response.FAIL``
-        when it is unknown or could not be started.
-    """
-    raise NotImplementedError
-
-
-@hookspec(firstresult=True)
-def fence_virt_backend_reboot(target: Target) -> Response:
-    """Power the VM off, wait until it is really off, then power it on again.
-
-    A VM that is already off stays off and the answer is ``Response.SUCCESS`` (as in C:
-    "reboot does not power on nodes that are powered off").
-
-    :param target: the VM named in the request and who asked.
-    :returns: ``Response.SUCCESS`` or ``Response.FAIL``.
-    """
-    raise NotImplementedError
-
-
-@hookspec(firstresult=True)
-def fence_virt_backend_status(target: Target) -> Response:
-    """Report the VM's power state.
-
-    :param target: the VM named in the request and who asked.
-    :returns: ``Response.SUCCESS`` if it is on, ``Response.OFF`` if it is off,
-        ``Response.FAIL`` if it is unknown or the state cannot be read.
-    """
-    raise NotImplementedError
-
-
-@hookspec(firstresult=True)
-def fence_virt_backend_devstatus() -> Response:
-    """Report whether the backend itself works (the agent's "monitor" action).
-
-    :returns: ``Response.SUCCESS`` when healthy, ``Response.FAIL`` otherwise.
-    """
-    raise NotImplementedError
-
-
-@hookspec(firstresult=True)
-def fence_virt_backend_hostlist(requester: str) -> Sequence[HostState]:
-    """List the VMs this backend can fence, in the order clients should print them.
-
-    Core filters the result through the static permission map before sending it.
-
-    :param requester: who asked (IP text, CID or guest UUID), for backends that care.
-    :returns: a sequence of :class:`fence_virt.protocol.HostState` (name, UUID, raw libvirt
-        ``virDomainState`` number).
-    :raises fence_virt.errors.BackendError: when the list cannot be produced.
+    :param request: what was asked, by whom, through which listener instance, the answer
+        and how long it took.
+    :returns: nothing.
     """
     raise NotImplementedError

@@ -2,18 +2,38 @@
 
 A plugin imports these from :mod:`fence_virt`; they are part of the plugin contract, like the
 hook names in :mod:`fence_virt.hookspecs`.
+
+Flow of one request: a :class:`Listener` decodes and authenticates it, builds a
+:class:`Target` and awaits its :class:`Dispatcher`; core checks permissions, serializes
+operations on the VM and calls the :class:`Backend`; when the answer is known, every
+``fence_virt_request_finished`` observer receives a :class:`FinishedRequest`.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from fence_virt.protocol import HostState, Operation, Response
 
-__all__ = ["Availability", "Dispatcher", "Listener", "Target", "domain_uuid"]
+__all__ = [
+    "Availability",
+    "Backend",
+    "Dispatcher",
+    "FinishedRequest",
+    "Listener",
+    "MaybeAwaitable",
+    "Target",
+    "domain_uuid",
+]
+
+_T = TypeVar("_T")
+
+#: a backend method's result: a plain value from a ``def`` method (core runs it in a worker
+#: thread), or an awaitable from an ``async def`` method (core awaits it on the event loop)
+MaybeAwaitable: TypeAlias = _T | Awaitable[_T]
 
 #: length of the hyphenated UUID text C compares against (``8-4-4-4-12`` hex digits)
 _CANONICAL_UUID_LENGTH = 36
@@ -116,3 +136,107 @@ class Listener(Protocol):
     async def stop(self) -> None:
         """Stop accepting requests, cancel in-flight work and release every socket."""
         ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A running fencing backend built by ``fence_virt_backend_create``.
+
+    Each method may be a plain ``def`` -- core then runs it in a worker thread, so it may block
+    (libvirt, an HTTP SDK) -- or an ``async def``, which core awaits on the daemon's event loop
+    and which must not block (corosync CPG, a message bus). Core calls ``start`` once before
+    any operation and ``stop`` once after every listener has stopped.
+
+    Operations are called concurrently for *different* VMs; core serializes operations on the
+    same VM (by case-insensitive domain text). A raised exception is that request's failure
+    (``Response.FAIL`` on the wire, logged with the backend's name), never the daemon's end.
+    Core answers the "null" operation itself (``Response.FAIL``, as the C backends do).
+    """
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``libvirt qemu:///system``."""
+        ...
+
+    def start(self) -> MaybeAwaitable[None]:
+        """Connect to whatever carries out fencing.
+
+        :raises fence_virt.errors.BackendError: the hypervisor or manager cannot be reached;
+            with ``fence_virtd -w`` core retries every 5 seconds, otherwise the daemon stops.
+        :raises fence_virt.errors.UserError: anything the administrator must fix first.
+        """
+        ...
+
+    def stop(self) -> MaybeAwaitable[None]:
+        """Release connections; no operation is called afterwards."""
+        ...
+
+    def off(self, target: Target) -> MaybeAwaitable[Response]:
+        """Power the VM off, hard, and return only once it really is off.
+
+        :returns: ``Response.SUCCESS`` when the VM is off (also if it already was);
+            ``Response.FAIL`` when it is unknown or could not be stopped.
+        """
+        ...
+
+    def on(self, target: Target) -> MaybeAwaitable[Response]:
+        """Power the VM on.
+
+        :returns: ``Response.SUCCESS`` when it runs (also if it already did);
+            ``Response.FAIL`` when it is unknown or could not be started.
+        """
+        ...
+
+    def reboot(self, target: Target) -> MaybeAwaitable[Response]:
+        """Power the VM off, wait until it is really off, then power it on again.
+
+        A VM that is already off stays off and the answer is ``Response.SUCCESS`` (as in C:
+        "reboot does not power on nodes that are powered off").
+        """
+        ...
+
+    def status(self, target: Target) -> MaybeAwaitable[Response]:
+        """Report the VM's power state.
+
+        :returns: ``Response.SUCCESS`` if it is on, ``Response.OFF`` if it is off,
+            ``Response.FAIL`` if it is unknown or its state cannot be read.
+        """
+        ...
+
+    def devstatus(self) -> MaybeAwaitable[Response]:
+        """Report whether the backend itself works (the agent's "monitor" action).
+
+        :returns: ``Response.SUCCESS`` when healthy, ``Response.FAIL`` otherwise.
+        """
+        ...
+
+    def hostlist(self, requester: str) -> MaybeAwaitable[Sequence[HostState]]:
+        """List the VMs this backend can fence, in the order clients should print them.
+
+        Core filters the list through the listener's static map and the authorization hooks.
+
+        :param requester: who asked (IP text, CID or guest UUID), for backends that care.
+        :returns: :class:`fence_virt.protocol.HostState` rows (name, UUID, raw
+            ``virDomainState`` number).
+        :raises fence_virt.errors.BackendError: when the list cannot be produced.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRequest:
+    """One answered request, as ``fence_virt_request_finished`` observers receive it."""
+
+    operation: Operation
+    #: the VM and the requester; ``domain`` is empty for devstatus and host lists
+    target: Target
+    #: the listener instance that received it (its block name, e.g. ``multicast``)
+    listener: str
+    #: the answer sent (``Response.PERM`` when a permission check refused it)
+    response: Response
+    #: when core received it: seconds since the epoch (``time.time()``)
+    started: float
+    #: seconds from receipt to answer
+    duration: float
+    #: why it was refused or failed (static map, an authorization plugin, a backend error);
+    #: ``None`` for a normal answer
+    reason: str | None = None

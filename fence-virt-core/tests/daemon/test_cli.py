@@ -60,7 +60,15 @@ def test_list_plugins_json_shows_test_plugins(tmp_path: Path) -> None:
         "fence_virt_listener_check",
         "fence_virt_listener_create",
     ]
-    assert "fence_virt_backend_reboot" in rows[("backend", "memory")]["hooks"]
+    assert rows[("backend", "memory")]["hooks"] == [
+        "fence_virt_backend_check",
+        "fence_virt_backend_create",
+    ]
+    recorder = rows[("extension", "recorder")]
+    assert recorder["loads"]
+    assert not recorder["usable"]
+    assert recorder["reason"] == "not enabled (add a block extensions/recorder { })"
+    assert recorder["hooks"] == ["fence_virt_extension_configure", "fence_virt_request_finished"]
 
 
 def test_list_plugins_table_says_why_a_plugin_cannot_run(tmp_path: Path) -> None:
@@ -101,7 +109,7 @@ def test_daemon_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert not pid_file.exists()
     assert not (tmp_path / "fv.sock").exists()
     log = daemon.log()
-    assert "off vm1 (requester memory, seqno 0): success" in log
+    assert "off vm1 (requester memory, seqno 0, listener memory): success" in log
     assert "fence_virtd shutting down" in log
 
 
@@ -175,7 +183,7 @@ def test_unusable_named_plugin_missing_section_fails_loudly(tmp_path: Path) -> N
     )
     result = fence_virtd("-F", "-f", str(config), "-p", str(tmp_path / "p"))
     assert result.returncode == 1
-    assert "listeners/memory needs socket" in result.stderr
+    assert f"{config}: listeners/memory: needs socket" in result.stderr
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""BackendDispatcher: permissions, per-VM serialization, concurrency across VMs, failures
-turned into FAIL. Uses a real pluggy manager with small inline backend plugins."""
+"""BackendRunner and RequestDispatcher: permissions, per-VM serialization, concurrency across
+VMs, threads or the loop, failures turned into FAIL, authorization plugins and observers.
+
+Uses a real pluggy manager with small inline plugins (the pluggy manner)."""
 
 from __future__ import annotations
 
@@ -12,29 +14,51 @@ from typing import Any
 
 import pytest
 
-from fence_virt import Target, hookimpl
-from fence_virt.config import parse_text
-from fence_virt.daemon.dispatch import BackendDispatcher, KeyedLocks
+from fence_virt import Availability, FinishedRequest, Target, hookimpl
+from fence_virt.config import ConfigSection, ConfigTree, parse_text
+from fence_virt.daemon.dispatch import BackendRunner, KeyedLocks, RequestDispatcher
 from fence_virt.daemon.static_map import StaticMap
 from fence_virt.errors import BackendError, PluginError
 from fence_virt.plugins import PluginEntry, PluginHooks, PluginKind, build_plugin_manager
 from fence_virt.protocol import HostState, Operation, Response
 
+VMS = [
+    HostState(domain="vm1", uuid="11111111-1111-1111-1111-111111111111", state=1),
+    HostState(domain="vm3", uuid="33333333-3333-3333-3333-333333333333", state=5),
+]
+
 
 class SlowBackend:
-    """Records overlapping calls per VM; 'boom' raises, 'garbage' returns a bad value."""
+    """Records overlapping calls per VM; 'boom' raises, 'garbage' and 'false' return bad values."""
 
     def __init__(self) -> None:
         self.active: dict[str, int] = {}
         self.max_active: dict[str, int] = {}
         self.max_total = 0
+        self.calls: list[tuple[str, str]] = []
+        self.threads: set[str] = set()
         self.lock = threading.Lock()
 
-    def _op(self, target: Target) -> Any:
+    def describe(self) -> str:
+        return "slow test backend"
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    def _op(self, name: str, target: Target) -> Any:
+        self.threads.add(threading.current_thread().name)
+        self.calls.append((name, target.domain))
         if target.domain == "boom":
             raise BackendError("hypervisor unreachable")
+        if target.domain == "bug":
+            raise KeyError("a bug in the plugin")
         if target.domain == "garbage":
             return 42
+        if target.domain == "false":
+            return False  # == 0 == SUCCESS: must not be read as success
         with self.lock:
             self.active[target.domain] = self.active.get(target.domain, 0) + 1
             self.max_active[target.domain] = max(
@@ -46,73 +70,129 @@ class SlowBackend:
             self.active[target.domain] -= 1
         return Response.SUCCESS
 
-    @hookimpl
-    def fence_virt_backend_check(self) -> Any:
-        from fence_virt import Availability
+    def off(self, target: Target) -> Any:
+        return self._op("off", target)
 
+    def on(self, target: Target) -> Any:
+        return self._op("on", target)
+
+    def reboot(self, target: Target) -> Any:
+        return self._op("reboot", target)
+
+    def status(self, target: Target) -> Any:
+        return self._op("status", target)
+
+    def devstatus(self) -> Response:
+        return Response.SUCCESS
+
+    def hostlist(self, requester: str) -> Sequence[HostState]:
+        del requester
+        return VMS
+
+
+class AsyncBackend(SlowBackend):
+    """Every method a coroutine: run on the event loop, never in a worker thread."""
+
+    async def off(self, target: Target) -> Any:  # type: ignore[override]
+        self.threads.add(threading.current_thread().name)
+        await asyncio.sleep(0)
+        return Response.SUCCESS if target.domain != "boom" else Response.FAIL
+
+    async def hostlist(self, requester: str) -> Sequence[HostState]:  # type: ignore[override]
+        del requester
+        raise RuntimeError("bus down")
+
+
+class LeakyBackend(SlowBackend):
+    """A plain def that returns a coroutine: an authoring error core must catch."""
+
+    def off(self, target: Target) -> Any:
+        async def late() -> Response:
+            return Response.SUCCESS
+
+        return late()
+
+
+class BackendPlugin:
+    """The plugin object wrapping one backend object."""
+
+    def __init__(self, backend: object) -> None:
+        self.backend = backend
+
+    @hookimpl
+    def fence_virt_backend_check(self) -> Availability:
         return Availability.yes("test")
 
     @hookimpl
-    def fence_virt_backend_start(self) -> bool:
+    def fence_virt_backend_create(self) -> object:
+        return self.backend
+
+
+class Denier:
+    """Authorization plugin refusing 'vm2' and host-list rows of 'vm3'."""
+
+    @hookimpl
+    def fence_virt_authorize(self, target: Target, vm: HostState | None) -> bool | None:
+        name = vm.domain if vm is not None else target.domain
+        return False if name in ("vm2", "vm3") else None
+
+
+class Crasher:
+    """Authorization plugin that raises for 'vm4' (must fail closed) and says yes otherwise."""
+
+    @hookimpl
+    def fence_virt_authorize(self, target: Target) -> bool:
+        if target.domain == "vm4":
+            raise RuntimeError("policy store unreachable")
         return True
 
-    @hookimpl
-    def fence_virt_backend_stop(self) -> bool:
-        return True
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[FinishedRequest] = []
 
     @hookimpl
-    def fence_virt_backend_null(self) -> Response:
-        return Response.FAIL
+    def fence_virt_request_finished(self, request: FinishedRequest) -> None:
+        self.seen.append(request)
 
+
+class BrokenObserver:
     @hookimpl
-    def fence_virt_backend_off(self, target: Target) -> Any:
-        return self._op(target)
-
-    @hookimpl
-    def fence_virt_backend_on(self, target: Target) -> Any:
-        return self._op(target)
-
-    @hookimpl
-    def fence_virt_backend_reboot(self, target: Target) -> Any:
-        return self._op(target)
-
-    @hookimpl
-    def fence_virt_backend_status(self, target: Target) -> Any:
-        return self._op(target)
-
-    @hookimpl
-    def fence_virt_backend_devstatus(self) -> Response:
-        return Response.SUCCESS
-
-    @hookimpl
-    def fence_virt_backend_hostlist(self) -> Sequence[HostState]:
-        return [
-            HostState(domain="vm1", uuid="11111111-1111-1111-1111-111111111111", state=1),
-            HostState(domain="vm3", uuid="33333333-3333-3333-3333-333333333333", state=5),
-        ]
+    def fence_virt_request_finished(self) -> None:
+        raise RuntimeError("metrics server down")
 
 
-def backend_entry(obj: object, name: str = "slow", distribution: str = "tests") -> PluginEntry:
-    """An entry for an in-test backend object, as discovery would produce it."""
+def entry(obj: object, name: str, kind: PluginKind = PluginKind.BACKEND) -> PluginEntry:
+    """An entry for an in-test plugin object, as discovery would produce it."""
     return PluginEntry(
-        kind=PluginKind.BACKEND,
+        kind=kind,
         name=name,
         target=f"tests:{name}",
-        distribution=distribution,
+        distribution=f"{name}-dist",
         version="0",
         obj=obj,
     )
 
 
-def make_dispatcher(backend: SlowBackend, config: str = "") -> BackendDispatcher:
-    entry = backend_entry(backend)
-    hooks = PluginHooks(build_plugin_manager(entry), backend=entry)
+def make_dispatcher(
+    backend: object, config: str = "", extensions: Sequence[object] = ()
+) -> RequestDispatcher:
+    main = entry(BackendPlugin(backend), "slow")
+    entries = [main] + [
+        entry(ext, f"ext{i}", PluginKind.EXTENSION) for i, ext in enumerate(extensions)
+    ]
+    hooks = PluginHooks(build_plugin_manager(entries), entries)
+    runner = BackendRunner(backend, main, ThreadPoolExecutor(max_workers=8))  # type: ignore[arg-type]
     smap = StaticMap.from_config(parse_text(config)) if config else StaticMap()
-    return BackendDispatcher(hooks, smap, ThreadPoolExecutor(max_workers=8))
+    return RequestDispatcher(runner, hooks, "test-listener", smap)
 
 
 def target(domain: str, requester: str = "198.51.100.11") -> Target:
     return Target(domain=domain, by_uuid=False, requester=requester, seqno=1)
+
+
+def fence(dispatcher: RequestDispatcher, operation: Operation, domain: str, **kw: str) -> Response:
+    return asyncio.run(dispatcher.fence(operation, target(domain, **kw)))
 
 
 def test_same_vm_serialized_other_vms_concurrent() -> None:
@@ -131,26 +211,119 @@ def test_same_vm_serialized_other_vms_concurrent() -> None:
     assert backend.max_total >= 2
 
 
-def test_backend_errors_and_bad_values_become_fail() -> None:
+@pytest.mark.parametrize("domain", ["boom", "bug", "garbage", "false"])
+@pytest.mark.parametrize("operation", [Operation.OFF, Operation.ON, Operation.REBOOT])
+def test_backend_errors_and_bad_values_become_fail(operation: Operation, domain: str) -> None:
     dispatcher = make_dispatcher(SlowBackend())
-    assert asyncio.run(dispatcher.fence(Operation.OFF, target("boom"))) is Response.FAIL
-    assert asyncio.run(dispatcher.fence(Operation.OFF, target("garbage"))) is Response.FAIL
+    assert fence(dispatcher, operation, domain) is Response.FAIL
 
 
-def test_static_map_denies_with_perm_and_filters_lists() -> None:
+def test_each_operation_reaches_its_own_method() -> None:
+    backend = SlowBackend()
+    dispatcher = make_dispatcher(backend)
+    for operation in (Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS):
+        assert fence(dispatcher, operation, "vm1") is Response.SUCCESS
+    assert backend.calls == [("off", "vm1"), ("on", "vm1"), ("reboot", "vm1"), ("status", "vm1")]
+
+
+def test_null_is_answered_fail_without_the_backend() -> None:
+    backend = SlowBackend()
+    assert fence(make_dispatcher(backend), Operation.NULL, "vm1") is Response.FAIL
+    assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    "operation", [Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS]
+)
+def test_static_map_guards_every_vm_operation(operation: Operation) -> None:
+    config = 'groups { group { ip = "198.51.100.11"; uuid = "vm1"; } }'
+    backend = SlowBackend()
+    dispatcher = make_dispatcher(backend, config)
+    assert fence(dispatcher, operation, "vm1") is Response.SUCCESS
+    assert fence(dispatcher, operation, "vm3") is Response.PERM
+    assert fence(dispatcher, operation, "vm1", requester="198.51.100.99") is Response.PERM
+    assert backend.calls == [(operation.name.lower(), "vm1")]
+
+
+def test_static_map_leaves_null_and_devstatus_and_filters_lists() -> None:
     config = 'groups { group { ip = "198.51.100.11"; uuid = "vm1"; } }'
     dispatcher = make_dispatcher(SlowBackend(), config)
-    assert asyncio.run(dispatcher.fence(Operation.OFF, target("vm1"))) is Response.SUCCESS
-    assert asyncio.run(dispatcher.fence(Operation.OFF, target("vm3"))) is Response.PERM
-    assert (
-        asyncio.run(dispatcher.fence(Operation.STATUS, target("vm1", "198.51.100.99")))
-        is Response.PERM
-    )
     # null and devstatus are not permission-checked (as in C)
-    assert asyncio.run(dispatcher.fence(Operation.NULL, target("vm3"))) is Response.FAIL
-    assert asyncio.run(dispatcher.fence(Operation.DEVSTATUS, target(""))) is Response.SUCCESS
+    assert fence(dispatcher, Operation.NULL, "vm3") is Response.FAIL
+    assert fence(dispatcher, Operation.DEVSTATUS, "") is Response.SUCCESS
     names = [s.domain for s in asyncio.run(dispatcher.hostlist("198.51.100.11"))]
     assert names == ["vm1"]
+
+
+def test_async_methods_run_on_the_loop_plain_ones_in_workers() -> None:
+    backend = AsyncBackend()
+    dispatcher = make_dispatcher(backend)
+    assert fence(dispatcher, Operation.OFF, "vm1") is Response.SUCCESS
+    assert fence(dispatcher, Operation.REBOOT, "vm1") is Response.SUCCESS
+    assert "MainThread" in backend.threads
+    assert any(name != "MainThread" for name in backend.threads)
+    with pytest.raises(BackendError, match="RuntimeError: bus down"):
+        asyncio.run(dispatcher.hostlist("r"))
+
+
+def test_plain_def_returning_a_coroutine_is_a_failure() -> None:
+    assert fence(make_dispatcher(LeakyBackend()), Operation.OFF, "vm1") is Response.FAIL
+
+
+def test_authorization_plugins_refuse_and_fail_closed() -> None:
+    backend = SlowBackend()
+    dispatcher = make_dispatcher(backend, extensions=[Denier(), Crasher()])
+    assert fence(dispatcher, Operation.OFF, "vm1") is Response.SUCCESS
+    assert fence(dispatcher, Operation.OFF, "vm2") is Response.PERM
+    assert fence(dispatcher, Operation.STATUS, "vm4") is Response.PERM
+    assert fence(dispatcher, Operation.DEVSTATUS, "vm2") is Response.SUCCESS
+    assert backend.calls == [("off", "vm1")]
+    names = [s.domain for s in asyncio.run(dispatcher.hostlist("r"))]
+    assert names == ["vm1"]
+
+
+def test_observers_see_every_request_and_a_broken_one_harms_nobody() -> None:
+    recorder = Recorder()
+    dispatcher = make_dispatcher(
+        SlowBackend(),
+        config='groups { group { ip = "198.51.100.11"; uuid = "vm1"; } }',
+        extensions=[BrokenObserver(), recorder],
+    )
+
+    async def main() -> list[Response]:
+        answers = [
+            await dispatcher.fence(Operation.OFF, target("vm1")),
+            await dispatcher.fence(Operation.OFF, target("vm3")),
+            await dispatcher.fence(Operation.ON, target("boom")),
+        ]
+        await dispatcher.hostlist("198.51.100.11")
+        await asyncio.sleep(0)  # observers are scheduled after the answer
+        return answers
+
+    assert asyncio.run(main()) == [Response.SUCCESS, Response.PERM, Response.PERM]
+    seen = [(r.operation, r.target.domain, r.response, r.listener) for r in recorder.seen]
+    assert seen == [
+        (Operation.OFF, "vm1", Response.SUCCESS, "test-listener"),
+        (Operation.OFF, "vm3", Response.PERM, "test-listener"),
+        (Operation.ON, "boom", Response.PERM, "test-listener"),
+        (Operation.HOSTLIST, "", Response.SUCCESS, "test-listener"),
+    ]
+    assert recorder.seen[0].duration >= 0.05
+    assert recorder.seen[1].reason == "denied by the static map"
+
+
+def test_observer_gets_the_backend_error() -> None:
+    recorder = Recorder()
+    dispatcher = make_dispatcher(SlowBackend(), extensions=[recorder])
+
+    async def main() -> None:
+        await dispatcher.fence(Operation.OFF, target("boom"))
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert [(r.response, r.reason) for r in recorder.seen] == [
+        (Response.FAIL, "hypervisor unreachable")
+    ]
 
 
 def test_keyed_locks_are_dropped_when_unused() -> None:
@@ -164,31 +337,50 @@ def test_keyed_locks_are_dropped_when_unused() -> None:
     asyncio.run(main())
 
 
-def test_incomplete_backend_is_refused_with_its_name() -> None:
+def test_incomplete_backend_plugin_is_refused_with_its_name() -> None:
     class HalfBackend:
         @hookimpl
-        def fence_virt_backend_status(self, target: Target) -> Response:
-            del target
-            return Response.SUCCESS
+        def fence_virt_backend_check(self) -> Availability:
+            return Availability.yes("half")
 
-    entry = backend_entry(HalfBackend, name="half", distribution="half-dist")
-    with pytest.raises(PluginError, match=r"half.*half-dist.*fence_virt_backend_off"):
-        build_plugin_manager(entry)
+    with pytest.raises(PluginError, match=r"half.*half-dist.*fence_virt_backend_create"):
+        build_plugin_manager([entry(HalfBackend, "half")])
+
+
+def test_extension_without_extension_hooks_is_refused() -> None:
+    class Idle:
+        pass
+
+    with pytest.raises(PluginError, match=r"idle.*idle-dist.*none of the extension hooks"):
+        build_plugin_manager([entry(Idle(), "idle", PluginKind.EXTENSION)])
 
 
 def test_two_backends_are_refused() -> None:
-    entries = [backend_entry(SlowBackend(), name=n) for n in ("a", "b")]
+    entries = [entry(BackendPlugin(SlowBackend()), n) for n in ("a", "b")]
     with pytest.raises(PluginError, match="only one backend"):
-        build_plugin_manager(*entries)
+        build_plugin_manager(entries)
 
 
 def test_misspelled_hook_is_refused() -> None:
-    class Typo(SlowBackend):
+    class Typo(BackendPlugin):
         @hookimpl
-        def fence_virt_backend_of(self, target: Target) -> Response:
-            del target
-            return Response.SUCCESS
+        def fence_virt_backend_craete(self) -> object:
+            return self.backend
 
-    entry = backend_entry(Typo(), name="typo")
-    with pytest.raises(PluginError, match="fence_virt_backend_of"):
-        build_plugin_manager(entry)
+    with pytest.raises(PluginError, match="fence_virt_backend_craete"):
+        build_plugin_manager([entry(Typo(SlowBackend()), "typo")])
+
+
+def test_create_returning_a_non_backend_names_the_plugin() -> None:
+    class Wrong(BackendPlugin):
+        @hookimpl
+        def fence_virt_backend_create(self) -> object:
+            return object()
+
+    main = entry(Wrong(None), "wrong")
+    hooks = PluginHooks(build_plugin_manager([main]), [main])
+
+    with pytest.raises(
+        PluginError, match=r"fence_virt.backends:wrong' \(wrong-dist\).*not a Backend"
+    ):
+        hooks.backend_create(main, ConfigSection("backends/wrong"), ConfigTree())

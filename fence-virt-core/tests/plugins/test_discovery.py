@@ -1,12 +1,18 @@
 """Discovery through real entry points: the test plugins installed in the dev environment,
-and a broken distribution installed into a temporary directory for the test."""
+and a broken distribution installed into a temporary directory for the test.
+
+Discovery reads what is installed when a process starts (stevedore keeps the entry points
+of a group for the life of the process), so the broken distribution is examined by a fresh
+interpreter with it on ``PYTHONPATH``, as a new ``fence_virtd`` would see it."""
 
 from __future__ import annotations
 
-import importlib
+import json
+import os
+import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,19 +20,34 @@ from fence_virt.errors import PluginError
 from fence_virt.plugins import PluginKind, discover, load_named
 from fence_virt.testing.plugins import install_broken_plugins
 
+_PROBE = """
+import json, sys
+from fence_virt.errors import PluginError
+from fence_virt.plugins import PluginKind, discover, load_named
+rows = [
+    {"name": e.name, "loaded": e.loaded, "error": e.error, "distribution": e.distribution}
+    for e in discover(PluginKind.BACKEND)
+]
+try:
+    load_named(PluginKind.BACKEND, sys.argv[1])
+    failure = None
+except PluginError as exc:
+    failure = {"message": str(exc), "exit_code": exc.exit_code}
+print(json.dumps({"rows": rows, "failure": failure}))
+"""
+
 
 @pytest.fixture
-def broken_on_path(tmp_path: Path) -> Iterator[Path]:
-    target = install_broken_plugins(tmp_path / "site")
-    sys.path.insert(0, str(target))
-    importlib.invalidate_caches()
-    try:
-        yield target
-    finally:
-        sys.path.remove(str(target))
-        importlib.invalidate_caches()
-        for name in [m for m in sys.modules if m.startswith("fence_virt_brokenplugin")]:
-            del sys.modules[name]
+def broken_on_path(tmp_path: Path) -> Path:
+    return install_broken_plugins(tmp_path / "site")
+
+
+def probe(site: Path, name: str) -> dict[str, Any]:
+    """discover() and load_named(name) in a fresh interpreter that sees ``site``."""
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    output = subprocess.check_output([sys.executable, "-c", _PROBE, name], env=env, text=True)
+    result: dict[str, Any] = json.loads(output)
+    return result
 
 
 def test_memory_plugins_are_found_with_their_distribution() -> None:
@@ -51,24 +72,23 @@ def test_unknown_name_lists_installed_plugins() -> None:
 
 
 def test_broken_plugins_are_reported_not_skipped(broken_on_path: Path) -> None:
-    del broken_on_path
-    entries = {e.name: e for e in discover(PluginKind.BACKEND)}
-    assert entries["memory"].loaded
+    entries = {row["name"]: row for row in probe(broken_on_path, "memory")["rows"]}
+    assert entries["memory"]["loaded"]
     raising, missing = entries["broken-import"], entries["broken-missing"]
-    assert not raising.loaded
-    assert "fails to import on purpose" in (raising.error or "")
-    assert raising.distribution == "fence-virt-brokenplugin"
-    assert not missing.loaded
-    assert "does_not_exist" in (missing.error or "")
+    assert not raising["loaded"]
+    assert "fails to import on purpose" in raising["error"]
+    assert raising["distribution"] == "fence-virt-brokenplugin"
+    assert not missing["loaded"]
+    assert "does_not_exist" in missing["error"]
 
 
 def test_loading_a_broken_plugin_by_name_names_it_and_its_distribution(
     broken_on_path: Path,
 ) -> None:
-    del broken_on_path
-    with pytest.raises(PluginError) as info:
-        load_named(PluginKind.BACKEND, "broken-import")
-    message = str(info.value)
-    assert "fence_virt.backends:broken-import" in message
-    assert "fence-virt-brokenplugin" in message
-    assert info.value.exit_code == 1
+    failure = probe(broken_on_path, "broken-import")["failure"]
+    assert failure is not None
+    assert "fence_virt.backends:broken-import" in failure["message"]
+    assert "fence-virt-brokenplugin" in failure["message"]
+    assert "fails to import on purpose" in failure["message"]
+    assert failure["exit_code"] == 1
+    assert probe(broken_on_path, "memory")["failure"] is None

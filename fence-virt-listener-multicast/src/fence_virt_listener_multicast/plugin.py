@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from fence_virt import Availability, hookimpl
-from fence_virt.config import ConfigNode, ConfigTree
+from fence_virt.config import ConfigSection
 from fence_virt.errors import ConfigError
 from fence_virt.protocol import HashType
 from fence_virt_listener_multicast.keys import key_problem, load_key
@@ -21,11 +21,9 @@ class MulticastListenerPlugin:
     """Multicast listener for the fence_xvm agent (UDP group request, TCP connect-back)."""
 
     @hookimpl
-    def fence_virt_listener_check(
-        self, section: ConfigNode | None, config: ConfigTree
-    ) -> Availability:
+    def fence_virt_listener_check(self, section: ConfigSection) -> Availability:
         try:
-            settings = resolve_settings(section, source=config.source)
+            settings = resolve_settings(section.node, source=section.source)
         except ConfigError as exc:
             return Availability.no(str(exc))
         problem = key_problem(settings.key_file)
@@ -34,10 +32,8 @@ class MulticastListenerPlugin:
         return Availability.yes(f"{settings.describe()}, key file {settings.key_file}")
 
     @hookimpl
-    def fence_virt_listener_create(
-        self, section: ConfigNode | None, config: ConfigTree
-    ) -> MulticastListener:
-        settings = resolve_settings(section, source=config.source)
+    def fence_virt_listener_create(self, section: ConfigSection) -> MulticastListener:
+        settings = resolve_settings(section.node, source=section.source)
         uses_key = settings.hash is not HashType.NONE or settings.auth is not HashType.NONE
         key = load_key(settings.key_file, required=uses_key)
         if settings.hash is HashType.NONE:

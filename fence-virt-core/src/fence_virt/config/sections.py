@@ -4,7 +4,9 @@ A schema field is filled from the section's ``key = "value";`` entries. Supporte
 ``str``, ``int``, ``bool``, ``float``, :class:`pathlib.Path`, an :class:`enum.Enum` (through
 its ``parse(str)`` classmethod if it has one, else by member name, case-insensitively),
 ``X | None`` of those, and ``tuple[X, ...]`` (every occurrence of a repeatable key, in file
-order, e.g. a group's ``uuid`` entries). Subsections are read only when the schema asks: a
+order, e.g. a group's ``uuid`` entries). A type may be wrapped in ``Annotated[X, check, ...]``
+with :class:`~fence_virt.config.checks.Check` conditions (``Annotated[int, PORT]``), which run
+on every converted value. Subsections are read only when the schema asks: a
 field whose type is itself a dataclass schema (optionally ``| None``) takes the last child
 block of that name, ``tuple[Schema, ...]`` takes every such block in file order.
 
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fence_virt.config.checks import Check
 from fence_virt.config.tree import ConfigNode, ConfigValue
 from fence_virt.errors import ConfigError, LocalError
 
@@ -97,6 +100,7 @@ class _FieldSpec:
     required: bool
     convert: Converter = str
     section: type | None = None
+    checks: tuple[Check, ...] = ()
 
 
 def load_section(
@@ -191,12 +195,15 @@ class _Origin:
 
     def _convert(self, spec: _FieldSpec, key: str, text: str, line: int) -> object:
         try:
-            return spec.convert(text)
+            value = spec.convert(text)
+            for check in spec.checks:
+                check(value)
         except (ValueError, LookupError) as exc:
             raise self.error(
                 f'bad value "{text}" for key {key!r} in {self.where or "top level"}: {exc}',
                 line or None,
             ) from exc
+        return value
 
 
 @functools.cache
@@ -243,7 +250,7 @@ def _field_specs(schema: type) -> tuple[_FieldSpec, ...]:
 def _build_specs(schema: type) -> tuple[_FieldSpec, ...]:
     if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
         raise LocalError(f"config schema {schema!r} is not a dataclass")
-    hints = typing.get_type_hints(schema)
+    hints = typing.get_type_hints(schema, include_extras=True)
     fields = (f for f in dataclasses.fields(schema) if f.init)
     return tuple(_field_spec(schema, f, hints[f.name]) for f in fields)
 
@@ -254,18 +261,34 @@ def _field_spec(schema: type, field: dataclasses.Field[Any], hint: object) -> _F
     has_default = (
         field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
     )
-    inner = _strip_optional(hint)
+    inner, checks = _strip_annotated(hint)
+    inner, more = _strip_annotated(_strip_optional(inner))
+    checks += more
+    required = not has_default
     if field.metadata.get("node_value", False):
         convert = _converter(schema, inner)
-        return _FieldSpec(field.name, keys, _Kind.NODE_VALUE, not has_default, convert)
+        return _FieldSpec(field.name, keys, _Kind.NODE_VALUE, required, convert, checks=checks)
     item = _tuple_item(inner)
-    if item is not None and _is_schema(item):
-        return _FieldSpec(field.name, keys, _Kind.SECTIONS, not has_default, section=item)
     if item is not None:
-        return _FieldSpec(field.name, keys, _Kind.MANY, not has_default, _converter(schema, item))
+        item, more = _strip_annotated(item)
+        checks += more
+    if item is not None and _is_schema(item):
+        return _FieldSpec(field.name, keys, _Kind.SECTIONS, required, section=item)
+    if item is not None:
+        convert = _converter(schema, item)
+        return _FieldSpec(field.name, keys, _Kind.MANY, required, convert, checks=checks)
     if _is_schema(inner):
-        return _FieldSpec(field.name, keys, _Kind.SECTION, not has_default, section=inner)
-    return _FieldSpec(field.name, keys, _Kind.SCALAR, not has_default, _converter(schema, inner))
+        return _FieldSpec(field.name, keys, _Kind.SECTION, required, section=inner)
+    convert = _converter(schema, inner)
+    return _FieldSpec(field.name, keys, _Kind.SCALAR, required, convert, checks=checks)
+
+
+def _strip_annotated(hint: object) -> tuple[object, tuple[Check, ...]]:
+    """``Annotated[X, c1, c2]`` -> ``(X, (c1, c2))`` keeping only :class:`Check` extras."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return hint, ()
+    base, *extras = typing.get_args(hint)
+    return base, tuple(extra for extra in extras if isinstance(extra, Check))
 
 
 def _strip_optional(hint: object) -> object:

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from fence_virt.errors import LocalError
+from fence_virt.errors import ConfigError, LocalError
 
 __all__ = ["ConfigNode", "ConfigTree", "ConfigValue"]
 
@@ -207,6 +207,18 @@ class ConfigNode(_Scope):
     def dump(self) -> str:
         """This block in the C dump format (see the module docstring)."""
         return "".join(_dump_node(self, 0))
+
+    def error(self, key: str | None, message: str) -> ConfigError:
+        """A :class:`ConfigError` pointing at ``key`` in this block: ``file:line: message``.
+
+        :param key: the key whose (last) entry is wrong; its line is used. ``None``, or a key
+            that is absent (a missing setting), points at the block's own line.
+        :param message: what is wrong, e.g. ``"port 0 is out of range"``.
+        :returns: the error, for the caller to raise.
+        """
+        entry = self.entry(key) if key is not None else None
+        line = entry.line if entry is not None and entry.line else self.line
+        return ConfigError(message, path=self.source, line=line or None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,32 +1,34 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins)."""
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins).
+
+This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
+(logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
+:class:`~fence_virt.errors.UserError` into one line on stderr and an exit code.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from fence_virt.config import ConfigTree, load_file, load_section, parse_text
 from fence_virt.daemon import listing
+from fence_virt.daemon.app import Daemon
 from fence_virt.daemon.background import StartupReport, detach
 from fence_virt.daemon.defaults import (
     DEFAULT_CONFIG_FILE,
     DEFAULT_PID_FILE,
-    EMBEDDED_DEFAULT_CONFIG,
     EMBEDDED_DEFAULT_SOURCE,
 )
-from fence_virt.daemon.logs import configure_logging
+from fence_virt.daemon.logs import install_logging
 from fence_virt.daemon.pidfile import PidFile
-from fence_virt.daemon.runtime import DaemonRun, run_daemon
-from fence_virt.daemon.selection import plugin_section, select_plugin
-from fence_virt.daemon.static_map import StaticMap
+from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
-from fence_virt.plugins import PluginHooks, PluginKind, build_plugin_manager
 
 __all__ = ["main"]
 
@@ -34,99 +36,61 @@ log = logging.getLogger("fence_virt.daemon")
 
 #: like C, debug levels above 3 dump the parsed configuration (main.c)
 DUMP_CONFIG_DEBUG = 3
+#: signals that stop the daemon cleanly
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
-class DaemonSettings:
-    """The ``fence_virtd { ... }`` block (c-suite-spec §5.4)."""
+class Options:
+    """The command line, as parsed."""
 
-    listener: str | None = None
-    backend: str | None = None
-    foreground: bool = False
-    debug: int = 0
-    wait_for_init: bool = field(default=False, metadata={"aliases": ("wait_for_backend",)})
-    #: C's plugin directory; accepted so C configs load, unused (plugins are entry points)
-    module_path: str | None = None
-    #: legacy location of the cpg backend's name_mode; read by that backend
-    name_mode: str | None = None
-
-
-def load_daemon_config(path: str | None, *, explicit: bool) -> ConfigTree:
-    """Parse ``path``; without it, use the embedded default unless -f named it."""
-    if path is None:
-        return parse_text(EMBEDDED_DEFAULT_CONFIG, source=EMBEDDED_DEFAULT_SOURCE)
-    file = Path(path)
-    if not file.exists():
-        if explicit:
-            raise UserError(f"config file {path} does not exist")
-        return parse_text(EMBEDDED_DEFAULT_CONFIG, source=EMBEDDED_DEFAULT_SOURCE)
-    return load_file(file)
+    #: the config file; ``None`` for the embedded default
+    config_file: str | None
+    #: ``-f`` named the file (a missing file is then an error)
+    explicit: bool
+    foreground: bool
+    #: ``-d``; ``None`` when not given (the config's ``debug`` applies)
+    debug: int | None
+    wait: bool
+    pid_file: str
 
 
-def _prepare(config: ConfigTree, settings: DaemonSettings, wait: bool) -> DaemonRun:
-    chosen = {kind: select_plugin(kind, config) for kind in PluginKind}
-    for kind, selection in chosen.items():
-        entry = selection.entry
-        log.info(
-            "%s: %s from %s %s (%s)",
-            kind,
-            entry.name,
-            entry.distribution,
-            entry.version,
-            selection.why,
-        )
-    listener, backend = chosen[PluginKind.LISTENER].entry, chosen[PluginKind.BACKEND].entry
-    hooks = PluginHooks(build_plugin_manager(listener, backend), listener=listener, backend=backend)
-    listener_obj = hooks.listener_create(
-        plugin_section(config, PluginKind.LISTENER, listener.name), config
-    )
-    return DaemonRun(
-        hooks=hooks,
-        listener=listener_obj,
-        listener_name=listener.name,
-        backend_name=backend.name,
-        backend_section=plugin_section(config, PluginKind.BACKEND, backend.name),
-        config=config,
-        static_map=StaticMap.from_config(config),
-        wait_for_backend=wait or settings.wait_for_init,
-    )
-
-
-def _serve(run: DaemonRun, pid_file: PidFile, report: StartupReport) -> None:
-    pid_file.acquire()
+async def _serve(daemon: Daemon, report: StartupReport) -> None:
+    """Run ``daemon`` until SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, daemon.request_stop)
     try:
-        asyncio.run(run_daemon(run, ready=report.ready))
+        await daemon.run(ready=report.ready)
     finally:
-        pid_file.release()
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
-def _run(
-    config_file: str | None,
-    explicit: bool,
-    foreground: bool,
-    debug: int | None,
-    wait: bool,
-    pid: str,
-) -> None:
-    configure_logging(foreground=True, debug=debug or 0)
-    config = load_daemon_config(config_file, explicit=explicit)
-    settings = load_section(config.node("fence_virtd"), DaemonSettings, where="fence_virtd")
-    debug = settings.debug if debug is None else debug
-    foreground = foreground or settings.foreground
-    configure_logging(foreground=True, debug=debug)
+def _run(options: Options) -> None:
+    logs = install_logging(debug=options.debug or 0)
+    config = load_daemon_config(options.config_file, explicit=options.explicit)
+    settings = daemon_settings(config)
+    debug = settings.debug if options.debug is None else options.debug
+    logs.set_debug(debug)
     if debug > DUMP_CONFIG_DEBUG:
         log.debug("configuration from %s:\n%s", config.source, config.dump())
-    if config_file is None or config.source == EMBEDDED_DEFAULT_SOURCE:
+    if options.config_file is None or config.source == EMBEDDED_DEFAULT_SOURCE:
         log.warning("no config file in use: running on the embedded default (libvirt test driver)")
     else:
-        tighten_permissions(Path(config_file), what="config file")
-    run = _prepare(config, settings, wait)
+        tighten_permissions(Path(options.config_file), what="config file")
+    daemon = Daemon.from_config(config, wait_for_backend=options.wait or settings.wait_for_init)
     report = StartupReport()
-    if not foreground:
+    if not (options.foreground or settings.foreground):
         report = detach()
-        configure_logging(foreground=False, debug=debug)
+        logs.detach()
+    pid_file = PidFile(options.pid_file)
     try:
-        _serve(run, PidFile(pid), report)
+        pid_file.acquire()
+        try:
+            asyncio.run(_serve(daemon, report))
+        finally:
+            pid_file.release()
     except UserError as exc:
         report.failed(str(exc))
         raise
@@ -185,7 +149,7 @@ def main(
     try:
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json))
-        _run(path, explicit, foreground, debug, wait, pid_file)
+        _run(Options(path, explicit, foreground, debug, wait, pid_file))
     except UserError as exc:
         click.echo(f"fence_virtd: {exc}", err=True)
         sys.exit(exc.exit_code)

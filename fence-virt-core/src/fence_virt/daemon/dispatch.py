@@ -1,37 +1,52 @@
 """From a listener's request to the backend and back: permissions, per-VM order, threads.
 
+Two parts. :class:`BackendRunner` is the daemon's one way into the backend object: it maps
+an :class:`~fence_virt.protocol.Operation` to the backend method (the only place that
+does), runs ``def`` methods in the worker pool and awaits ``async def`` ones on the loop,
+serializes operations on the same VM and checks what comes back. :class:`RequestDispatcher`
+is what one listener instance is given (:class:`fence_virt.Dispatcher`): it applies that
+instance's static map and the authorization hooks, logs the request, and tells the
+observers when it is answered.
+
 Invariants:
-* operations on the same VM (by case-insensitive name or UUID text) run one at a time, in
-  arrival order; operations on different VMs run concurrently in the worker pool;
-* a backend failure of any kind becomes ``Response.FAIL`` for that request and a log line;
-  it never propagates into the listener (the daemon never dies from one request);
-* status/on/off/reboot are checked against the static map (C: null and devstatus are not).
+
+* operations on the same VM (by case-insensitive domain text) run one at a time, in arrival
+  order; operations on different VMs run concurrently;
+* a backend failure of any kind -- an exception, a value that is not a response code -- is
+  ``Response.FAIL`` for that request and a log line naming the backend plugin; it never
+  propagates into the listener (the daemon never dies from one request) and never becomes
+  success;
+* off, on, reboot and status are checked against the instance's static map and the
+  authorization hooks (C: null and devstatus are not); a refusal is ``Response.PERM`` and
+  the backend is not called; host lists are filtered the same way, row by row;
+* "null" is answered ``Response.FAIL`` without calling the backend, as the C backends do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fence_virt.daemon.static_map import StaticMap
 from fence_virt.errors import BackendError, FenceVirtError
-from fence_virt.plugins import PluginHooks
+from fence_virt.plugins import PluginEntry, PluginHooks
 from fence_virt.protocol import HostState, Operation, Response
-from fence_virt.types import Target
+from fence_virt.types import Backend, FinishedRequest, MaybeAwaitable, Target
 
-__all__ = ["BackendDispatcher", "KeyedLocks"]
+__all__ = ["BackendRunner", "KeyedLocks", "RequestDispatcher"]
 
 log = logging.getLogger("fence_virt.dispatch")
 
 _T = TypeVar("_T")
 
-#: operations the static map guards (c-suite-spec §5.8)
-_CHECKED = frozenset({Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS})
+#: operations the static map and the authorization hooks guard (c-suite-spec §5.8)
+GUARDED = frozenset({Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS})
 
 
 class KeyedLocks:
@@ -58,63 +73,203 @@ class KeyedLocks:
         return len(self._locks)
 
 
-class BackendDispatcher:
-    """Implements :class:`fence_virt.types.Dispatcher` over the plugin facade."""
+def _vm_method(backend: Backend, operation: Operation) -> Callable[[Target], Any]:
+    """The backend method carrying out ``operation`` on one VM: the one mapping in core."""
+    match operation:
+        case Operation.OFF:
+            return backend.off
+        case Operation.ON:
+            return backend.on
+        case Operation.REBOOT:
+            return backend.reboot
+        case Operation.STATUS:
+            return backend.status
+    raise ValueError(f"{operation!r} is not an operation on one VM")
 
-    def __init__(
-        self, hooks: PluginHooks, static_map: StaticMap, executor: ThreadPoolExecutor
-    ) -> None:
-        self._hooks = hooks
-        self._map = static_map
+
+class BackendRunner:
+    """Calls the backend object for every listener instance of a daemon."""
+
+    def __init__(self, backend: Backend, entry: PluginEntry, executor: ThreadPoolExecutor) -> None:
+        self.backend = backend
+        self.entry = entry
         self._executor = executor
         self._locks = KeyedLocks()
 
-    async def _in_thread(self, func: Callable[..., _T], *args: object) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+    async def call(self, method: Callable[..., MaybeAwaitable[_T]], *args: object) -> _T:
+        """Run one backend method: ``async def`` on the loop, ``def`` in a worker thread."""
+        if inspect.iscoroutinefunction(method):
+            result: _T = await method(*args)
+            return result
+        loop = asyncio.get_running_loop()
+        value = await loop.run_in_executor(self._executor, method, *args)
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()
+            raise self.entry.failure(
+                f"{getattr(method, '__name__', method)} is a plain def but returned an "
+                "awaitable: declare it async def"
+            )
+        return value
+
+    async def start(self) -> None:
+        await self.call(self.backend.start)
+
+    async def stop(self) -> None:
+        await self.call(self.backend.stop)
+
+    def _response(self, value: object, what: str) -> Response:
+        """``value`` as a response code; a bool is refused (``False == 0`` is SUCCESS)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return Response(value)
+            except ValueError:
+                pass
+        raise self.entry.failure(f"{what} returned {value!r}, not a response code")
+
+    async def operate(self, operation: Operation, target: Target) -> Response:
+        """Carry out off/on/reboot/status on ``target``, one at a time per VM."""
+        method = _vm_method(self.backend, operation)
+        async with self._locks.hold(target.domain.casefold()):
+            value = await self.call(method, target)
+        return self._response(value, operation.name.lower())
+
+    async def devstatus(self) -> Response:
+        return self._response(await self.call(self.backend.devstatus), "devstatus")
+
+    async def hostlist(self, requester: str) -> Sequence[HostState]:
+        value = await self.call(self.backend.hostlist, requester)
+        if not isinstance(value, Sequence) or not all(isinstance(v, HostState) for v in value):
+            raise self.entry.failure(f"hostlist returned {value!r}, not a sequence of HostState")
+        return value
+
+
+class RequestDispatcher:
+    """:class:`fence_virt.Dispatcher` for one listener instance."""
+
+    def __init__(
+        self, runner: BackendRunner, hooks: PluginHooks, listener: str, static_map: StaticMap
+    ) -> None:
+        self._runner = runner
+        self._hooks = hooks
+        self.listener = listener
+        self._map = static_map
+
+    def _refusal(self, operation: Operation, target: Target) -> str | None:
+        if operation not in GUARDED:
+            return None
+        if not self._map.allows(target.requester, target.domain):
+            return "denied by the static map"
+        if self._hooks.has_authorizers:
+            return self._hooks.authorize(operation, target, self.listener)
+        return None
+
+    async def _carry_out(self, operation: Operation, target: Target) -> tuple[Response, str | None]:
+        """The backend's answer, and why it failed if it raised."""
+        name = operation.name.lower()
+        try:
+            if operation is Operation.NULL:
+                return Response.FAIL, None
+            if operation is Operation.DEVSTATUS:
+                return await self._runner.devstatus(), None
+            return await self._runner.operate(operation, target), None
+        except FenceVirtError as exc:
+            log.error("%s %s failed: %s", name, target.domain, exc)
+            return Response.FAIL, str(exc)
+        except Exception as exc:
+            log.exception(
+                "%s %s: unexpected error in %s", name, target.domain, self._runner.entry.label
+            )
+            return Response.FAIL, f"{type(exc).__name__}: {exc}"
 
     async def fence(self, operation: Operation, target: Target) -> Response:
-        if operation in _CHECKED and not self._map.allows(target.requester, target.domain):
+        started, clock = time.time(), time.monotonic()
+        reason = self._refusal(operation, target)
+        if reason is not None:
             log.warning(
-                "%s %s denied for %s by the static map",
+                "%s %s for %s (listener %s): %s",
                 operation.name.lower(),
                 target.domain,
                 target.requester,
+                self.listener,
+                reason,
             )
-            return Response.PERM
-        started = time.monotonic()
-        try:
-            if operation is Operation.DEVSTATUS:
-                response = await self._in_thread(self._hooks.backend_devstatus)
-            else:
-                async with self._locks.hold(target.domain.casefold()):
-                    response = await self._in_thread(
-                        self._hooks.backend_operation, operation, target
-                    )
-        except FenceVirtError as exc:
-            log.error("%s %s failed: %s", operation.name.lower(), target.domain, exc)
-            return Response.FAIL
-        except Exception:
-            log.exception("%s %s: unexpected backend error", operation.name.lower(), target.domain)
-            return Response.FAIL
+            response = Response.PERM
+        else:
+            response, reason = await self._carry_out(operation, target)
+        duration = time.monotonic() - clock
         log.info(
-            "%s %s (requester %s, seqno %d): %s in %.1f ms",
+            "%s %s (requester %s, seqno %d, listener %s): %s in %.1f ms",
             operation.name.lower(),
             target.domain or "-",
             target.requester,
             target.seqno,
+            self.listener,
             response.name.lower(),
-            (time.monotonic() - started) * 1000,
+            duration * 1000,
         )
+        self._finished(operation, target, response, started, duration, reason)
         return response
 
+    def _allowed(self, requester: str, state: HostState) -> bool:
+        if not self._map.allows(requester, state.uuid, state.domain):
+            return False
+        if not self._hooks.has_authorizers:
+            return True
+        target = Target(domain=state.domain, by_uuid=False, requester=requester, seqno=0)
+        refusal = self._hooks.authorize(Operation.HOSTLIST, target, self.listener, state)
+        return refusal is None
+
     async def hostlist(self, requester: str) -> Sequence[HostState]:
+        started, clock = time.time(), time.monotonic()
+        target = Target(domain="", by_uuid=False, requester=requester, seqno=0)
         try:
-            states = await self._in_thread(self._hooks.backend_hostlist, requester)
-        except FenceVirtError:
-            raise
+            states = await self._runner.hostlist(requester)
         except Exception as exc:
-            log.exception("hostlist: unexpected backend error")
-            raise BackendError(f"hostlist failed: {type(exc).__name__}: {exc}") from exc
-        allowed = [s for s in states if self._map.allows(requester, s.uuid, s.domain)]
-        log.info("hostlist for %s: %d of %d VMs", requester, len(allowed), len(states))
+            if not isinstance(exc, FenceVirtError):
+                log.exception("hostlist: unexpected error in %s", self._runner.entry.label)
+                exc = BackendError(f"hostlist failed: {type(exc).__name__}: {exc}")
+            self._finished(
+                Operation.HOSTLIST,
+                target,
+                Response.FAIL,
+                started,
+                time.monotonic() - clock,
+                str(exc),
+            )
+            raise exc from None
+        allowed = [state for state in states if self._allowed(requester, state)]
+        log.info(
+            "hostlist for %s (listener %s): %d of %d VMs",
+            requester,
+            self.listener,
+            len(allowed),
+            len(states),
+        )
+        self._finished(
+            Operation.HOSTLIST, target, Response.SUCCESS, started, time.monotonic() - clock, None
+        )
         return allowed
+
+    def _finished(
+        self,
+        operation: Operation,
+        target: Target,
+        response: Response,
+        started: float,
+        duration: float,
+        reason: str | None,
+    ) -> None:
+        """Schedule the observers: the listener sends its answer before they run."""
+        if not self._hooks.has_observers:
+            return
+        record = FinishedRequest(
+            operation=operation,
+            target=target,
+            listener=self.listener,
+            response=response,
+            started=started,
+            duration=duration,
+            reason=reason,
+        )
+        asyncio.get_running_loop().call_soon(self._hooks.request_finished, record)

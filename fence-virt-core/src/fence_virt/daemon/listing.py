@@ -67,6 +67,8 @@ def render_json(rows: list[PluginRow]) -> str:
 def _status(row: PluginRow) -> str:
     if not row.loads:
         return "BROKEN"
+    if row.kind == PluginKind.EXTENSION.value:
+        return "enabled" if row.usable else "not enabled"
     return "usable" if row.usable else "unusable"
 
 
@@ -90,6 +92,6 @@ def render_table(rows: list[PluginRow]) -> str:
         )
         if row is not None and row.reason:
             lines.append(f"    {row.reason}")
-    missing = {k.value for k in PluginKind} - {r.kind for r in rows}
+    missing = {k.value for k in (PluginKind.LISTENER, PluginKind.BACKEND)} - {r.kind for r in rows}
     lines.extend(f"(no {kind} plugin is installed)" for kind in sorted(missing))
     return "\n".join(line.rstrip() for line in lines)

@@ -1,4 +1,10 @@
-"""Logging set-up: stderr in the foreground, syslog (journald reads it) in the background."""
+"""Logging for fence_virtd, installed once: stderr until the daemon detaches, then syslog.
+
+:func:`install_logging` replaces the root logger's handlers with one :class:`DaemonLog`
+handler. Its level follows the debug level (``-d`` or ``fence_virtd { debug }``, known only
+once the config is read) and its destination switches from stderr to syslog (journald reads
+it) when the daemon detaches -- two calls on the same handler, no second set-up.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,10 @@ import logging.handlers
 import os
 import sys
 
-__all__ = ["configure_logging", "level_for_debug"]
+__all__ = ["DaemonLog", "install_logging", "level_for_debug"]
 
 _SYSLOG_SOCKET = "/dev/log"
+_STDERR_FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
 
 
 def level_for_debug(debug: int) -> int:
@@ -17,20 +24,56 @@ def level_for_debug(debug: int) -> int:
     return logging.DEBUG if debug > 0 else logging.INFO
 
 
-def configure_logging(*, foreground: bool, debug: int, program: str = "fence_virtd") -> None:
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    handler: logging.Handler
-    if foreground or not os.path.exists(_SYSLOG_SOCKET):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
-    else:
+class DaemonLog(logging.Handler):
+    """The daemon's one log handler; forwards records to stderr or, once detached, syslog."""
+
+    def __init__(self, program: str) -> None:
+        super().__init__()
+        self._program = program
+        self._target: logging.Handler = _stderr_handler()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._target.handle(record)
+
+    def set_debug(self, debug: int) -> None:
+        """Log at the level C's ``-d debug`` means."""
+        logging.getLogger().setLevel(level_for_debug(debug))
+
+    def detach(self) -> None:
+        """Send everything to syslog from now on (stderr is /dev/null in the background).
+
+        Stays on stderr when the machine has no syslog socket (containers), as before.
+        """
+        if not os.path.exists(_SYSLOG_SOCKET):
+            return
         handler = logging.handlers.SysLogHandler(
             address=_SYSLOG_SOCKET, facility=logging.handlers.SysLogHandler.LOG_DAEMON
         )
-        handler.setFormatter(logging.Formatter(f"{program}[{os.getpid()}]: %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter(f"{self._program}[{os.getpid()}]: %(name)s: %(message)s")
+        )
+        old, self._target = self._target, handler
+        old.close()
+
+    def close(self) -> None:
+        self._target.close()
+        super().close()
+
+
+def _stderr_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_STDERR_FORMAT))
+    return handler
+
+
+def install_logging(*, debug: int, program: str = "fence_virtd") -> DaemonLog:
+    """Make :class:`DaemonLog` the root logger's only handler; returns it for later changes."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler = DaemonLog(program)
     root.addHandler(handler)
-    root.setLevel(level_for_debug(debug))
+    handler.set_debug(debug)
     # stevedore logs plugin load failures itself; ours name the distribution and stop the daemon
     logging.getLogger("stevedore").setLevel(logging.CRITICAL)
+    return handler

@@ -1,14 +1,29 @@
-"""Choose the listener and the backend: by name from the config, or by what can run here."""
+"""Which plugins a daemon runs, with which blocks: the backend, listener instances, extensions.
+
+Listener instances (docs/architecture.md, "Several listeners in one daemon"): every
+``listener = "NAME";`` in ``fence_virtd`` names an instance whose block is
+``listeners { NAME { ... } }``. The block's ``plugin`` key says which listener plugin serves
+it and defaults to ``NAME`` itself, so a C config (one ``listener = "multicast";`` and a
+``multicast`` block) keeps its meaning. An instance's own ``groups { ... }`` block is its
+static map; without one, the top-level ``groups`` map applies (as in C). With no
+``listener`` key the daemon picks one plugin by what can run here.
+
+The backend is ``backend = "NAME";`` with ``backends { NAME { ... } }``, or picked the same
+way. Extensions run when their block ``extensions { NAME { ... } }`` exists.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fence_virt.config import ConfigNode, ConfigTree
+from fence_virt.config import ConfigNode, ConfigSection, ConfigTree
 from fence_virt.daemon.defaults import BACKEND_PREFERENCE, LISTENER_PREFERENCE
-from fence_virt.errors import PluginError, UserError
+from fence_virt.daemon.settings import daemon_settings
+from fence_virt.daemon.static_map import StaticMap
+from fence_virt.errors import UserError
 from fence_virt.plugins import (
     PluginEntry,
     PluginHooks,
@@ -19,26 +34,78 @@ from fence_virt.plugins import (
 )
 from fence_virt.types import Availability
 
-__all__ = ["Selection", "check_entry", "hooks_for", "plugin_section", "rank", "select_plugin"]
+__all__ = [
+    "DaemonPlan",
+    "ExtensionPlan",
+    "ListenerPlan",
+    "check_entry",
+    "hooks_for",
+    "plan_daemon",
+    "plugin_section",
+    "rank",
+]
 
 log = logging.getLogger("fence_virt.selection")
 
+#: key of a listener instance's block naming the plugin that serves it
+PLUGIN_KEY = "plugin"
+#: child block of a listener instance holding its own static map
+GROUPS_BLOCK = "groups"
+
 
 @dataclass(frozen=True)
-class Selection:
+class ListenerPlan:
+    """One listener instance to build."""
+
+    #: the instance's name: its block's name, used in logs and by observers
+    name: str
     entry: PluginEntry
-    #: why this plugin: "named in fence_virt.conf" or the availability reason
+    #: the block as the plugin sees it (without ``plugin`` and ``groups``)
+    section: ConfigSection
+    static_map: StaticMap
+    #: why this plugin: "named in FILE" or the availability reason
     why: str
 
 
-def plugin_section(config: ConfigTree, kind: PluginKind, name: str) -> ConfigNode | None:
-    """The plugin's own block: ``listeners { NAME {...} }`` or ``backends { NAME {...} }``."""
-    return config.node(f"{kind.value}s/{name}")
+@dataclass(frozen=True)
+class ExtensionPlan:
+    entry: PluginEntry
+    section: ConfigSection
+
+
+@dataclass(frozen=True)
+class DaemonPlan:
+    """Everything chosen from the configuration, before any plugin object is built."""
+
+    backend: PluginEntry
+    backend_section: ConfigSection
+    backend_why: str
+    listeners: tuple[ListenerPlan, ...]
+    extensions: tuple[ExtensionPlan, ...]
+
+    @property
+    def entries(self) -> list[PluginEntry]:
+        """Every plugin to register, each once."""
+        found = [self.backend, *(p.entry for p in self.listeners)]
+        found.extend(p.entry for p in self.extensions)
+        return list({entry.label: entry for entry in found}.values())
+
+
+def _block(config: ConfigTree, kind: PluginKind, name: str) -> ConfigNode | None:
+    top = config.child(kind.section)
+    return top.child(name) if top is not None else None
+
+
+def plugin_section(config: ConfigTree, kind: PluginKind, name: str) -> ConfigSection:
+    """The block ``listeners { NAME {...} }`` / ``backends {...}`` / ``extensions {...}``."""
+    return ConfigSection(
+        path=f"{kind.section}/{name}", node=_block(config, kind, name), source=config.source
+    )
 
 
 def hooks_for(entry: PluginEntry) -> PluginHooks:
     """A facade over a manager holding only ``entry``."""
-    return PluginHooks(build_plugin_manager(entry), **{entry.kind.value: entry})
+    return PluginHooks(build_plugin_manager([entry]), [entry])
 
 
 def check_entry(
@@ -48,36 +115,32 @@ def check_entry(
     hooks = hooks or hooks_for(entry)
     section = plugin_section(config, entry.kind, entry.name)
     if entry.kind is PluginKind.LISTENER:
-        return hooks.listener_check(section, config)
-    return hooks.backend_check(section, config)
+        return hooks.listener_check(entry, section, config)
+    if entry.kind is PluginKind.BACKEND:
+        return hooks.backend_check(entry, section, config)
+    if section.present:
+        return Availability.yes(f"enabled by its block {section.path}")
+    return Availability.no(f"not enabled (add a block {section.path} {{ }})")
 
 
 def rank(entries: Sequence[PluginEntry], kind: PluginKind) -> list[PluginEntry]:
     """Entries in the documented preference order; unknown (third-party) names after, by name."""
-    order = LISTENER_PREFERENCE if kind is PluginKind.LISTENER else BACKEND_PREFERENCE
+    order = {PluginKind.LISTENER: LISTENER_PREFERENCE, PluginKind.BACKEND: BACKEND_PREFERENCE}
+    preferred = order.get(kind, ())
 
     def key(entry: PluginEntry) -> tuple[int, str]:
         name = entry.name.casefold()
-        return (order.index(name) if name in order else len(order), name)
+        return (preferred.index(name) if name in preferred else len(preferred), name)
 
     return sorted(entries, key=key)
 
 
-def select_plugin(kind: PluginKind, config: ConfigTree) -> Selection:
-    """Load the configured plugin of ``kind``, or pick the first usable one.
-
-    Raises :class:`PluginError` if any candidate fails to load (never skipped) and
-    :class:`UserError` if no installed plugin can run here.
-    """
-    name = config.get(f"fence_virtd/@{kind.value}")
-    if name:
-        return Selection(load_named(kind, name), f"named in {config.source or 'the configuration'}")
+def _pick(kind: PluginKind, config: ConfigTree) -> tuple[PluginEntry, str]:
+    """The first installed plugin of ``kind`` that says it can run here, and why."""
     entries = discover(kind)
     for entry in entries:
         if entry.error is not None:
-            raise PluginError(
-                entry.error, plugin=f"{kind.group}:{entry.name}", distribution=entry.distribution
-            )
+            raise entry.failure(entry.error)
     if not entries:
         raise UserError(
             f"no {kind} plugin is installed (pip install fence-virt-{kind.value}-<name>)"
@@ -88,6 +151,86 @@ def select_plugin(kind: PluginKind, config: ConfigTree) -> Selection:
         if availability.usable:
             for refused in refusals:
                 log.info("not using %s", refused)
-            return Selection(entry, f"picked automatically: {availability.reason}")
+            return entry, f"picked automatically: {availability.reason}"
         refusals.append(f"{kind} {entry.name}: {availability.reason}")
     raise UserError(f"no installed {kind} can run here: " + "; ".join(refusals))
+
+
+def _named_in(config: ConfigTree) -> str:
+    return f"named in {config.source or 'the configuration'}"
+
+
+def _backend(config: ConfigTree, name: str | None) -> tuple[PluginEntry, str]:
+    if name:
+        return load_named(PluginKind.BACKEND, name), _named_in(config)
+    return _pick(PluginKind.BACKEND, config)
+
+
+def _listener(config: ConfigTree, instance: str) -> ListenerPlan:
+    """The plan of the instance named ``instance`` in ``fence_virtd { listener }``."""
+    node = _block(config, PluginKind.LISTENER, instance)
+    plugin = instance
+    static_map = StaticMap.from_config(config)
+    if node is not None:
+        plugin_entry = node.entry(PLUGIN_KEY)
+        plugin = plugin_entry.value if plugin_entry is not None else instance
+        if (groups := node.child(GROUPS_BLOCK)) is not None:
+            static_map = StaticMap.from_node(groups)
+        node = dataclasses.replace(
+            node,
+            values=tuple(v for v in node.values if v.key.casefold() != PLUGIN_KEY),
+            children=tuple(c for c in node.children if c.name.casefold() != GROUPS_BLOCK),
+        )
+    section = ConfigSection(f"listeners/{instance}", node, config.source)
+    return ListenerPlan(
+        instance, load_named(PluginKind.LISTENER, plugin), section, static_map, _named_in(config)
+    )
+
+
+def _listeners(config: ConfigTree, names: tuple[str, ...]) -> tuple[ListenerPlan, ...]:
+    if not names:
+        entry, why = _pick(PluginKind.LISTENER, config)
+        section = plugin_section(config, PluginKind.LISTENER, entry.name)
+        return (ListenerPlan(entry.name, entry, section, StaticMap.from_config(config), why),)
+    seen: set[str] = set()
+    for name in names:
+        if name.casefold() in seen:
+            settings = config.child("fence_virtd")
+            assert settings is not None  # the names came from it
+            raise settings.error("listener", f'fence_virtd: listener "{name}" is named twice')
+        seen.add(name.casefold())
+    return tuple(_listener(config, name) for name in names)
+
+
+def _extensions(config: ConfigTree) -> tuple[ExtensionPlan, ...]:
+    top = config.child(PluginKind.EXTENSION.section)
+    if top is None:
+        return ()
+    names = list(dict.fromkeys(child.name for child in top.children))
+    return tuple(
+        ExtensionPlan(
+            load_named(PluginKind.EXTENSION, name),
+            plugin_section(config, PluginKind.EXTENSION, name),
+        )
+        for name in names
+    )
+
+
+def plan_daemon(config: ConfigTree) -> DaemonPlan:
+    """Choose every plugin the configuration asks for and load it.
+
+    :raises fence_virt.errors.ConfigError: a bad ``fence_virtd`` block (file:line).
+    :raises fence_virt.errors.PluginError: a named or candidate plugin is missing or broken
+        (never skipped).
+    :raises fence_virt.errors.UserError: nothing installed can run here.
+    """
+    settings = daemon_settings(config)
+    listeners = _listeners(config, settings.listener)
+    backend, why = _backend(config, settings.backend)
+    return DaemonPlan(
+        backend=backend,
+        backend_section=plugin_section(config, PluginKind.BACKEND, backend.name),
+        backend_why=why,
+        listeners=listeners,
+        extensions=_extensions(config),
+    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fence_virt.config import ConfigTree
+from fence_virt.config import ConfigNode, ConfigTree
 from fence_virt.types import domain_uuid
 
 __all__ = ["Group", "StaticMap", "is_canonical_uuid"]
@@ -52,7 +52,12 @@ class StaticMap:
 
     @classmethod
     def from_config(cls, config: ConfigTree) -> StaticMap:
-        node = config.node("groups")
+        """The top-level ``groups`` block (C's one map); open when there is none."""
+        return cls.from_node(config.child("groups"))
+
+    @classmethod
+    def from_node(cls, node: ConfigNode | None) -> StaticMap:
+        """The map a ``groups { group { ... } ... }`` block describes; open for ``None``."""
         if node is None:
             return cls()
         groups = []

@@ -2,6 +2,7 @@
 
 from fence_virt.plugins.discovery import (
     BACKEND_GROUP,
+    EXTENSION_GROUP,
     LISTENER_GROUP,
     PluginEntry,
     PluginKind,
@@ -13,6 +14,7 @@ from fence_virt.plugins.manager import build_plugin_manager
 
 __all__ = [
     "BACKEND_GROUP",
+    "EXTENSION_GROUP",
     "LISTENER_GROUP",
     "PluginEntry",
     "PluginHooks",

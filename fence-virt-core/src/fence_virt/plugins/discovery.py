@@ -1,9 +1,15 @@
 """Find installed plugins through entry points (stevedore) and load them, loudly.
 
 Nothing here runs at import time. :func:`discover` loads every plugin of a kind and keeps
-load failures as data (for ``--list-plugins``); :func:`load_named` loads the plugins a daemon
-will use and raises :class:`~fence_virt.errors.PluginError` -- naming the entry point and its
-distribution -- on the first failure. Plugins are never skipped silently.
+load failures as data (for ``--list-plugins``); :func:`load_named` loads the one plugin a
+daemon asked for and raises :class:`~fence_virt.errors.PluginError` -- naming the entry
+point and its distribution -- when it cannot. Plugins are never skipped silently.
+
+stevedore lists and imports the entry points and reports each import failure through its
+``on_load_failure_callback``; the distribution that ships an entry point (name and version,
+for messages and listings) comes from :mod:`importlib.metadata`, because stevedore's
+entry-point cache does not keep it. Discovery reads what is installed when the process
+starts; a plugin installed later is seen by the next ``fence_virtd``.
 """
 
 from __future__ import annotations
@@ -11,28 +17,56 @@ from __future__ import annotations
 import enum
 import importlib.metadata
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stevedore import ExtensionManager, NamedExtensionManager
+from stevedore import DriverManager, ExtensionManager
+from stevedore.exception import MultipleMatches, NoMatches
 
 from fence_virt.errors import PluginError
 
-__all__ = ["BACKEND_GROUP", "LISTENER_GROUP", "PluginEntry", "PluginKind", "discover", "load_named"]
+__all__ = [
+    "BACKEND_GROUP",
+    "EXTENSION_GROUP",
+    "LISTENER_GROUP",
+    "PluginEntry",
+    "PluginKind",
+    "discover",
+    "load_named",
+]
 
 #: entry-point group of listener plugins
 LISTENER_GROUP = "fence_virt.listeners"
 #: entry-point group of backend plugins
 BACKEND_GROUP = "fence_virt.backends"
+#: entry-point group of extensions (observers, authorization)
+EXTENSION_GROUP = "fence_virt.extensions"
 
 
 class PluginKind(enum.StrEnum):
+    """The three kinds of plugin; the value is also the config word (``listener = "..."``)."""
+
     LISTENER = "listener"
     BACKEND = "backend"
+    EXTENSION = "extension"
 
     @property
     def group(self) -> str:
-        return LISTENER_GROUP if self is PluginKind.LISTENER else BACKEND_GROUP
+        """The entry-point group plugins of this kind register under."""
+        return _GROUPS[self]
+
+    @property
+    def section(self) -> str:
+        """The top-level config block holding this kind's sections: ``listeners`` etc."""
+        return f"{self.value}s"
+
+
+_GROUPS = {
+    PluginKind.LISTENER: LISTENER_GROUP,
+    PluginKind.BACKEND: BACKEND_GROUP,
+    PluginKind.EXTENSION: EXTENSION_GROUP,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +89,11 @@ class PluginEntry:
         return self.error is None
 
     @property
+    def label(self) -> str:
+        """``group:name``, how messages name the plugin (``fence_virt.backends:libvirt``)."""
+        return f"{self.kind.group}:{self.name}"
+
+    @property
     def description(self) -> str:
         """First line of the plugin object's docstring, else the distribution's summary."""
         doc = inspect.getdoc(self.obj) if self.obj is not None else None
@@ -62,20 +101,20 @@ class PluginEntry:
             return doc.splitlines()[0]
         return _distribution_summary(self.distribution) or ""
 
+    def failure(self, message: str) -> PluginError:
+        """A :class:`PluginError` about this plugin, naming it and its distribution."""
+        return PluginError(message, plugin=self.label, distribution=self.distribution)
+
     def instantiate(self) -> object:
         """The object to register with pluggy: an instance if the entry point names a class."""
         if self.obj is None:
-            raise PluginError(
-                self.error or "not loaded", plugin=self.name, distribution=self.distribution
-            )
+            raise self.failure(self.error or "not loaded")
         if inspect.isclass(self.obj):
             try:
                 return self.obj()
             except Exception as exc:
-                raise PluginError(
-                    f"cannot instantiate {self.target}: {type(exc).__name__}: {exc}",
-                    plugin=self.name,
-                    distribution=self.distribution,
+                raise self.failure(
+                    f"cannot instantiate {self.target}: {type(exc).__name__}: {exc}"
                 ) from exc
         return self.obj
 
@@ -90,43 +129,39 @@ def _distribution_summary(distribution: str | None) -> str | None:
     return summary
 
 
-def _owners(group: str) -> dict[str, tuple[str, str]]:
-    """Map entry-point name -> (distribution name, version) for one group."""
-    owners: dict[str, tuple[str, str]] = {}
-    for dist in importlib.metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group == group:
-                owners.setdefault(ep.name, (dist.metadata["Name"], dist.version))
+def _owners(group: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(entry-point name, value) -> (distribution name, version), for one group."""
+    owners: dict[tuple[str, str], tuple[str, str]] = {}
+    for ep in importlib.metadata.entry_points(group=group):
+        if ep.dist is not None:
+            owners.setdefault((ep.name, ep.value), (ep.dist.metadata["Name"], ep.dist.version))
     return owners
 
 
-def _entries(kind: PluginKind, only: str | None = None) -> list[PluginEntry]:
-    """Load the plugins of ``kind`` (only the one called ``only``, case-insensitively, if given)."""
-    failures: dict[str, str] = {}
+class _Failures:
+    """stevedore's ``on_load_failure_callback``: keeps one line per entry point that failed."""
 
-    def on_failure(_manager: object, entrypoint: Any, exc: BaseException) -> None:
-        failures[entrypoint.name] = f"cannot load {entrypoint.value}: {type(exc).__name__}: {exc}"
+    def __init__(self) -> None:
+        self.by_name: dict[str, str] = {}
 
-    eps = sorted(importlib.metadata.entry_points(group=kind.group), key=lambda e: e.name)
-    if only is not None:
-        eps = [ep for ep in eps if ep.name.casefold() == only.casefold()]
-    # stevedore memoises entry points per group for the life of the process; each discovery
-    # must see what is installed now (tests install plugins while running)
-    ExtensionManager.ENTRY_POINT_CACHE.pop(kind.group, None)
-    manager: ExtensionManager[Any] = NamedExtensionManager(
-        namespace=kind.group,
-        names=[ep.name for ep in eps],
-        invoke_on_load=False,
-        on_load_failure_callback=on_failure,
-    )
-    loaded = {ext.name: ext for ext in manager.extensions}
+    def __call__(self, _manager: object, entrypoint: Any, exc: BaseException) -> None:
+        self.by_name[entrypoint.name] = (
+            f"cannot load {entrypoint.value}: {type(exc).__name__}: {exc}"
+        )
+
+
+def _entries(
+    kind: PluginKind,
+    entry_points: Sequence[Any],
+    loaded: dict[str, Any],
+    failures: _Failures,
+) -> list[PluginEntry]:
     owners = _owners(kind.group)
     entries = []
-    for ep in eps:
-        dist, version = owners.get(ep.name, (None, None))
-        ext = loaded.get(ep.name)
-        error = failures.get(ep.name)
-        if ext is None and error is None:
+    for ep in sorted(entry_points, key=lambda e: e.name):
+        dist, version = owners.get((ep.name, ep.value), (None, None))
+        error = failures.by_name.get(ep.name)
+        if ep.name not in loaded and error is None:
             error = f"entry point {ep.value} was not loaded by stevedore"
         entries.append(
             PluginEntry(
@@ -135,7 +170,7 @@ def _entries(kind: PluginKind, only: str | None = None) -> list[PluginEntry]:
                 target=ep.value,
                 distribution=dist,
                 version=version,
-                obj=ext.plugin if ext is not None and error is None else None,
+                obj=loaded.get(ep.name) if error is None else None,
                 error=error,
             )
         )
@@ -143,27 +178,59 @@ def _entries(kind: PluginKind, only: str | None = None) -> list[PluginEntry]:
 
 
 def discover(kind: PluginKind) -> list[PluginEntry]:
-    """Load every installed plugin of ``kind``; failures are returned, not raised."""
-    return _entries(kind)
+    """Load every installed plugin of ``kind``, sorted by name; failures are data, not raised."""
+    failures = _Failures()
+    manager: ExtensionManager[Any] = ExtensionManager(
+        namespace=kind.group, invoke_on_load=False, on_load_failure_callback=failures
+    )
+    loaded = {ext.name: ext.plugin for ext in manager.extensions}
+    return _entries(kind, manager.list_entry_points(), loaded, failures)
+
+
+def _installed_names(kind: PluginKind) -> list[str]:
+    return sorted({ep.name for ep in importlib.metadata.entry_points(group=kind.group)})
 
 
 def load_named(kind: PluginKind, name: str) -> PluginEntry:
-    """Load the plugin ``name`` of ``kind`` (case-insensitive, as in C) or raise PluginError."""
-    matches = _entries(kind, only=name)
+    """Load the plugin ``name`` of ``kind`` (case-insensitive, as in C) or raise PluginError.
+
+    :raises fence_virt.errors.PluginError: no such plugin (the message lists what is
+        installed), several distributions claim the name, or it fails to import.
+    """
+    entry_points = list(importlib.metadata.entry_points(group=kind.group))
+    installed = sorted({ep.name for ep in entry_points})
+    matches = [found for found in installed if found.casefold() == name.casefold()]
     if not matches:
-        installed = ", ".join(
-            sorted(ep.name for ep in importlib.metadata.entry_points(group=kind.group))
-        )
-        installed = installed or "none"
         raise PluginError(
-            f"no {kind} plugin of this name is installed (installed: {installed})", plugin=name
+            f"no {kind} plugin of this name is installed (installed: "
+            f"{', '.join(installed) or 'none'})",
+            plugin=name,
         )
-    if len(matches) > 1:
-        dists = ", ".join(f"{m.name} from {m.distribution}" for m in matches)
-        raise PluginError(f"several {kind} plugins claim this name: {dists}", plugin=name)
-    entry = matches[0]
+    wanted = [ep for ep in entry_points if ep.name == matches[0]]
+    failures = _Failures()
+    try:
+        manager: DriverManager[Any] = DriverManager(
+            namespace=kind.group,
+            name=matches[0],
+            invoke_on_load=False,
+            on_load_failure_callback=failures,
+        )
+    except MultipleMatches:
+        owners = sorted(
+            {
+                owner
+                for (ep_name, _), (owner, _) in _owners(kind.group).items()
+                if ep_name == matches[0]
+            }
+        )
+        raise PluginError(
+            f"several distributions claim this {kind} name ({', '.join(owners)})", plugin=name
+        ) from None
+    except NoMatches:  # its one entry point failed to import: ``failures`` says why
+        loaded: dict[str, Any] = {}
+    else:
+        loaded = {ext.name: ext.plugin for ext in manager.extensions}
+    entry = _entries(kind, wanted[:1], loaded, failures)[0]
     if entry.error is not None:
-        raise PluginError(
-            entry.error, plugin=f"{kind.group}:{entry.name}", distribution=entry.distribution
-        )
+        raise entry.failure(entry.error)
     return entry

@@ -1,115 +1,170 @@
 """The typed facade over ``pm.hook``: the only code in fence-virt that calls a hook.
 
-Each method turns a plugin's answer into a checked value, so a plugin that returns garbage
-fails loudly with its name instead of leaking a wrong answer onto the wire.
+Factory hooks are called on the one plugin concerned (several listener plugins may share a
+manager, so a plain ``firstresult`` call could reach the wrong one); cross-cutting hooks on
+every plugin that implements them, one at a time, so that one failing plugin is named and
+the others still run. Each method checks what a plugin returns, so a plugin that returns
+garbage fails loudly with its name instead of leaking a wrong answer onto the wire.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pluggy
 
-from fence_virt.config import ConfigNode, ConfigTree
-from fence_virt.errors import PluginError
-from fence_virt.plugins.discovery import PluginEntry, PluginKind
-from fence_virt.protocol import HostState, Operation, Response
-from fence_virt.types import Availability, Listener, Target
+from fence_virt.config import ConfigSection, ConfigTree
+from fence_virt.errors import FenceVirtError
+from fence_virt.plugins.discovery import PluginEntry
+from fence_virt.protocol import HostState, Operation
+from fence_virt.types import Availability, Backend, FinishedRequest, Listener, Target
 
 __all__ = ["PluginHooks"]
 
-_OPERATION_HOOKS = {
-    Operation.NULL: "fence_virt_backend_null",
-    Operation.OFF: "fence_virt_backend_off",
-    Operation.ON: "fence_virt_backend_on",
-    Operation.REBOOT: "fence_virt_backend_reboot",
-    Operation.STATUS: "fence_virt_backend_status",
-}
+log = logging.getLogger("fence_virt.plugins")
+
+_AUTHORIZE = "fence_virt_authorize"
+_FINISHED = "fence_virt_request_finished"
 
 
 class PluginHooks:
     """Typed calls into the plugins registered in one plugin manager."""
 
-    def __init__(
-        self,
-        pm: pluggy.PluginManager,
-        *,
-        listener: PluginEntry | None = None,
-        backend: PluginEntry | None = None,
-    ) -> None:
+    def __init__(self, pm: pluggy.PluginManager, entries: Sequence[PluginEntry]) -> None:
         self._pm = pm
-        self._entries = {PluginKind.LISTENER: listener, PluginKind.BACKEND: backend}
+        self._entries = {entry.label: entry for entry in entries}
+        self._authorizers = self._callers(_AUTHORIZE)
+        self._observers = self._callers(_FINISHED)
 
-    def _fail(self, kind: PluginKind, message: str) -> PluginError:
-        entry = self._entries[kind]
-        if entry is None:
-            return PluginError(message, plugin=f"(no {kind})")
-        return PluginError(
-            message, plugin=f"{kind.group}:{entry.name}", distribution=entry.distribution
-        )
+    # plumbing ---------------------------------------------------------------------------------
 
-    def _availability(self, kind: PluginKind, value: Any, hook: str) -> Availability:
-        if not isinstance(value, Availability):
-            raise self._fail(kind, f"{hook} returned {value!r}, expected Availability")
-        return value
+    def _call_one(self, hook: str, entry: PluginEntry, **kwargs: Any) -> Any:
+        """Call ``hook`` on ``entry``'s plugin alone.
 
-    # listener ---------------------------------------------------------------------------------
-
-    def listener_check(self, section: ConfigNode | None, config: ConfigTree) -> Availability:
-        value = self._pm.hook.fence_virt_listener_check(section=section, config=config)
-        return self._availability(PluginKind.LISTENER, value, "fence_virt_listener_check")
-
-    def listener_create(self, section: ConfigNode | None, config: ConfigTree) -> Listener:
-        value = self._pm.hook.fence_virt_listener_create(section=section, config=config)
-        if not isinstance(value, Listener):
-            raise self._fail(
-                PluginKind.LISTENER,
-                f"fence_virt_listener_create returned {value!r}, expected a Listener",
-            )
-        return value
-
-    # backend ----------------------------------------------------------------------------------
-
-    def backend_check(self, section: ConfigNode | None, config: ConfigTree) -> Availability:
-        value = self._pm.hook.fence_virt_backend_check(section=section, config=config)
-        return self._availability(PluginKind.BACKEND, value, "fence_virt_backend_check")
-
-    def backend_start(self, section: ConfigNode | None, config: ConfigTree) -> None:
-        if self._pm.hook.fence_virt_backend_start(section=section, config=config) is None:
-            raise self._fail(PluginKind.BACKEND, "fence_virt_backend_start returned None")
-
-    def backend_stop(self) -> None:
-        self._pm.hook.fence_virt_backend_stop()
-
-    def backend_operation(self, operation: Operation, target: Target) -> Response:
-        """Run one VM operation (not devstatus/hostlist) and return a valid response code."""
-        hook_name = _OPERATION_HOOKS.get(operation)
-        if hook_name is None:
-            raise self._fail(PluginKind.BACKEND, f"operation {operation!r} is not a VM operation")
-        value = getattr(self._pm.hook, hook_name)(target=target)
-        return self._response(value, hook_name)
-
-    def backend_devstatus(self) -> Response:
-        value = self._pm.hook.fence_virt_backend_devstatus()
-        return self._response(value, "fence_virt_backend_devstatus")
-
-    def backend_hostlist(self, requester: str) -> Sequence[HostState]:
-        value = self._pm.hook.fence_virt_backend_hostlist(requester=requester)
-        if not isinstance(value, Sequence) or not all(isinstance(v, HostState) for v in value):
-            raise self._fail(
-                PluginKind.BACKEND,
-                f"fence_virt_backend_hostlist returned {value!r}, expected HostStates",
-            )
-        return value
-
-    def _response(self, value: Any, hook: str) -> Response:
+        Our own errors (a ConfigError naming file:line, ...) pass through; anything else a
+        plugin raises is a bug in it and becomes a PluginError naming it.
+        """
+        plugin = self._pm.get_plugin(entry.label)
+        if plugin is None:
+            raise entry.failure("is not registered in this plugin manager")
+        others = [p for p in self._pm.get_plugins() if p is not plugin]
         try:
-            return Response(value)
-        except ValueError:
-            raise self._fail(
-                PluginKind.BACKEND, f"{hook} returned {value!r}, expected a Response code"
-            ) from None
+            return self._pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+        except FenceVirtError:
+            raise
+        except Exception as exc:
+            log.debug("%s raised in %s", hook, entry.label, exc_info=True)
+            raise entry.failure(f"{hook} raised {type(exc).__name__}: {exc}") from exc
+
+    def _callers(self, hook: str) -> list[tuple[str, Any]]:
+        """One caller per plugin implementing a cross-cutting hook: (plugin label, caller)."""
+        callers = []
+        for impl in getattr(self._pm.hook, hook).get_hookimpls():
+            others = [p for p in self._pm.get_plugins() if p is not impl.plugin]
+            callers.append((impl.plugin_name, self._pm.subset_hook_caller(hook, others)))
+        return callers
+
+    def _describe(self, label: str) -> str:
+        entry = self._entries.get(label)
+        return f"{label} ({entry.distribution})" if entry is not None else label
+
+    @staticmethod
+    def _availability(entry: PluginEntry, value: Any, hook: str) -> Availability:
+        if not isinstance(value, Availability):
+            raise entry.failure(f"{hook} returned {value!r}, expected Availability")
+        return value
+
+    # factory hooks ----------------------------------------------------------------------------
+
+    def listener_check(
+        self, entry: PluginEntry, section: ConfigSection, config: ConfigTree
+    ) -> Availability:
+        hook = "fence_virt_listener_check"
+        value = self._call_one(hook, entry, section=section, config=config)
+        return self._availability(entry, value, hook)
+
+    def listener_create(
+        self, entry: PluginEntry, section: ConfigSection, config: ConfigTree
+    ) -> Listener:
+        hook = "fence_virt_listener_create"
+        value = self._call_one(hook, entry, section=section, config=config)
+        if not isinstance(value, Listener):
+            raise entry.failure(f"fence_virt_listener_create returned {value!r}, not a Listener")
+        return value
+
+    def backend_check(
+        self, entry: PluginEntry, section: ConfigSection, config: ConfigTree
+    ) -> Availability:
+        hook = "fence_virt_backend_check"
+        value = self._call_one(hook, entry, section=section, config=config)
+        return self._availability(entry, value, hook)
+
+    def backend_create(
+        self, entry: PluginEntry, section: ConfigSection, config: ConfigTree
+    ) -> Backend:
+        hook = "fence_virt_backend_create"
+        value = self._call_one(hook, entry, section=section, config=config)
+        if not isinstance(value, Backend):
+            raise entry.failure(f"fence_virt_backend_create returned {value!r}, not a Backend")
+        return value
+
+    def extension_configure(
+        self, entry: PluginEntry, section: ConfigSection, config: ConfigTree
+    ) -> None:
+        hook = "fence_virt_extension_configure"
+        self._call_one(hook, entry, section=section, config=config)
+
+    # cross-cutting hooks ----------------------------------------------------------------------
+
+    @property
+    def has_authorizers(self) -> bool:
+        """Some plugin implements ``fence_virt_authorize`` (else there is nothing to ask)."""
+        return bool(self._authorizers)
+
+    @property
+    def has_observers(self) -> bool:
+        """Some plugin implements ``fence_virt_request_finished``."""
+        return bool(self._observers)
+
+    def authorize(
+        self,
+        operation: Operation,
+        target: Target,
+        listener: str,
+        vm: HostState | None = None,
+    ) -> str | None:
+        """Ask every authorization plugin; ``None`` if none refuses, else who refused and why.
+
+        A plugin that raises or returns something other than ``True``/``False``/``None``
+        refuses (fail closed) and is logged with its name.
+        """
+        for label, caller in self._authorizers:
+            try:
+                answers = caller(operation=operation, target=target, listener=listener, vm=vm)
+            except Exception:
+                log.exception("authorization plugin %s failed; refusing", self._describe(label))
+                return f"{label} failed"
+            for answer in answers:
+                if answer is False:
+                    return f"refused by {label}"
+                if answer is not True:
+                    log.error(
+                        "authorization plugin %s returned %r; refusing",
+                        self._describe(label),
+                        answer,
+                    )
+                    return f"{label} gave no valid answer"
+        return None
+
+    def request_finished(self, request: FinishedRequest) -> None:
+        """Tell every observer; one that raises is logged by name, the others still run."""
+        for label, caller in self._observers:
+            try:
+                caller(request=request)
+            except Exception:
+                log.exception("request observer %s failed", self._describe(label))
 
     # introspection ----------------------------------------------------------------------------
 

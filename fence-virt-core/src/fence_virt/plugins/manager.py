@@ -2,72 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pluggy
 
 from fence_virt import hookspecs
 from fence_virt.errors import PluginError
 from fence_virt.plugins.discovery import PluginEntry, PluginKind
 
-__all__ = ["REQUIRED_BACKEND_HOOKS", "REQUIRED_LISTENER_HOOKS", "build_plugin_manager"]
+__all__ = ["CROSS_CUTTING_HOOKS", "REQUIRED_HOOKS", "build_plugin_manager"]
 
-#: hooks a listener plugin must implement to be usable
-REQUIRED_LISTENER_HOOKS = ("fence_virt_listener_check", "fence_virt_listener_create")
-#: hooks a backend plugin must implement: a backend that cannot "off" cannot fence
-REQUIRED_BACKEND_HOOKS = (
-    "fence_virt_backend_check",
-    "fence_virt_backend_start",
-    "fence_virt_backend_stop",
-    "fence_virt_backend_null",
-    "fence_virt_backend_off",
-    "fence_virt_backend_on",
-    "fence_virt_backend_reboot",
-    "fence_virt_backend_status",
-    "fence_virt_backend_devstatus",
-    "fence_virt_backend_hostlist",
-)
-
-
-def _required(kind: PluginKind) -> tuple[str, ...]:
-    return REQUIRED_LISTENER_HOOKS if kind is PluginKind.LISTENER else REQUIRED_BACKEND_HOOKS
+#: hooks every plugin of a kind must implement: a backend that cannot build a backend object
+#: cannot fence, and one that cannot say whether it runs here would be picked blindly
+REQUIRED_HOOKS = {
+    PluginKind.LISTENER: ("fence_virt_listener_check", "fence_virt_listener_create"),
+    PluginKind.BACKEND: ("fence_virt_backend_check", "fence_virt_backend_create"),
+    PluginKind.EXTENSION: (),
+}
+#: hooks called on every plugin that implements them; an extension must implement one
+CROSS_CUTTING_HOOKS = ("fence_virt_authorize", "fence_virt_request_finished")
 
 
 def _register(pm: pluggy.PluginManager, entry: PluginEntry) -> None:
     plugin = entry.instantiate()
-    label = f"{entry.kind.group}:{entry.name}"
     try:
-        pm.register(plugin, name=label)
+        pm.register(plugin, name=entry.label)
     except (pluggy.PluginValidationError, ValueError) as exc:
-        raise PluginError(
-            f"cannot register: {exc}", plugin=label, distribution=entry.distribution
-        ) from exc
-    implemented = {impl_caller.name for impl_caller in pm.get_hookcallers(plugin) or []}
-    missing = [hook for hook in _required(entry.kind) if hook not in implemented]
+        raise entry.failure(f"cannot register: {exc}") from exc
+    implemented = {caller.name for caller in pm.get_hookcallers(plugin) or []}
+    missing = [hook for hook in REQUIRED_HOOKS[entry.kind] if hook not in implemented]
     if missing:
-        raise PluginError(
-            f"does not implement required hooks: {', '.join(missing)}",
-            plugin=label,
-            distribution=entry.distribution,
+        raise entry.failure(f"does not implement required hooks: {', '.join(missing)}")
+    if entry.kind is PluginKind.EXTENSION and not implemented & set(CROSS_CUTTING_HOOKS):
+        raise entry.failure(
+            f"implements none of the extension hooks ({', '.join(CROSS_CUTTING_HOOKS)})"
         )
 
 
-def build_plugin_manager(*entries: PluginEntry) -> pluggy.PluginManager:
+def build_plugin_manager(entries: Sequence[PluginEntry]) -> pluggy.PluginManager:
     """Return a new manager holding the hook specs and exactly the given plugins.
 
-    Give it at most one listener and one backend: every hook is ``firstresult``, so a second
-    backend would silently shadow the first. Raises :class:`PluginError` naming the plugin and
-    its distribution when one cannot be instantiated, registered, or lacks a required hook.
+    Any number of listener plugins and extensions, at most one backend. Each plugin is
+    registered once, under its label ``group:name``, however many listener instances use it.
+
+    :raises fence_virt.errors.PluginError: naming the plugin and its distribution when one
+        cannot be instantiated or registered, lacks a required hook, implements a hook that
+        does not exist (a misspelling), or when two backends are given.
     """
-    kinds = [e.kind for e in entries]
-    for kind in PluginKind:
-        if kinds.count(kind) > 1:
-            names = ", ".join(e.name for e in entries if e.kind is kind)
-            raise PluginError(f"only one {kind} may be active, got: {names}", plugin=names)
+    backends = [e.name for e in entries if e.kind is PluginKind.BACKEND]
+    if len(backends) > 1:
+        names = ", ".join(backends)
+        raise PluginError(f"only one backend may be active, got: {names}", plugin=names)
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    for entry in entries:
+    for entry in {e.label: e for e in entries}.values():
         _register(pm, entry)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(str(exc), plugin=str(exc.plugin)) from exc
+        plugin = pm.get_name(exc.plugin) or str(exc.plugin)
+        raise PluginError(str(exc), plugin=plugin) from exc
     return pm

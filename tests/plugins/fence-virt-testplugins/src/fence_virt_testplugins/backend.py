@@ -18,8 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fence_virt import Availability, Target, hookimpl
-from fence_virt.config import ConfigNode, ConfigTree, load_section
+from fence_virt import Availability, ConfigSection, Target, hookimpl
 from fence_virt.protocol import HostState, Response
 
 RUNNING, SHUTOFF = 1, 5  # virDomainState numbers
@@ -32,31 +31,25 @@ class MemoryBackendConfig:
     unusable: str | None = None
 
 
-class MemoryBackendPlugin:
-    """In-memory test backend (VMs in a dict; not for production)."""
+class MemoryBackend:
+    """:class:`fence_virt.Backend` over a dict of VM name -> (UUID, state)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: MemoryBackendConfig) -> None:
+        self._settings = settings
         self._lock = threading.Lock()
         self._vms: dict[str, tuple[str, int]] = {}
 
-    @hookimpl
-    def fence_virt_backend_check(self, section: ConfigNode | None) -> Availability:
-        settings = load_section(section, MemoryBackendConfig, where="backends/memory")
-        if settings.unusable:
-            return Availability.no(settings.unusable)
-        return Availability.yes(f"{len(settings.vm)} in-memory VMs")
+    def describe(self) -> str:
+        return f"memory ({len(self._settings.vm)} VMs)"
 
-    @hookimpl
-    def fence_virt_backend_start(self, section: ConfigNode | None, config: ConfigTree) -> bool:
-        del config
-        settings = load_section(section, MemoryBackendConfig, where="backends/memory")
+    def start(self) -> None:
         with self._lock:
-            self._vms = {name: (str(uuid.uuid5(_NAMESPACE, name)), RUNNING) for name in settings.vm}
-        return True
+            self._vms = {
+                name: (str(uuid.uuid5(_NAMESPACE, name)), RUNNING) for name in self._settings.vm
+            }
 
-    @hookimpl
-    def fence_virt_backend_stop(self) -> bool:
-        return True
+    def stop(self) -> None:
+        return None
 
     def _find(self, domain: str) -> str | None:
         for name, (vm_uuid, _state) in self._vms.items():
@@ -72,39 +65,42 @@ class MemoryBackendPlugin:
             self._vms[name] = (self._vms[name][0], state)
             return Response.SUCCESS
 
-    @hookimpl
-    def fence_virt_backend_null(self) -> Response:
-        return Response.FAIL
-
-    @hookimpl
-    def fence_virt_backend_off(self, target: Target) -> Response:
+    def off(self, target: Target) -> Response:
         return self._set(target, SHUTOFF)
 
-    @hookimpl
-    def fence_virt_backend_on(self, target: Target) -> Response:
+    def on(self, target: Target) -> Response:
         return self._set(target, RUNNING)
 
-    @hookimpl
-    def fence_virt_backend_reboot(self, target: Target) -> Response:
+    def reboot(self, target: Target) -> Response:
         with self._lock:
-            name = self._find(target.domain)
-            if name is None:
-                return Response.FAIL
-        return Response.SUCCESS
+            return Response.FAIL if self._find(target.domain) is None else Response.SUCCESS
 
-    @hookimpl
-    def fence_virt_backend_status(self, target: Target) -> Response:
+    def status(self, target: Target) -> Response:
         with self._lock:
             name = self._find(target.domain)
             if name is None:
                 return Response.FAIL
             return Response.SUCCESS if self._vms[name][1] == RUNNING else Response.OFF
 
-    @hookimpl
-    def fence_virt_backend_devstatus(self) -> Response:
+    def devstatus(self) -> Response:
         return Response.SUCCESS
 
-    @hookimpl
-    def fence_virt_backend_hostlist(self) -> Sequence[HostState]:
+    def hostlist(self, requester: str) -> Sequence[HostState]:
+        del requester
         with self._lock:
             return [HostState(domain=n, uuid=u, state=s) for n, (u, s) in sorted(self._vms.items())]
+
+
+class MemoryBackendPlugin:
+    """In-memory test backend (VMs in a dict; not for production)."""
+
+    @hookimpl
+    def fence_virt_backend_check(self, section: ConfigSection) -> Availability:
+        settings = section.load(MemoryBackendConfig)
+        if settings.unusable:
+            return Availability.no(settings.unusable)
+        return Availability.yes(f"{len(settings.vm)} in-memory VMs")
+
+    @hookimpl
+    def fence_virt_backend_create(self, section: ConfigSection) -> MemoryBackend:
+        return MemoryBackend(section.load(MemoryBackendConfig))

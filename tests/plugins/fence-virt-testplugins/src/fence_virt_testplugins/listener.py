@@ -5,6 +5,7 @@ Config::
     listeners {
         memory {
             socket = "/run/fence-virt-test.sock";
+            requester = "memory";     # optional: the requester identity of every request
         }
     }
 
@@ -20,9 +21,7 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from fence_virt import Availability, Dispatcher, Target, hookimpl
-from fence_virt.config import ConfigNode, load_section
-from fence_virt.errors import UserError
+from fence_virt import Availability, ConfigSection, Dispatcher, Target, hookimpl
 from fence_virt.protocol import Operation
 
 _OPERATIONS = {
@@ -38,11 +37,13 @@ _OPERATIONS = {
 @dataclass(frozen=True)
 class MemoryListenerConfig:
     socket: Path | None = None
+    requester: str = "memory"
 
 
 class LineListener:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, requester: str = "memory") -> None:
         self._path = path
+        self._requester = requester
         self._server: asyncio.Server | None = None
         self._dispatcher: Dispatcher | None = None
 
@@ -69,13 +70,16 @@ class LineListener:
         if not words:
             return "1"
         if words[0] == "list":
-            states = await self._dispatcher.hostlist("memory")
+            states = await self._dispatcher.hostlist(self._requester)
             return "".join(f"{s.domain} {s.uuid} {s.state}\n" for s in states) + "."
         operation = _OPERATIONS.get(words[0])
         if operation is None:
             return "1"
         target = Target(
-            domain=words[1] if len(words) > 1 else "", by_uuid=False, requester="memory", seqno=0
+            domain=words[1] if len(words) > 1 else "",
+            by_uuid=False,
+            requester=self._requester,
+            seqno=0,
         )
         return str(int(await self._dispatcher.fence(operation, target)))
 
@@ -92,15 +96,15 @@ class MemoryListenerPlugin:
     """In-memory test listener (text lines on a UNIX socket; not for production)."""
 
     @hookimpl
-    def fence_virt_listener_check(self, section: ConfigNode | None) -> Availability:
-        settings = load_section(section, MemoryListenerConfig, where="listeners/memory")
+    def fence_virt_listener_check(self, section: ConfigSection) -> Availability:
+        settings = section.load(MemoryListenerConfig)
         if settings.socket is None:
-            return Availability.no("no socket configured in listeners/memory")
+            return Availability.no(f"no socket configured in {section.path}")
         return Availability.yes(f"socket {settings.socket}")
 
     @hookimpl
-    def fence_virt_listener_create(self, section: ConfigNode | None) -> LineListener:
-        settings = load_section(section, MemoryListenerConfig, where="listeners/memory")
+    def fence_virt_listener_create(self, section: ConfigSection) -> LineListener:
+        settings = section.load(MemoryListenerConfig)
         if settings.socket is None:
-            raise UserError('listeners/memory needs socket = "PATH";')
-        return LineListener(settings.socket)
+            raise section.error("socket", 'needs socket = "PATH";')
+        return LineListener(settings.socket, settings.requester)

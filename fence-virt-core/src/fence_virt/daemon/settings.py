@@ -1,0 +1,54 @@
+"""The daemon's own configuration: which file, the ``fence_virtd { ... }`` block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fence_virt.config import ConfigTree, load_file, load_section, parse_text
+from fence_virt.daemon.defaults import EMBEDDED_DEFAULT_CONFIG, EMBEDDED_DEFAULT_SOURCE
+from fence_virt.errors import UserError
+
+__all__ = ["DaemonSettings", "daemon_settings", "load_daemon_config"]
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """The ``fence_virtd { ... }`` block (c-suite-spec §5.4)."""
+
+    #: listener instances to run, in file order (C reads one; several are ours, see
+    #: docs/architecture.md); empty: pick one listener automatically
+    listener: tuple[str, ...] = ()
+    backend: str | None = None
+    foreground: bool = False
+    debug: int = 0
+    wait_for_init: bool = field(default=False, metadata={"aliases": ("wait_for_backend",)})
+    #: C's plugin directory; accepted so C configs load, unused (plugins are entry points)
+    module_path: str | None = None
+    #: legacy location of the cpg backend's name_mode; read by that backend
+    name_mode: str | None = None
+
+
+def daemon_settings(config: ConfigTree) -> DaemonSettings:
+    """The ``fence_virtd`` block of ``config``; :class:`ConfigError` (file:line) if it is wrong."""
+    return load_section(
+        config.child("fence_virtd"), DaemonSettings, where="fence_virtd", source=config.source
+    )
+
+
+def load_daemon_config(path: str | None, *, explicit: bool) -> ConfigTree:
+    """Parse ``path``; without it, or when it does not exist, the embedded default.
+
+    :param path: the config file, ``None`` for the embedded default.
+    :param explicit: the operator named the file (``-f``): a missing file is then an error.
+    :raises fence_virt.errors.UserError: the named file does not exist.
+    :raises fence_virt.errors.ConfigError: the file does not parse (file:line).
+    """
+    if path is None:
+        return parse_text(EMBEDDED_DEFAULT_CONFIG, source=EMBEDDED_DEFAULT_SOURCE)
+    file = Path(path)
+    if not file.exists():
+        if explicit:
+            raise UserError(f"config file {path} does not exist")
+        return parse_text(EMBEDDED_DEFAULT_CONFIG, source=EMBEDDED_DEFAULT_SOURCE)
+    return load_file(file)
