@@ -1,8 +1,8 @@
-"""Datagram checks before any connect-back, the replay guard and the rate-limited drop log."""
+"""Datagram checks before any connect-back (the replay guard and the drop log are core's:
+fence-virt-core/tests/listening)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from ipaddress import ip_address
 
@@ -10,8 +10,7 @@ import pytest
 
 from fence_virt.errors import AuthenticationError, ProtocolError, RemoteError
 from fence_virt.protocol import FenceRequest, HashType, Operation, sign_request
-from fence_virt_listener_multicast.datagram import ReplayGuard, check_datagram
-from fence_virt_listener_multicast.droplog import DropLog
+from fence_virt_listener_multicast.datagram import check_datagram
 
 KEY = bytes(range(256)) * 16
 
@@ -120,64 +119,3 @@ def test_every_refusal_is_a_remote_error() -> None:
     for data in (b"", b"\xff" * 176, signed(key=b"k").encode()):
         with pytest.raises(RemoteError):
             check_datagram(data, KEY, HashType.SHA256)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_replay_guard_remembers_served_signatures_for_its_window() -> None:
-    clock = Clock()
-    guard = ReplayGuard(window=600, capacity=10, clock=clock)
-    first, other = signed(), signed()
-    assert first.hash != other.hash, "every signing draws fresh random bytes"
-    assert guard.age(first) is None
-    guard.remember(first)
-    clock.now += 30
-    assert guard.age(first) == 30
-    assert guard.age(other) is None
-    clock.now += 600
-    assert guard.age(first) is None
-    assert len(guard) == 0
-
-
-def test_replay_guard_is_bounded_and_ignores_unsigned_requests() -> None:
-    guard = ReplayGuard(window=600, capacity=3, clock=Clock())
-    requests = [signed() for _ in range(5)]
-    for request in requests:
-        guard.remember(request)
-    assert len(guard) == 3
-    assert guard.age(requests[0]) is None
-    assert guard.age(requests[4]) == 0
-    unsigned = signed(HashType.NONE)
-    guard.remember(unsigned)
-    assert guard.age(unsigned) is None
-
-
-def test_drop_log_limits_a_flood_and_counts_what_it_skipped(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    clock = Clock()
-    logger = logging.getLogger("test.droplog")
-    scheduled: list[tuple[float, object]] = []
-    drops = DropLog(
-        logger, rate=1.0, burst=3, clock=clock, schedule=lambda d, f: scheduled.append((d, f))
-    )
-    with caplog.at_level(logging.WARNING, logger="test.droplog"):
-        for n in range(10):
-            drops.drop(f"198.51.100.9:{n}", "garbage")
-        clock.now += 1.0
-        drops.drop("198.51.100.9:99", "garbage")
-        for _ in range(4):
-            drops.drop("198.51.100.9:100", "garbage")
-        assert [delay for delay, _ in scheduled] == [10.0, 10.0]
-        drops.flush()
-        drops.flush()
-    lines = caplog.messages
-    assert lines[:3] == [f"dropped datagram from 198.51.100.9:{n}: garbage" for n in range(3)]
-    assert lines[3] == "dropped datagram from 198.51.100.9:99: garbage (7 more drops not logged)"
-    assert lines[4:] == ["4 more dropped datagrams not logged"]

@@ -20,7 +20,7 @@ import pytest
 from fence_virt import Target
 from fence_virt.config import parse_text
 from fence_virt.errors import UserError
-from fence_virt.history import RequestHistory
+from fence_virt.listening import RequestHistory
 from fence_virt.protocol import AuthExchange, HashType, HostState, Operation, Response
 from fence_virt_listener_multicast.listener import MulticastListener
 from fence_virt_listener_multicast.settings import resolve_settings

@@ -12,7 +12,6 @@ import pytest
 from fence_virt.config import ConfigNode, ConfigSection, ConfigTree, parse_text
 from fence_virt.errors import ConfigError, UserError
 from fence_virt.protocol import HashType
-from fence_virt_listener_multicast.keys import load_key
 from fence_virt_listener_multicast.listener import MulticastListener
 from fence_virt_listener_multicast.plugin import MulticastListenerPlugin
 from fence_virt_listener_multicast.settings import Family, resolve_settings
@@ -143,17 +142,6 @@ def test_create_tightens_an_insecure_key_file(
     assert key.stat().st_mode & 0o777 == 0o600
     assert f"insecure permissions on key file {key}: changing from 0644 to 0600" in caplog.text
     assert listener.describe() == "multicast 225.0.0.12:1229 on lo (ipv4)"
-
-
-def test_key_is_the_raw_bytes_and_empty_is_refused_when_used(tmp_path: Path) -> None:
-    key = tmp_path / "k"
-    key.write_bytes(b"x" * 5000)
-    key.chmod(0o600)
-    assert load_key(key, required=True) == b"x" * 4096
-    key.write_bytes(b"")
-    with pytest.raises(UserError, match="is empty"):
-        load_key(key, required=True)
-    assert load_key(key, required=False) == b""
 
 
 def test_unauthenticated_modes_are_loudly_allowed(

@@ -5,13 +5,13 @@ Invariants:
 * nothing a peer sends escapes a task or the datagram callback: every failure is one log
   line and the listener keeps serving;
 * a request (operation, seqno, case-folded domain) runs at most once at a time and is not
-  repeated within 10 s of being answered (:class:`fence_virt.history.RequestHistory`: claimed
+  repeated within 10 s of being answered (:class:`fence_virt.listening.RequestHistory`: claimed
   on arrival, completed once connected back, released when no connect-back succeeded);
 * while the connect-back of a request is pending, copies carrying *another* address (a guest
   sends one per local address) queue behind it and are tried in turn if it fails, as the
   single-threaded C host would try them;
 * the signature of every copy of an answered request is refused for 10 minutes
-  (:class:`~fence_virt_listener_multicast.datagram.ReplayGuard`);
+  (:class:`fence_virt.listening.ReplayGuard`);
 * at most ``max_requests`` requests are in progress; further datagrams are dropped.
 """
 
@@ -23,17 +23,18 @@ from dataclasses import dataclass
 
 from fence_virt import Dispatcher
 from fence_virt.errors import LocalError, RemoteError
-from fence_virt.history import RequestHistory
-from fence_virt_listener_multicast.datagram import (
-    Accepted,
+from fence_virt.listening import (
+    Credentials,
+    DropLog,
     HistoryKey,
     ReplayGuard,
-    check_datagram,
+    RequestHistory,
+    SocketChannel,
+    serve,
 )
-from fence_virt_listener_multicast.droplog import DropLog
-from fence_virt_listener_multicast.session import Credentials, serve
+from fence_virt_listener_multicast.datagram import Accepted, check_datagram
 from fence_virt_listener_multicast.settings import MulticastSettings
-from fence_virt_listener_multicast.sockets import SocketChannel, connect_back, open_group_socket
+from fence_virt_listener_multicast.sockets import connect_back, open_group_socket
 
 __all__ = ["MulticastListener"]
 
@@ -113,7 +114,7 @@ class MulticastListener:
         self._credentials = Credentials(settings.auth, key)
         self._history = RequestHistory() if history is None else history
         self._replays = ReplayGuard()
-        self._drops = DropLog(log)
+        self._drops = DropLog(log, what="datagram")
         self._requests: dict[HistoryKey, _Request] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._transport: asyncio.DatagramTransport | None = None
@@ -129,7 +130,7 @@ class MulticastListener:
         sock = open_group_socket(self._settings)
         self._dispatcher = dispatcher
         loop = asyncio.get_running_loop()
-        self._drops = DropLog(log, schedule=loop.call_later)
+        self._drops = DropLog(log, schedule=loop.call_later, what="datagram")
         self._transport, self._receiver = await loop.create_datagram_endpoint(
             lambda: _Receiver(self), sock=sock
         )
@@ -224,7 +225,14 @@ class MulticastListener:
     async def _serve(self, accepted: Accepted, channel: SocketChannel) -> None:
         assert self._dispatcher is not None
         try:
-            reply = await serve(accepted, channel, self._credentials, self._dispatcher)
+            reply = await serve(
+                accepted.request,
+                channel,
+                self._credentials,
+                self._dispatcher,
+                requester=accepted.host,
+                log=log,
+            )
         except RemoteError as exc:
             log.warning("%s: %s", _About(accepted), exc)
         else:

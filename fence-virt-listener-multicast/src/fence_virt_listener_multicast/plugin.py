@@ -7,8 +7,8 @@ import logging
 from fence_virt import Availability, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import ConfigError
+from fence_virt.listening import key_problem, load_key
 from fence_virt.protocol import HashType
-from fence_virt_listener_multicast.keys import key_problem, load_key
 from fence_virt_listener_multicast.listener import MulticastListener
 from fence_virt_listener_multicast.settings import resolve_settings
 

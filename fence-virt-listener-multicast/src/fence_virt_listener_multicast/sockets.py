@@ -14,10 +14,11 @@ import socket
 import struct
 from typing import Final
 
-from fence_virt.errors import ProtocolError, RemoteError, UserError
+from fence_virt.errors import UserError
+from fence_virt.listening import SocketChannel
 from fence_virt_listener_multicast.settings import Family, MulticastSettings
 
-__all__ = ["SocketChannel", "connect_back", "open_group_socket"]
+__all__ = ["connect_back", "open_group_socket"]
 
 #: linux/in.h and linux/in6.h; Python's socket module does not export them
 IP_MULTICAST_ALL: Final = 49
@@ -67,49 +68,9 @@ def _join(sock: socket.socket, settings: MulticastSettings) -> None:
         ) from exc
 
 
-class SocketChannel:
-    """:class:`~fence_virt_listener_multicast.session.Channel` over a connected TCP socket.
-
-    Every read and every write has ``timeout`` seconds; failures become RemoteError.
-    """
-
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
-        self._sock = sock
-        self._timeout = timeout
-        self._loop = asyncio.get_running_loop()
-
-    async def read_exactly(self, size: int) -> bytes:
-        received = bytearray()
-        try:
-            async with asyncio.timeout(self._timeout):
-                while len(received) < size:
-                    chunk = await self._loop.sock_recv(self._sock, size - len(received))
-                    if not chunk:
-                        got = len(received)
-                        message = f"client closed the connection after {got} of {size} bytes"
-                        raise ProtocolError(message)
-                    received += chunk
-        except TimeoutError:
-            raise RemoteError(f"client sent nothing for {self._timeout:g} s") from None
-        except OSError as exc:
-            raise RemoteError(f"reading from client: {exc.strerror or exc}") from None
-        return bytes(received)
-
-    async def write(self, data: bytes) -> None:
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._loop.sock_sendall(self._sock, data)
-        except TimeoutError:
-            raise RemoteError(f"client took no data for {self._timeout:g} s") from None
-        except OSError as exc:
-            raise RemoteError(f"writing to client: {exc.strerror or exc}") from None
-
-    def close(self) -> None:
-        self._sock.close()
-
-
 async def connect_back(host: str, port: int, *, timeout: float, io_timeout: float) -> SocketChannel:
-    """TCP connection to the client; OSError or TimeoutError if it does not answer in time."""
+    """TCP connection to the client within ``timeout`` seconds, as a channel whose reads and
+    writes each get ``io_timeout`` seconds; OSError or TimeoutError if it does not answer."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)

@@ -1,4 +1,4 @@
-"""One warning per dropped datagram, rate-limited so a flood cannot flood the journal."""
+"""One warning per dropped input, rate-limited so a flood cannot flood the journal."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["DropLog"]
+__all__ = ["BURST", "RATE", "SUMMARY_DELAY", "DropLog", "Scheduler"]
 
 #: sustained drop lines per second, and the burst allowed before limiting starts
 RATE = 20.0
@@ -14,11 +14,17 @@ BURST = 100.0
 #: seconds after the first unlogged drop at which a summary line is written
 SUMMARY_DELAY = 10.0
 
+#: ``schedule(delay_seconds, callback)``, e.g. :meth:`asyncio.loop.call_later`
 Scheduler = Callable[[float, Callable[[], None]], object]
 
 
 class DropLog:
-    """Token bucket over ``logger.warning``; the next line logged says how many were skipped."""
+    """Token bucket over ``logger.warning``; the next line logged says how many were skipped.
+
+    Lines read ``dropped <what> from <sender>: <reason>``. Once the bucket is empty, drops are
+    only counted; the next line logged, or a summary line 10 s after the first unlogged drop
+    (when a scheduler is given), says how many were not logged.
+    """
 
     def __init__(
         self,
@@ -27,18 +33,25 @@ class DropLog:
         burst: float = BURST,
         clock: Callable[[], float] = time.monotonic,
         schedule: Scheduler | None = None,
+        *,
+        what: str = "request",
     ) -> None:
-        """``schedule(delay, callback)`` (e.g. ``loop.call_later``) enables summary lines."""
+        """``rate``: lines per second; ``burst``: lines before limiting starts; ``clock``:
+        seconds, monotonic; ``schedule(delay, callback)`` (e.g. ``loop.call_later``) enables
+        summary lines; ``what``: the noun for one dropped input (``"datagram"``, ``"request"``),
+        pluralised with ``s`` in summaries."""
         self._logger = logger
         self._schedule = schedule
         self._rate = rate
         self._burst = burst
         self._clock = clock
+        self._what = what
         self._tokens = burst
         self._last = clock()
         self.suppressed = 0
 
     def drop(self, sender: str, reason: str) -> None:
+        """Log (or count) one dropped input from ``sender`` (address, CID, guest UUID)."""
         now = self._clock()
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now
@@ -50,10 +63,10 @@ class DropLog:
         self._tokens -= 1
         skipped = f" ({self.suppressed} more drops not logged)" if self.suppressed else ""
         self.suppressed = 0
-        self._logger.warning("dropped datagram from %s: %s%s", sender, reason, skipped)
+        self._logger.warning("dropped %s from %s: %s%s", self._what, sender, reason, skipped)
 
     def flush(self) -> None:
         """Log how many drops went unlogged, if any."""
         if self.suppressed:
-            self._logger.warning("%d more dropped datagrams not logged", self.suppressed)
+            self._logger.warning("%d more dropped %ss not logged", self.suppressed, self._what)
             self.suppressed = 0

@@ -2,12 +2,13 @@
 
 The C clients resend the same request (same operation, seqno and domain) every couple of
 seconds until a host answers; the C daemon remembers handled requests for 10 seconds
-(c-suite-spec §5.8). Here a request is also remembered *while it runs*, so a retransmit that
-arrives during a slow reboot is dropped instead of starting a second reboot.
+(c-suite-spec §5.8, history.c). Here a request is also remembered *while it runs*, so a
+retransmit that arrives during a slow reboot is dropped instead of starting a second reboot.
 
-Life of a key: :meth:`claim` (False means "drop this copy") -> either :meth:`complete` (the
-reply was delivered: remember it for ``window`` seconds) or :meth:`release` (nothing was done,
-e.g. the connect-back failed: a retransmit may try again).
+Life of a key (:func:`request_key`): :meth:`RequestHistory.claim` (False means "drop this
+copy") -> either :meth:`~RequestHistory.complete` (the reply was delivered: remember it for
+``window`` seconds) or :meth:`~RequestHistory.release` (nothing was done, e.g. the connect-back
+or the handshake failed: a retransmit may try again).
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-__all__ = ["HISTORY_WINDOW", "RequestHistory"]
+from fence_virt.protocol import FenceRequest, SerialRequest
+
+__all__ = ["HISTORY_WINDOW", "HistoryKey", "RequestHistory", "request_key"]
 
 #: seconds a completed request is remembered (C: 10 s, history.c)
 HISTORY_WINDOW = 10.0
+
+#: (operation code, seqno, case-folded domain)
+HistoryKey = tuple[int, int, str]
+
+
+def request_key(request: FenceRequest | SerialRequest) -> HistoryKey:
+    """C's duplicate key for either request type: operation, seqno and the domain compared
+    without case (``check_history`` in the C listeners uses ``strcasecmp``)."""
+    return (request.request, request.seqno, request.domain.casefold())
 
 
 class RequestHistory:
@@ -28,6 +40,7 @@ class RequestHistory:
     def __init__(
         self, window: float = HISTORY_WINDOW, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        """``window``: seconds a completed key is remembered; ``clock``: seconds, monotonic."""
         self._window = window
         self._clock = clock
         self._in_flight: set[Hashable] = set()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fence_virt.history import RequestHistory
+from fence_virt.listening import RequestHistory, request_key
+from fence_virt.protocol import FenceRequest, HashType, Operation, SerialRequest
 
 
 class Clock:
@@ -41,3 +42,16 @@ def test_distinct_requests_do_not_interfere() -> None:
     assert history.claim((1, 7, "vm2"))
     assert history.claim((2, 7, "vm1"))
     assert history.claim((1, 8, "vm1"))
+
+
+def test_both_request_types_share_c_s_key_with_the_domain_compared_without_case() -> None:
+    """history.c / check_history: operation, seqno and strcasecmp of the domain."""
+    fence = FenceRequest.build(Operation.REBOOT, "VM1", hashtype=HashType.SHA256, seqno=99)
+    serial = SerialRequest(request=Operation.REBOOT, domain="vm1", seqno=99)
+    assert request_key(fence) == request_key(serial) == (2, 99, "vm1")
+    assert request_key(SerialRequest(request=Operation.OFF, domain="vm1", seqno=99)) != (
+        request_key(serial)
+    )
+    assert request_key(SerialRequest(request=Operation.REBOOT, domain="vm1", seqno=98)) != (
+        request_key(serial)
+    )

@@ -1,22 +1,23 @@
-"""The per-request protocol after the connect-back, over in-memory streams (a socketpair).
+"""The stream session (handshake, answer, reply) over in-memory streams (a socketpair).
 
 The client side is the codec's own ``AuthExchange.for_client``, the same driver our fence_xvm
-uses. The dispatcher is a recording stand-in for core's: this file tests the listener's side
-of the Dispatcher contract (what it asks for, what it sends back); the real dispatcher and
-backends are exercised through ``fence_virtd`` in the namespace tests.
+uses. The dispatcher is a recording stand-in for core's (conftest ``RecordingDispatcher``):
+this file tests the listener's side of the Dispatcher contract (what it asks for, what it
+sends back); the real dispatcher and backends are exercised through ``fence_virtd`` in the
+multicast listener's namespace tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
 from ipaddress import ip_address
 
 import pytest
 
-from fence_virt import Target
-from fence_virt.errors import AuthenticationError, BackendError, RemoteError
+from fence_virt import Dispatcher, Target
+from fence_virt.errors import AuthenticationError, ProtocolError, RemoteError
+from fence_virt.listening import Credentials, SocketChannel, receive_request, serve
 from fence_virt.protocol import (
     AuthExchange,
     FenceRequest,
@@ -26,48 +27,24 @@ from fence_virt.protocol import (
     Operation,
     RequestFlag,
     Response,
+    sign_request,
 )
-from fence_virt_listener_multicast.datagram import Accepted
-from fence_virt_listener_multicast.session import Credentials, serve
-from fence_virt_listener_multicast.sockets import SocketChannel
 
 KEY = b"shared key\n"
-VMS = [
-    HostState("vm1", "11111111-1111-1111-1111-111111111111", 1),
-    HostState("vm2", "22222222-2222-2222-2222-222222222222", 5),
-]
+#: the requester identity the listener vouches for (here: a multicast connect-back address)
+REQUESTER = "198.51.100.11"
 
 
-class RecordingDispatcher:
-    """Answers from a table and records every call (stand-in, see the module docstring)."""
-
-    def __init__(self, response: Response = Response.SUCCESS, fail_list: bool = False) -> None:
-        self.response = response
-        self.fail_list = fail_list
-        self.calls: list[tuple[Operation, Target] | tuple[str, str]] = []
-
-    async def fence(self, operation: Operation, target: Target) -> Response:
-        self.calls.append((operation, target))
-        return self.response
-
-    async def hostlist(self, requester: str) -> Sequence[HostState]:
-        self.calls.append(("hostlist", requester))
-        if self.fail_list:
-            raise BackendError("hypervisor unreachable")
-        return VMS
-
-
-def accepted(operation: int, domain: str = "vm1", *, flags: int = 0) -> Accepted:
-    request = FenceRequest.build(
+def accepted(operation: int, domain: str = "vm1", *, flags: int = 0) -> FenceRequest:
+    return FenceRequest.build(
         operation,
         domain,
         hashtype=HashType.SHA256,
         seqno=777,
         flags=RequestFlag(flags),
-        address=ip_address("198.51.100.11"),
+        address=ip_address(REQUESTER),
         port=1229,
     )
-    return Accepted(request, "198.51.100.11", 1229)
 
 
 async def client_side(
@@ -87,8 +64,8 @@ async def client_side(
 
 
 async def exchange(
-    request: Accepted,
-    dispatcher: RecordingDispatcher,
+    request: FenceRequest,
+    dispatcher: Dispatcher,
     *,
     host_auth: HashType = HashType.SHA256,
     client_auth: HashType = HashType.SHA256,
@@ -101,7 +78,9 @@ async def exchange(
 
     async def host() -> bytes:
         try:
-            return await serve(request, channel, Credentials(host_auth, KEY), dispatcher)
+            return await serve(
+                request, channel, Credentials(host_auth, KEY), dispatcher, requester=REQUESTER
+            )
         finally:
             channel.close()
 
@@ -121,8 +100,8 @@ def run(coro):
 
 
 @pytest.mark.parametrize("auth", [HashType.SHA1, HashType.SHA256, HashType.SHA512])
-def test_status_after_the_handshake(auth: HashType) -> None:
-    dispatcher = RecordingDispatcher(Response.OFF)
+def test_status_after_the_handshake(auth: HashType, dispatcher) -> None:
+    dispatcher.response = Response.OFF
     sent, received = run(
         exchange(accepted(Operation.STATUS), dispatcher, host_auth=auth, client_auth=auth)
     )
@@ -135,8 +114,7 @@ def test_status_after_the_handshake(auth: HashType) -> None:
     ]
 
 
-def test_uuid_flag_reaches_the_backend() -> None:
-    dispatcher = RecordingDispatcher()
+def test_uuid_flag_reaches_the_backend(dispatcher) -> None:
     uuid = "11111111-1111-1111-1111-111111111111"
     run(exchange(accepted(Operation.OFF, uuid, flags=1), dispatcher))
     operation, target = dispatcher.calls[0]
@@ -145,8 +123,7 @@ def test_uuid_flag_reaches_the_backend() -> None:
     assert (target.domain, target.by_uuid) == (uuid, True)
 
 
-def test_host_list_stream_is_the_c_one() -> None:
-    dispatcher = RecordingDispatcher()
+def test_host_list_stream_is_the_c_one(dispatcher, vms: tuple[HostState, ...]) -> None:
     sent, received = run(exchange(accepted(Operation.HOSTLIST, ""), dispatcher))
     assert sent == received
     assert isinstance(received, bytes)
@@ -155,28 +132,25 @@ def test_host_list_stream_is_the_c_one() -> None:
     assert received[-1] == 0
     assert received[-131:-1] == bytes(130)
     decoder = HostListDecoder()
-    assert decoder.feed(received) == VMS
+    assert decoder.feed(received) == list(vms)
     assert decoder.done
     assert dispatcher.calls == [("hostlist", "198.51.100.11")]
 
 
-def test_failed_host_list_is_a_plain_failure() -> None:
-    sent, received = run(
-        exchange(accepted(Operation.HOSTLIST, ""), RecordingDispatcher(fail_list=True))
-    )
+def test_failed_host_list_is_a_plain_failure(dispatcher) -> None:
+    dispatcher.fail_list = True
+    sent, received = run(exchange(accepted(Operation.HOSTLIST, ""), dispatcher))
     assert sent == received == b"\x01"
 
 
 @pytest.mark.parametrize("code", [7, 8, 9, 200])
-def test_unknown_operation_fails_without_calling_the_backend(code: int) -> None:
-    dispatcher = RecordingDispatcher()
+def test_unknown_operation_fails_without_calling_the_backend(code: int, dispatcher) -> None:
     sent, received = run(exchange(accepted(code), dispatcher))
     assert sent == received == b"\x01"
     assert dispatcher.calls == []
 
 
-def test_client_with_wrong_key_gets_nothing_done() -> None:
-    dispatcher = RecordingDispatcher()
+def test_client_with_wrong_key_gets_nothing_done(dispatcher) -> None:
     host, client = run(exchange(accepted(Operation.OFF), dispatcher, client_key=b"wrong"))
     assert isinstance(client, AuthenticationError)
     assert isinstance(host, RemoteError)
@@ -185,13 +159,11 @@ def test_client_with_wrong_key_gets_nothing_done() -> None:
 
 
 @pytest.mark.parametrize("operation", [Operation.OFF, Operation.REBOOT, Operation.STATUS])
-def test_the_backend_waits_for_both_proofs(operation: Operation) -> None:
+def test_the_backend_waits_for_both_proofs(operation: Operation, dispatcher) -> None:
     """The client proves itself last: the backend must not have been asked before that."""
 
-    class Watching(RecordingDispatcher):
-        async def fence(self, op: Operation, target: Target) -> Response:
-            assert proven.is_set(), "backend called before the client's proof arrived"
-            return await super().fence(op, target)
+    def watching() -> None:
+        assert proven.is_set(), "backend called before the client's proof arrived"
 
     async def scenario() -> bytes:
         host_sock, client_sock = socket.socketpair()
@@ -199,7 +171,13 @@ def test_the_backend_waits_for_both_proofs(operation: Operation) -> None:
         reader, writer = await asyncio.open_connection(sock=client_sock)
         client = AuthExchange.for_client(HashType.SHA256, KEY)
         host = asyncio.create_task(
-            serve(accepted(operation), channel, Credentials(HashType.SHA256, KEY), dispatcher)
+            serve(
+                accepted(operation),
+                channel,
+                Credentials(HashType.SHA256, KEY),
+                dispatcher,
+                requester=REQUESTER,
+            )
         )
         writer.write(client.data_to_send())
         client.receive_data(await reader.readexactly(128))
@@ -212,13 +190,12 @@ def test_the_backend_waits_for_both_proofs(operation: Operation) -> None:
         return sent
 
     proven = asyncio.Event()
-    dispatcher = Watching()
+    dispatcher.before_fence = watching
     assert run(scenario()) == b"\x00"
     assert [op for op, _ in dispatcher.calls] == [operation]
 
 
-def test_different_auth_types_get_nothing_done() -> None:
-    dispatcher = RecordingDispatcher()
+def test_different_auth_types_get_nothing_done(dispatcher) -> None:
     host, client = run(
         exchange(
             accepted(Operation.OFF),
@@ -232,8 +209,7 @@ def test_different_auth_types_get_nothing_done() -> None:
     assert dispatcher.calls == []
 
 
-def test_auth_none_skips_the_handshake() -> None:
-    dispatcher = RecordingDispatcher()
+def test_auth_none_skips_the_handshake(dispatcher) -> None:
     sent, received = run(
         exchange(
             accepted(Operation.ON),
@@ -245,7 +221,7 @@ def test_auth_none_skips_the_handshake() -> None:
     assert sent == received == b"\x00"
 
 
-def test_a_client_that_proves_nothing_is_refused() -> None:
+def test_a_client_that_proves_nothing_is_refused(dispatcher) -> None:
     """The client answers our challenge with zeros: AuthenticationError, nothing executed."""
 
     async def scenario() -> BaseException | bytes:
@@ -253,7 +229,13 @@ def test_a_client_that_proves_nothing_is_refused() -> None:
         channel = channel_on(host_sock, timeout=5)
         reader, writer = await asyncio.open_connection(sock=client_sock)
         host = asyncio.create_task(
-            serve(accepted(Operation.OFF), channel, Credentials(HashType.SHA256, KEY), dispatcher)
+            serve(
+                accepted(Operation.OFF),
+                channel,
+                Credentials(HashType.SHA256, KEY),
+                dispatcher,
+                requester=REQUESTER,
+            )
         )
         writer.write(bytes(64))
         await reader.readexactly(128)
@@ -266,7 +248,6 @@ def test_a_client_that_proves_nothing_is_refused() -> None:
             channel.close()
             writer.close()
 
-    dispatcher = RecordingDispatcher()
     outcome = run(scenario())
     assert isinstance(outcome, AuthenticationError)
     assert "invalid response to challenge" in str(outcome)
@@ -282,7 +263,7 @@ def test_a_client_that_proves_nothing_is_refused() -> None:
     ids=["silent", "hangs-up-mid-challenge"],
 )
 def test_a_client_that_stalls_or_hangs_up_is_a_remote_error(
-    timeout: float, client_sends: bytes | None, reason: str
+    timeout: float, client_sends: bytes | None, reason: str, dispatcher
 ) -> None:
     """``client_sends`` None: the client stays connected and says nothing; else it sends
     those bytes and hangs up."""
@@ -295,7 +276,11 @@ def test_a_client_that_stalls_or_hangs_up_is_a_remote_error(
             client_sock.close()
         try:
             return await serve(
-                accepted(Operation.OFF), channel, Credentials(HashType.SHA256, KEY), dispatcher
+                accepted(Operation.OFF),
+                channel,
+                Credentials(HashType.SHA256, KEY),
+                dispatcher,
+                requester=REQUESTER,
             )
         except RemoteError as exc:
             return exc
@@ -303,8 +288,62 @@ def test_a_client_that_stalls_or_hangs_up_is_a_remote_error(
             channel.close()
             client_sock.close()
 
-    dispatcher = RecordingDispatcher()
     outcome = run(scenario())
     assert isinstance(outcome, RemoteError)
     assert reason in str(outcome)
     assert dispatcher.calls == []
+
+
+# ---------------------------------------------------------------------------------------------
+# tcp / vsock: the client sends its signed request on the stream first (c-suite-spec §1.3)
+
+
+def receive_from(data: bytes, *, close: bool = True, timeout: float = 5) -> FenceRequest:
+    """:func:`receive_request` on a stream that carries ``data`` (then EOF if ``close``)."""
+
+    async def scenario() -> FenceRequest:
+        host_sock, client_sock = socket.socketpair()
+        channel = channel_on(host_sock, timeout=timeout)
+        client_sock.sendall(data)
+        if close:
+            client_sock.close()
+        try:
+            return await receive_request(channel, KEY, HashType.SHA256)
+        finally:
+            channel.close()
+            client_sock.close()
+
+    return run(scenario())
+
+
+def tcp_request(hashtype: HashType = HashType.SHA256, key: bytes = KEY) -> FenceRequest:
+    request = FenceRequest.build(Operation.REBOOT, "vm1", hashtype=hashtype, seqno=31337)
+    return sign_request(request, key)
+
+
+def test_a_signed_request_on_the_stream_is_received() -> None:
+    sent = tcp_request()
+    assert receive_from(sent.encode() + b"the handshake follows", close=False) == sent
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "words"),
+    [
+        (tcp_request(key=b"other key").encode(), AuthenticationError, "signature mismatch"),
+        (tcp_request(HashType.SHA1).encode(), AuthenticationError, "weaker than required"),
+        (tcp_request().encode()[:100], ProtocolError, "closed the connection after 100 of 176"),
+        (b"", ProtocolError, "after 0 of 176 bytes"),
+    ],
+    ids=["wrong-key", "weak-hash", "cut-short", "nothing"],
+)
+def test_a_request_that_does_not_verify_is_refused(
+    data: bytes, error: type[RemoteError], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        receive_from(data)
+
+
+def test_a_silent_client_times_out() -> None:
+    """The tcp listener gives the request 1 s (C); the channel's timeout is that deadline."""
+    with pytest.raises(RemoteError, match=r"client sent nothing for 0\.2 s"):
+        receive_from(b"", close=False, timeout=0.2)

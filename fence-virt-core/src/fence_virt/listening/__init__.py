@@ -1,0 +1,94 @@
+"""The listener toolkit: what every fence_virtd listener shares, whatever its transport.
+
+A listener plugin owns its sockets and its runner (accepting, tasks, shutdown). Everything
+between "bytes arrived" and "bytes to send back" is here, so the multicast, tcp, vsock,
+serial and vmchannel listeners behave alike and none copies another:
+
+* **keys** -- :func:`load_key` reads the shared key file (mode tightened to 0600, as C);
+  :func:`key_problem` is the side-effect-free check for ``fence_virt_listener_check``.
+* **stream session** (fence_req transports: multicast connect-back, tcp, vsock) --
+  :func:`receive_request` reads and verifies the 176-byte request where the client sends it
+  first (tcp, vsock); :func:`serve` runs the challenge/response (:func:`authenticate`), asks
+  the backend through the :class:`~fence_virt.types.Dispatcher` and writes the answer. It
+  works on any :class:`Channel`; :class:`SocketChannel` is one over a stream socket with a
+  deadline per read and write.
+* **serial framing** (serial, vmchannel) -- :class:`SerialRequestReader` turns a guest's
+  byte stream into requests, resynchronising on the magic; :func:`answer_serial` answers one.
+  :func:`answer` is the fence_req counterpart :func:`serve` uses.
+* **request history** -- :class:`RequestHistory` keyed by :func:`request_key` runs a
+  retransmitted request once (C's 10-second history, also while the request runs);
+  :class:`ReplayGuard` refuses a captured signed request played back later.
+* **drop log** -- :class:`DropLog` logs each dropped input once, rate-limited.
+
+The requester identity is always passed in by the listener, which alone knows it: the IP in
+the multicast request, the peer IP (tcp), the peer CID (vsock), the guest's UUID (serial).
+Every failure a peer can cause is a :class:`~fence_virt.errors.RemoteError`: log it (through
+the drop log when it can be repeated at will), keep serving.
+
+A tcp or vsock listener, per accepted connection (a sketch; ``key``, ``credentials``,
+``history``, ``drops`` and ``log`` belong to the listener instance)::
+
+    channel = SocketChannel(sock, timeout=1.0)               # C: 1 s to send the request
+    try:
+        request = await receive_request(channel, key, minimum_hash)
+        claimed = request_key(request)
+        if not history.claim(claimed):
+            return                                           # a retransmit: drop it
+        channel.timeout = 10.0                               # C: 10 s per handshake step
+        try:
+            await serve(request, channel, credentials, dispatcher, requester=peer, log=log)
+        finally:
+            history.complete(claimed)                        # never run it twice
+    except RemoteError as exc:
+        drops.drop(peer, str(exc))
+    finally:
+        channel.close()
+
+A serial listener, per guest stream: see :mod:`fence_virt.listening.serial`.
+
+This package imports only :mod:`fence_virt.errors`, :mod:`fence_virt.protocol`,
+:mod:`fence_virt.types` and :mod:`fence_virt.files`: never the daemon, the configuration or
+the plugin machinery.
+"""
+
+from __future__ import annotations
+
+from fence_virt.listening.answers import FENCE_OPERATIONS, answer, answer_serial
+from fence_virt.listening.channel import SocketChannel
+from fence_virt.listening.droplog import DropLog
+from fence_virt.listening.history import HISTORY_WINDOW, HistoryKey, RequestHistory, request_key
+from fence_virt.listening.keys import key_problem, load_key
+from fence_virt.listening.replay import REPLAY_CAPACITY, REPLAY_WINDOW, ReplayGuard
+from fence_virt.listening.serial import NO_MAGIC, SerialRequestReader, Skipped
+from fence_virt.listening.session import (
+    Channel,
+    Credentials,
+    authenticate,
+    receive_request,
+    serve,
+)
+
+__all__ = [
+    "FENCE_OPERATIONS",
+    "HISTORY_WINDOW",
+    "NO_MAGIC",
+    "REPLAY_CAPACITY",
+    "REPLAY_WINDOW",
+    "Channel",
+    "Credentials",
+    "DropLog",
+    "HistoryKey",
+    "ReplayGuard",
+    "RequestHistory",
+    "SerialRequestReader",
+    "Skipped",
+    "SocketChannel",
+    "answer",
+    "answer_serial",
+    "authenticate",
+    "key_problem",
+    "load_key",
+    "receive_request",
+    "request_key",
+    "serve",
+]
