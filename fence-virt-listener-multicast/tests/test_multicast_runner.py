@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import pytest
 
 from fence_virt import Target
-from fence_virt.config import parse_text
+from fence_virt.config import ConfigSection, parse_text
 from fence_virt.errors import UserError
 from fence_virt.listening import RequestHistory
 from fence_virt.protocol import AuthExchange, HashType, HostState, Operation, Response
@@ -60,7 +60,9 @@ async def start(key_file, dispatcher, history=None, **settings: str) -> Multicas
     body = "".join(f'{k} = "{v}"; ' for k, v in values.items())
     tree = parse_text(f"listeners {{ multicast {{ {body} }} }}\n", source="test.conf")
     listener = MulticastListener(
-        resolve_settings(tree.node("listeners/multicast")), key_file.read_bytes(), history
+        resolve_settings(ConfigSection("listeners/multicast", tree.node("listeners/multicast"))),
+        key_file.read_bytes(),
+        history,
     )
     await listener.start(dispatcher)
     return listener

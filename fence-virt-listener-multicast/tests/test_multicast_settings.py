@@ -28,7 +28,7 @@ def section(tree: ConfigTree, node: ConfigNode | None) -> ConfigSection:
 
 
 def test_defaults_are_those_of_c() -> None:
-    settings = resolve_settings(None, source="x.conf")
+    settings = resolve_settings(ConfigSection("listeners/multicast", None, "x.conf"))
     assert settings.key_file == Path("/etc/cluster/fence_xvm.key")
     assert settings.hash is HashType.SHA256
     assert settings.auth is HashType.SHA256
@@ -41,11 +41,11 @@ def test_defaults_are_those_of_c() -> None:
 
 
 def test_a_c_written_block_loads() -> None:
-    _, node = block(
+    tree, node = block(
         '\t\tkey_file = "/k";\n\t\taddress = "225.0.0.13";\n\t\tinterface = "lo";\n'
         '\t\tport = "1230";\n\t\tfamily = "IPv4";\n\t\thash = "SHA1";\n\t\tauth = "sha512";\n'
     )
-    settings = resolve_settings(node)
+    settings = resolve_settings(section(tree, node))
     assert settings.key_file == Path("/k")
     assert settings.group == ip_address("225.0.0.13")
     assert settings.port == 1230
@@ -56,15 +56,15 @@ def test_a_c_written_block_loads() -> None:
 
 
 def test_ipv6_family_defaults_to_the_ipv6_group() -> None:
-    _, node = block('\t\tfamily = "ipv6";\n')
-    settings = resolve_settings(node)
+    tree, node = block('\t\tfamily = "ipv6";\n')
+    settings = resolve_settings(section(tree, node))
     assert settings.group == ip_address("ff05::3:1")
     assert settings.describe() == "multicast [ff05::3:1]:1229 on any interface"
 
 
 def test_family_follows_the_address_when_not_given() -> None:
-    _, node = block('\t\taddress = "ff05::3:9";\n')
-    assert resolve_settings(node).family is Family.IPV6
+    tree, node = block('\t\taddress = "ff05::3:9";\n')
+    assert resolve_settings(section(tree, node)).family is Family.IPV6
 
 
 @pytest.mark.parametrize(
@@ -74,20 +74,20 @@ def test_family_follows_the_address_when_not_given() -> None:
         ('\t\taddress = "192.0.2.1";\n', 3, "not a multicast group"),
         ('\t\taddress = "example.com";\n', 3, "not an IP address"),
         ('\t\tinterface = "nosuch0";\n', 3, "no network interface named 'nosuch0'"),
-        ('\t\tport = "0";\n', 3, "port 0 is out of range"),
-        ('\t\tport = "65536";\n', 3, "port 65536 is out of range"),
+        ('\t\tport = "0";\n', 3, "'port' in listeners/multicast: expected a number from 1 to"),
+        ('\t\tport = "65536";\n', 3, "'port' in listeners/multicast: expected a number from 1"),
         ('\t\tport = "12ab";\n', 3, "bad value"),
         ('\t\thash = "md5";\n', 3, "unknown hash type"),
         ('\t\tauth = "sha3";\n', 3, "unknown hash type"),
         ('\t\tfamily = "auto";\n', 3, "expected ipv4 or ipv6"),
-        ('\t\tmax_requests = "0";\n', 3, "max_requests 0 is out of range"),
-        ('\t\tio_timeout = "0";\n', 3, "io_timeout must be a positive"),
+        ('\t\tmax_requests = "0";\n', 3, "'max_requests' in listeners/multicast: expected a"),
+        ('\t\tio_timeout = "0";\n', 3, "'io_timeout' in listeners/multicast: expected a number"),
     ],
 )
 def test_bad_values_name_file_and_line(body: str, line: int, words: str) -> None:
-    _, node = block(body)
+    tree, node = block(body)
     with pytest.raises(ConfigError) as caught:
-        resolve_settings(node)
+        resolve_settings(section(tree, node))
     message = str(caught.value)
     assert message.startswith(f"/etc/fence_virt.conf:{line}: ")
     assert words in message

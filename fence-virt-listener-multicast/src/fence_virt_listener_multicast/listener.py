@@ -38,7 +38,8 @@ from fence_virt_listener_multicast.sockets import connect_back, open_group_socke
 
 __all__ = ["MulticastListener"]
 
-log = logging.getLogger("fence_virt.listener.multicast")
+#: loggers are named per instance: ``fence_virt.listener.<instance name>``
+LOGGER_PREFIX = "fence_virt.listener."
 
 #: copies of one request remembered (other addresses to try; signatures to refuse later)
 MAX_COPIES = 16
@@ -78,10 +79,10 @@ class _Receiver(asyncio.DatagramProtocol):
         try:
             self._listener.datagram_received(data, sender)
         except Exception:  # a bug must not stop the socket: log it, keep receiving
-            log.exception("datagram from %s: unexpected error", sender)
+            self._listener.log.exception("datagram from %s: unexpected error", sender)
 
     def error_received(self, exc: Exception) -> None:
-        log.warning("UDP socket error: %s", exc)
+        self._listener.log.warning("UDP socket error: %s", exc)
 
 
 def _sender(addr: tuple[str | object, ...]) -> str:
@@ -111,10 +112,11 @@ class MulticastListener:
     ) -> None:
         """``history`` replaces the 10-second duplicate filter (tests)."""
         self._settings = settings
+        self.log = logging.getLogger(LOGGER_PREFIX + settings.name)
         self._credentials = Credentials(settings.auth, key)
         self._history = RequestHistory() if history is None else history
         self._replays = ReplayGuard()
-        self._drops = DropLog(log, what="datagram")
+        self._drops = DropLog(self.log, what="datagram")
         self._requests: dict[HistoryKey, _Request] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._transport: asyncio.DatagramTransport | None = None
@@ -130,11 +132,11 @@ class MulticastListener:
         sock = open_group_socket(self._settings)
         self._dispatcher = dispatcher
         loop = asyncio.get_running_loop()
-        self._drops = DropLog(log, schedule=loop.call_later, what="datagram")
+        self._drops = DropLog(self.log, schedule=loop.call_later, what="datagram")
         self._transport, self._receiver = await loop.create_datagram_endpoint(
             lambda: _Receiver(self), sock=sock
         )
-        log.info("listening on %s", self.describe())
+        self.log.info("listening on %s", self.describe())
 
     async def stop(self) -> None:
         if self._transport is not None and self._receiver is not None:
@@ -163,7 +165,9 @@ class MulticastListener:
             return
         key = accepted.history_key
         if not self._history.claim(key):
-            log.debug("%s: retransmit, dropped (in progress or just answered)", _About(accepted))
+            self.log.debug(
+                "%s: retransmit, dropped (in progress or just answered)", _About(accepted)
+            )
             if (running := self._requests.get(key)) is not None:
                 running.add_copy(accepted)
             else:  # a late copy of a request already answered
@@ -173,7 +177,7 @@ class MulticastListener:
             self._history.release(key)
             self._drops.drop(sender, f"{len(self._tasks)} requests in progress (max_requests)")
             return
-        log.debug("%s: accepted (UDP from %s)", _About(accepted), sender)
+        self.log.debug("%s: accepted (UDP from %s)", _About(accepted), sender)
         self._requests[key] = _Request([accepted], [accepted])
         task = asyncio.get_running_loop().create_task(self._run(key))
         self._tasks.add(task)
@@ -187,7 +191,7 @@ class MulticastListener:
             if connected is not None:
                 await self._serve(*connected)
         except Exception:
-            log.exception("%s: unexpected error", _About(request.copies[0]))
+            self.log.exception("%s: unexpected error", _About(request.copies[0]))
         finally:
             del self._requests[key]
             if connected is None:
@@ -211,7 +215,7 @@ class MulticastListener:
                 )
             except OSError as exc:
                 reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
-                log.warning(
+                self.log.warning(
                     "%s: cannot connect back to port %d: %s",
                     _About(accepted),
                     accepted.port,
@@ -231,11 +235,11 @@ class MulticastListener:
                 self._credentials,
                 self._dispatcher,
                 requester=accepted.host,
-                log=log,
+                log=self.log,
             )
         except RemoteError as exc:
-            log.warning("%s: %s", _About(accepted), exc)
+            self.log.warning("%s: %s", _About(accepted), exc)
         else:
-            log.debug("%s: answered %d", _About(accepted), reply[0])
+            self.log.debug("%s: answered %d", _About(accepted), reply[0])
         finally:
             channel.close()

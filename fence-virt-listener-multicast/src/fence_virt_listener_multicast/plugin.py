@@ -23,7 +23,7 @@ class MulticastListenerPlugin:
     @hookimpl
     def fence_virt_listener_check(self, section: ConfigSection) -> Availability:
         try:
-            settings = resolve_settings(section.node, source=section.source)
+            settings = resolve_settings(section)
         except ConfigError as exc:
             return Availability.no(str(exc))
         problem = key_problem(settings.key_file)
@@ -33,11 +33,11 @@ class MulticastListenerPlugin:
 
     @hookimpl
     def fence_virt_listener_create(self, section: ConfigSection) -> MulticastListener:
-        settings = resolve_settings(section.node, source=section.source)
+        settings = resolve_settings(section)
         uses_key = settings.hash is not HashType.NONE or settings.auth is not HashType.NONE
         key = load_key(settings.key_file, required=uses_key)
         if settings.hash is HashType.NONE:
-            log.warning("listeners/multicast: hash = none accepts unsigned requests from anyone")
+            log.warning("%s: hash = none accepts unsigned requests from anyone", section.path)
         if settings.auth is HashType.NONE:
-            log.warning("listeners/multicast: auth = none skips the challenge/response exchange")
+            log.warning("%s: auth = none skips the challenge/response exchange", section.path)
         return MulticastListener(settings, key)

@@ -1,4 +1,5 @@
-"""The ``listeners { multicast { ... } }`` block: schema, defaults and validation.
+"""A multicast listener instance's block (``listeners { multicast { ... } }``): schema,
+defaults and validation.
 
 Keys and defaults are C's (c-suite-spec §5.4); three keys are ours (``max_requests``,
 ``connect_timeout``, ``io_timeout``). Differences: an unknown ``interface`` is an error (C
@@ -13,9 +14,9 @@ import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
+from typing import Annotated
 
-from fence_virt.config import ConfigNode, load_section
-from fence_virt.errors import ConfigError
+from fence_virt.config import PORT, POSITIVE, ConfigSection, at_least
 from fence_virt.protocol import (
     DEFAULT_IPV4_GROUP,
     DEFAULT_IPV6_GROUP,
@@ -24,10 +25,8 @@ from fence_virt.protocol import (
     HashType,
 )
 
-__all__ = ["WHERE", "Family", "MulticastSection", "MulticastSettings", "resolve_settings"]
+__all__ = ["Family", "MulticastSection", "MulticastSettings", "resolve_settings"]
 
-#: where the section lives, for messages
-WHERE = "listeners/multicast"
 #: C: a connect-back gets 5 s (mcast.c), each handshake step 10 s
 CONNECT_TIMEOUT = 5.0
 IO_TIMEOUT = 10.0
@@ -58,17 +57,19 @@ class MulticastSection:
     auth: HashType = HashType.SHA256
     family: Family | None = None
     address: str | None = None
-    port: int = DEFAULT_PORT
+    port: Annotated[int, PORT] = DEFAULT_PORT
     interface: str | None = None
-    max_requests: int = MAX_REQUESTS
-    connect_timeout: float = CONNECT_TIMEOUT
-    io_timeout: float = IO_TIMEOUT
+    max_requests: Annotated[int, at_least(1)] = MAX_REQUESTS
+    connect_timeout: Annotated[float, POSITIVE] = CONNECT_TIMEOUT
+    io_timeout: Annotated[float, POSITIVE] = IO_TIMEOUT
 
 
 @dataclass(frozen=True)
 class MulticastSettings:
     """A validated section, ready to bind."""
 
+    #: the listener instance's name (its block's name), for logs
+    name: str
     key_file: Path
     hash: HashType
     auth: HashType
@@ -87,18 +88,12 @@ class MulticastSettings:
         return f"multicast {where}:{self.port} on {self.interface or 'any interface'}"
 
 
-def resolve_settings(node: ConfigNode | None, *, source: str | None = None) -> MulticastSettings:
+def resolve_settings(section: ConfigSection) -> MulticastSettings:
     """Load and check the block; ConfigError (file:line) for any bad value."""
-    raw = load_section(node, MulticastSection, where=WHERE, source=source)
-    where = _Where(node, source)
-    family, group = _group(raw, where)
-    for name in ("port", "max_requests"):
-        if getattr(raw, name) < 1 or (name == "port" and raw.port > 65535):
-            raise where.error(name, f"{name} {getattr(raw, name)} is out of range")
-    for name in ("connect_timeout", "io_timeout"):
-        if getattr(raw, name) <= 0:
-            raise where.error(name, f"{name} must be a positive number of seconds")
+    raw = section.load(MulticastSection)
+    family, group = _group(raw, section)
     return MulticastSettings(
+        name=section.name,
         key_file=raw.key_file,
         hash=raw.hash,
         auth=raw.auth,
@@ -106,26 +101,16 @@ def resolve_settings(node: ConfigNode | None, *, source: str | None = None) -> M
         group=group,
         port=raw.port,
         interface=raw.interface,
-        ifindex=_ifindex(raw.interface, where),
+        ifindex=_ifindex(raw.interface, section),
         max_requests=raw.max_requests,
         connect_timeout=raw.connect_timeout,
         io_timeout=raw.io_timeout,
     )
 
 
-@dataclass(frozen=True)
-class _Where:
-    node: ConfigNode | None
-    source: str | None
-
-    def error(self, key: str, message: str) -> ConfigError:
-        entry = self.node.entry(key) if self.node is not None else None
-        line = entry.line if entry is not None else (self.node.line if self.node else None)
-        path = (self.node.source if self.node is not None else None) or self.source
-        return ConfigError(f"{WHERE}: {message}", path=path, line=line or None)
-
-
-def _group(raw: MulticastSection, where: _Where) -> tuple[Family, IPv4Address | IPv6Address]:
+def _group(
+    raw: MulticastSection, section: ConfigSection
+) -> tuple[Family, IPv4Address | IPv6Address]:
     family = raw.family
     if raw.address is None:
         family = family or Family.IPV4
@@ -134,19 +119,19 @@ def _group(raw: MulticastSection, where: _Where) -> tuple[Family, IPv4Address | 
     try:
         group = ip_address(raw.address.strip())
     except ValueError:
-        raise where.error("address", f"address {raw.address!r} is not an IP address") from None
+        raise section.error("address", f"address {raw.address!r} is not an IP address") from None
     found = Family.IPV4 if group.version == 4 else Family.IPV6
     if family is not None and family is not found:
-        raise where.error("address", f"address {group} is not an {family.value} address")
+        raise section.error("address", f"address {group} is not an {family.value} address")
     if not group.is_multicast:
-        raise where.error("address", f"address {group} is not a multicast group")
+        raise section.error("address", f"address {group} is not a multicast group")
     return found, group
 
 
-def _ifindex(interface: str | None, where: _Where) -> int:
+def _ifindex(interface: str | None, section: ConfigSection) -> int:
     if interface is None:
         return 0
     try:
         return socket.if_nametoindex(interface)
     except (OSError, ValueError):
-        raise where.error("interface", f"no network interface named {interface!r}") from None
+        raise section.error("interface", f"no network interface named {interface!r}") from None
