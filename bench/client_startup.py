@@ -26,11 +26,11 @@ import tempfile
 from pathlib import Path
 
 import fence_virt
-from fence_virt.testing import c_suite
-from fence_virt.testing.netns import netns
+from fence_virt_testinfra import c_suite
+from fence_virt_testinfra.netns import netns
+from fence_virt_testinfra.ours import FENCE_XVM as OURS
 
 PYTHON = sys.executable
-OURS = str(Path(PYTHON).parent / "fence_xvm")
 
 
 def commands(key: Path) -> dict[str, str]:

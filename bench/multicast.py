@@ -16,7 +16,7 @@ all are released at once, and the wall time runs until the last one exits. Throu
 successful requests per second; the ratio is ours / C.
 
 Targets (issue 5): status and list <= 1.0x C; reboot <= 0.05x C; throughput >= 4x C.
-Network safety: all traffic stays in the namespaces made here (fence_virt.testing.netns).
+Network safety: all traffic stays in the namespaces made here (fence_virt_testinfra.netns).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fence_virt.testing.c_suite import C_FENCE_VIRTD, C_FENCE_XVM, MulticastSetup, c_plugin_dir
-from fence_virt.testing.c_suite import write_key as make_key
-from fence_virt.testing.netns import NetNS, netns
-from fence_virt.testing.processes import Daemon, wait_until
+from fence_virt_testinfra.c_suite import C_FENCE_VIRTD, C_FENCE_XVM, MulticastSetup, c_plugin_dir
+from fence_virt_testinfra.c_suite import write_key as make_key
+from fence_virt_testinfra.netns import NetNS, netns
+from fence_virt_testinfra.ours import FENCE_VIRTD as OUR_FENCE_VIRTD
+from fence_virt_testinfra.processes import Daemon, wait_until
 
-OUR_FENCE_VIRTD = str(Path(sys.executable).parent / "fence_virtd")
 TARGETS = {"status": 1.0, "list": 1.0, "reboot": 0.05}
 THROUGHPUT_TARGET = 4.0
 

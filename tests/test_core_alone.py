@@ -8,8 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from fence_virt.testing.plugins import repo_root, uv_binary
-from fence_virt.testing.processes import Daemon
+from fence_virt_testinfra.plugins import repo_root, uv_binary
+from fence_virt_testinfra.processes import Daemon
 
 
 def uv(*args: str) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from fence_virt.testing.processes import Daemon
+from fence_virt_testinfra.ours import FENCE_VIRTD
+from fence_virt_testinfra.processes import Daemon
 from fence_virt_testplugins.client import ask
 
-FENCE_VIRTD = str(Path(sys.executable).parent / "fence_virtd")
 TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 

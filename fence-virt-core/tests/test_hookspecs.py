@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fence_virt import hookspecs
-from fence_virt.testing.plugins import repo_root
+from fence_virt_testinfra.plugins import repo_root
 
 HOOKS = [name for name in dir(hookspecs) if name.startswith("fence_virt_")]
 

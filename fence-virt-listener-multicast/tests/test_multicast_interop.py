@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from fence_virt.testing.c_suite import MulticastSetup, write_key, write_test_node
-from fence_virt.testing.netns import NetNS, netns
+from fence_virt_testinfra.c_suite import MulticastSetup, write_key, write_test_node
+from fence_virt_testinfra.netns import NetNS, netns
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 

@@ -1,4 +1,5 @@
-"""The README's main command (``python -m fence_virt.testing.demo``) fences ``test`` end to end.
+"""The README's main command (``scripts/demo``, which runs ``scripts/demo.py``) fences ``test``
+end to end.
 
 The demo creates ``/etc/cluster/fence_xvm.key`` when it is missing. So that the test never
 changes the host, each run gets a private mount namespace with an overlay over ``/etc``
@@ -7,17 +8,25 @@ changes the host, each run gets a private mount namespace with an overlay over `
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from fence_virt.testing.c_suite import have_c_suite
-from fence_virt.testing.demo import DOMAIN, KEY_FILE, STEPS
-from fence_virt.testing.pacemaker import missing_daemon_plugins, our_agent
+from fence_virt_testinfra.c_suite import have_c_suite
+from fence_virt_testinfra.ours import missing_daemon_plugins, our_agent
+from fence_virt_testinfra.plugins import repo_root
 
 pytestmark = pytest.mark.netns
+
+DEMO = repo_root() / "scripts" / "demo.py"
+
+
+# a script, not a package: its constants are read by running it (main() runs only as __main__)
+_demo = runpy.run_path(str(DEMO), run_name="fence_virt_demo")
+DOMAIN, KEY_FILE, STEPS = _demo["DOMAIN"], _demo["KEY_FILE"], _demo["STEPS"]
 
 
 def run_demo(
@@ -28,7 +37,7 @@ def run_demo(
     work.mkdir()
     plant = f"mkdir -p {KEY_FILE.parent} && head -c 4096 /dev/urandom > {KEY_FILE}"
     prepare = f"{plant} && chmod 600 {KEY_FILE}" if plant_key else f"rm -f {KEY_FILE}"
-    demo = " ".join([sys.executable, "-m", "fence_virt.testing.demo", *args])
+    demo = " ".join([sys.executable, str(DEMO), *args])
     script = (
         f"mount -t overlay fvt-demo-etc -o lowerdir=/etc,upperdir={upper},workdir={work} /etc"
         f" && {prepare} && exec {demo}"

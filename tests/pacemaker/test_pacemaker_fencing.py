@@ -18,27 +18,26 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from fence_virt.testing.c_suite import (
+from fence_virt_testinfra.c_suite import (
     C_FENCE_XVM,
     MulticastSetup,
     c_fence_virtd,
     have_c_suite,
     write_key,
 )
-from fence_virt.testing.libvirtd import Libvirtd, missing_tools
-from fence_virt.testing.pacemaker import (
+from fence_virt_testinfra.libvirtd import Libvirtd
+from fence_virt_testinfra.ours import missing_daemon_plugins, our_agent, our_fence_virtd
+from fence_virt_testinfra.pacemaker import (
     PACEMAKER_TOOLS,
     Cluster,
     FenceResult,
     FenceXvmDevice,
-    Sandbox,
-    missing_daemon_plugins,
-    our_agent,
-    our_fence_virtd,
     running_cluster,
 )
-from fence_virt.testing.processes import Daemon
-from fence_virt.testing.qemu import QEMU_BINARY, QemuGuest, tiny_guest
+from fence_virt_testinfra.processes import Daemon
+from fence_virt_testinfra.qemu import QEMU_BINARY, QemuGuest, tiny_guest
+from fence_virt_testinfra.sandbox import Sandbox
+from fence_virt_testinfra.tools import skip_unless_installed
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -68,23 +67,17 @@ class Chain:
         )
 
 
-def _skip_unless_installed(*tools: str) -> None:
-    missing = missing_tools(*tools)
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}")
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    _skip_unless_installed(*PACEMAKER_TOOLS)
+    skip_unless_installed(*PACEMAKER_TOOLS)
     with running_cluster("pcmk") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def guest(libvirtd: Libvirtd) -> Iterator[QemuGuest]:
-    """A tiny QEMU guest on the session's private libvirtd (fence_virt.testing.pytest_plugin)."""
-    _skip_unless_installed(QEMU_BINARY)
+    """A tiny QEMU guest on the session's private libvirtd (fixture ``libvirtd``)."""
+    skip_unless_installed(QEMU_BINARY)
     name = f"fvt-pcmk-{os.getpid()}"
     uri, pid_dir = libvirtd.qemu_uri, libvirtd.qemu_pid_dir
     with tiny_guest(uri, name, pid_dir=pid_dir) as running:

@@ -1,24 +1,23 @@
 """Fixtures for the guest-agent tests.
 
 Every run of a multicast agent (ours or the C ``fence_xvm``) happens inside a namespace made
-here: even argument-error cases, in case a case turns out valid and sends.
+here: even argument-error cases, in case a case turns out valid and sends. The C agent
+(``c_fence_xvm``) and the namespace helpers come from :mod:`fence_virt_testinfra`.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from fence_virt.testing import c_suite
-from fence_virt.testing.netns import NetNS, netns
-
-OURS = str(Path(sys.executable).parent / "fence_xvm")
+from fence_virt_testinfra import c_suite
+from fence_virt_testinfra.netns import NetNS, netns
+from fence_virt_testinfra.ours import FENCE_XVM
+from fence_virt_testinfra.tools import skip_unless_netns
 
 Runner = Callable[..., subprocess.CompletedProcess[bytes]]
 
@@ -26,25 +25,23 @@ Runner = Callable[..., subprocess.CompletedProcess[bytes]]
 @pytest.fixture(scope="session")
 def ours() -> str:
     """Our fence_xvm console script in the dev venv."""
-    assert os.access(OURS, os.X_OK), f"{OURS} missing: run uv sync --all-packages"
-    return OURS
-
-
-@pytest.fixture(scope="session")
-def c_fence_xvm() -> str:
-    """The C fence_xvm (Debian fence-virt); tests using it are marked c_suite."""
-    if not c_suite.have_c_suite():
-        pytest.skip("the C fence-virt suite is not installed")
-    return c_suite.C_FENCE_XVM
+    assert os.access(FENCE_XVM, os.X_OK), f"{FENCE_XVM} missing: run uv sync --all-packages"
+    return FENCE_XVM
 
 
 @pytest.fixture(scope="module")
 def ns() -> Iterator[NetNS]:
-    """A namespace with only ``lo``, shared by one test module."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("network namespaces need root and iproute2")
+    """A namespace with only ``lo``, shared by one test module (the agents leave nothing
+    behind in it, and a module's many short runs need no fresh one each)."""
+    skip_unless_netns()
     with netns("agent") as space:
         yield space
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random key file (mode 0600), shared by one test module."""
+    return c_suite.write_key(tmp_path_factory.mktemp("key") / "fence_xvm.key")
 
 
 @pytest.fixture

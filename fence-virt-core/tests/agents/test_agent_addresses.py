@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fence_virt.testing.netns import NetNS, netns
+from fence_virt_testinfra.netns import NetNS, netns
 
 pytestmark = pytest.mark.netns
 

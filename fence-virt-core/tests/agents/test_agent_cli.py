@@ -15,7 +15,7 @@ import pytest
 
 from fence_virt.agents import text
 from fence_virt.agents.xvm import OPTSTRING
-from fence_virt.testing import c_suite
+from fence_virt_testinfra import c_suite
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fence_virt.testing import c_suite
-from fence_virt.testing.netns import NetNS
+from fence_virt_testinfra import c_suite
+from fence_virt_testinfra.netns import NetNS
 
 pytestmark = pytest.mark.netns
 
@@ -47,11 +47,6 @@ AGENT = (
     "sys.exit(status)\n"
 )
 PORT = 1251
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return c_suite.write_key(tmp_path_factory.mktemp("key") / "fence_xvm.key")
 
 
 @pytest.fixture(scope="module")

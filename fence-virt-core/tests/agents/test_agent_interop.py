@@ -13,22 +13,20 @@ the test's own veth for IPv6.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from fence_virt.testing import c_suite
-from fence_virt.testing.c_suite import MulticastSetup
-from fence_virt.testing.netns import NetNS, netns
-from fence_virt.testing.processes import Daemon, wait_until
+from fence_virt_testinfra import c_suite
+from fence_virt_testinfra.c_suite import MulticastSetup
+from fence_virt_testinfra.netns import NetNS, netns
+from fence_virt_testinfra.ours import our_fence_virtd
+from fence_virt_testinfra.processes import Daemon
+from fence_virt_testinfra.topology import veth_pair
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
@@ -163,32 +161,6 @@ ROWS = [
 ]
 
 
-@contextmanager
-def our_fence_virtd(ns: NetNS, workdir: Path, setup: MulticastSetup) -> Iterator[Daemon]:
-    """Our fence_virtd with the multicast listener and libvirt backend plugins."""
-    for dist in ("fence_virt_listener_multicast", "fence_virt_backend_libvirt"):
-        if importlib.util.find_spec(dist) is None:
-            pytest.skip(f"{dist} is not installed")
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = setup.write(workdir / "fence_virt.conf")
-    fence_virtd = str(Path(sys.executable).parent / "fence_virtd")
-    argv = ns.argv(fence_virtd, "-F", "-f", str(config), "-p", str(workdir / "fence_virtd.pid"))
-    daemon = Daemon(argv, workdir / "fence_virtd.log")
-    try:
-        wait_until(lambda: _udp_bound(ns, daemon, setup.port), 20, "our fence_virtd to listen")
-        yield daemon
-    finally:
-        if daemon.process.poll() is None:
-            os.kill(daemon.pid, signal.SIGTERM)
-        daemon.stop()
-
-
-def _udp_bound(ns: NetNS, daemon: Daemon, port: int) -> bool:
-    if daemon.process.poll() is not None:
-        raise RuntimeError(f"fence_virtd exited {daemon.process.returncode}:\n{daemon.log()}")
-    return f":{port} " in ns.run("ss", "-Huln", f"sport = :{port}").stdout
-
-
 FACTORIES: dict[str, DaemonFactory] = {"c": c_suite.c_fence_virtd, "ours": our_fence_virtd}
 
 
@@ -275,9 +247,7 @@ IPV6_ROWS = [
 def ipv6_pair() -> Iterator[tuple[NetNS, NetNS]]:
     """A guest namespace and a host namespace joined by a veth (IPv6 only, no DAD)."""
     with netns("guest6") as guest, netns("host6") as host:
-        c_suite.veth_pair(
-            guest, host, ("fvtg6", "fvth6"), ("2001:db8:5::10/64", "2001:db8:5::1/64")
-        )
+        veth_pair(guest, host, ("fvtg6", "fvth6"), ("2001:db8:5::10/64", "2001:db8:5::1/64"))
         yield guest, host
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from fence_virt.protocol import FenceRequest, HashType, verify_request
-from fence_virt.testing import c_suite
-from fence_virt.testing.netns import NetNS, netns
+from fence_virt_testinfra import c_suite
+from fence_virt_testinfra.netns import NetNS, netns
+from fence_virt_testinfra.topology import veth_pair
 
 pytestmark = pytest.mark.netns
 
@@ -95,15 +96,10 @@ def sink(space: NetNS, group: str, port: int, joins: list[str]) -> Iterator[Sink
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return c_suite.write_key(tmp_path_factory.mktemp("key") / "fence_xvm.key")
-
-
-@pytest.fixture(scope="module")
 def two_addresses(ns: NetNS) -> Iterator[str]:
     """Give the module namespace a second IPv4 address, on a veth whose peer is up."""
     with netns("peer") as peer:
-        c_suite.veth_pair(ns, peer, ("fvtm0", "fvtm1"), ("198.51.100.10/24", "198.51.100.11/24"))
+        veth_pair(ns, peer, ("fvtm0", "fvtm1"), ("198.51.100.10/24", "198.51.100.11/24"))
         yield "198.51.100.10"
 
 
@@ -234,9 +230,7 @@ time.sleep(60)
 def test_ipv6_goes_out_of_the_source_interface(key: Path, ours: str) -> None:
     """Two namespaces joined by a veth; the sink in the other one sees hop limit 2."""
     with netns("v6a") as client, netns("v6b") as host:
-        c_suite.veth_pair(
-            client, host, ("fvt6a", "fvt6b"), ("2001:db8:6::1/64", "2001:db8:6::2/64")
-        )
+        veth_pair(client, host, ("fvt6a", "fvt6b"), ("2001:db8:6::1/64", "2001:db8:6::2/64"))
         index = host.run("cat", "/sys/class/net/fvt6b/ifindex").stdout.strip()
         with sink(host, "ff05::3:1", 1239, [index]) as seen:
             argv = words("{0} -k {1} -a ff05::3:1 -p 1239 -o list -t 1 -r 10", ours, key)

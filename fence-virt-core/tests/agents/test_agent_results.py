@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from fence_virt.protocol import HostState, encode_hostlist
-from fence_virt.testing import c_suite
-from fence_virt.testing.netns import NetNS
+from fence_virt_testinfra import c_suite
+from fence_virt_testinfra.netns import NetNS
 
 pytestmark = pytest.mark.netns
 
@@ -52,11 +52,6 @@ print(f"served {request.request} {request.domain}", flush=True)
 """
 
 PORT = 1241
-
-
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return c_suite.write_key(tmp_path_factory.mktemp("key") / "fence_xvm.key")
 
 
 def against_fake_host(

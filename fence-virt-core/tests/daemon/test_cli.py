@@ -7,16 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from fence_virt.testing.plugins import install_broken_plugins
-from fence_virt.testing.processes import Daemon, wait_until
+from fence_virt_testinfra.ours import FENCE_VIRTD
+from fence_virt_testinfra.plugins import install_broken_plugins
+from fence_virt_testinfra.processes import Daemon, wait_until
 from fence_virt_testplugins.client import ask
-
-FENCE_VIRTD = str(Path(sys.executable).parent / "fence_virtd")
 
 
 def write_config(path: Path, text: str) -> Path:

@@ -18,7 +18,7 @@ import pytest
 
 from fence_virt.errors import PluginError
 from fence_virt.plugins import PluginKind, discover, load_named
-from fence_virt.testing.plugins import install_broken_plugins
+from fence_virt_testinfra.plugins import install_broken_plugins
 
 _PROBE = """
 import json, sys

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,9 +29,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fence_virt.testing.processes import Daemon, wait_until
+from fence_virt_testinfra.processes import Daemon, wait_until
 
-__all__ = ["LIBVIRTD_TOOLS", "Libvirtd", "ensure_qemu_user", "missing_tools", "running_libvirtd"]
+__all__ = ["LIBVIRTD_TOOLS", "Libvirtd", "ensure_qemu_user", "running_libvirtd"]
 
 #: programs a libvirtd test needs; the fixtures skip (saying which) when one is missing
 LIBVIRTD_TOOLS = ("libvirtd", "unshare", "mount", "virsh")
@@ -58,11 +57,6 @@ stdio_handler = "file"
 cgroup_controllers = [ ]
 namespaces = [ ]
 """
-
-
-def missing_tools(*names: str) -> list[str]:
-    """Those of ``names`` not found on PATH (or, for absolute paths, not executable)."""
-    return [name for name in names if shutil.which(name) is None]
 
 
 def ensure_qemu_user() -> None:

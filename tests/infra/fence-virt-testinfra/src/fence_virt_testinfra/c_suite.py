@@ -2,7 +2,7 @@
 
 Keys, a libvirt test-driver node with several domains, ``fence_virt.conf`` text for the
 multicast listener, and :func:`c_fence_virtd`, which runs the C daemon inside a namespace the
-test made (``fence_virt.testing.netns``) and always kills it, by PID, afterwards. The same
+test made (``fence_virt_testinfra.netns``) and always kills it, by PID, afterwards. The same
 :class:`MulticastSetup` can start our own ``fence_virtd`` (its config format is the C one), so
 interoperability tables can run against either daemon.
 
@@ -19,13 +19,13 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fence_virt.testing.netns import NetNS
-from fence_virt.testing.processes import Daemon, wait_until
+from fence_virt_testinfra.netns import NetNS
+from fence_virt_testinfra.processes import Daemon
 
 __all__ = [
     "C_FENCE_VIRTD",
@@ -38,8 +38,8 @@ __all__ = [
     "c_plugin_dir",
     "have_c_suite",
     "kill",
+    "run_c_fence_xvm",
     "run_in",
-    "veth_pair",
     "write_key",
     "write_test_node",
 ]
@@ -206,25 +206,15 @@ def run_in(
     )
 
 
-def veth_pair(
-    left: NetNS, right: NetNS, names: tuple[str, str], addresses: tuple[str, str]
-) -> None:
-    """A veth between two namespaces, addressed (IPv6 without DAD), up and carrying.
-
-    The kernel reports carrier asynchronously (up to a second later); multicast sent
-    before that is lost, so this waits until both ends say ``up``.
-    """
-    left.add_veth(right, *names)
-    for space, name, address in zip((left, right), names, addresses, strict=True):
-        extra = ["nodad"] if ":" in address else []
-        space.ip("addr", "add", address, "dev", name, *extra)
-        space.ip("link", "set", name, "up")
-    for space, name in zip((left, right), names, strict=True):
-        wait_until(_link_up(space, name), 10, f"{name} in {space.name} to come up")
-
-
-def _link_up(space: NetNS, name: str) -> Callable[[], bool]:
-    def up() -> bool:
-        return space.run("cat", f"/sys/class/net/{name}/operstate").stdout.strip() == "up"
-
-    return up
+def run_c_fence_xvm(
+    ns: NetNS, key: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The C ``fence_xvm -k KEY ARGS`` inside ``ns`` (never outside: it multicasts on every
+    interface it has); its output decoded as text."""
+    done = run_in(ns, [C_FENCE_XVM, "-k", str(key), *args], timeout=timeout)
+    return subprocess.CompletedProcess(
+        done.args,
+        done.returncode,
+        done.stdout.decode(errors="replace"),
+        done.stderr.decode(errors="replace"),
+    )

@@ -1,5 +1,7 @@
 """The README's main command: one fence, from request to result, on the embedded default.
 
+``scripts/demo`` runs this after ``scripts/bootstrap`` and ``fence_virtd --list-plugins``.
+
 Inside a network namespace it creates (only ``lo``, so no multicast leaves this machine), it
 starts ``fence_virtd`` on its embedded default (multicast listener, libvirt test driver
 ``test:///default`` and its domain ``test``) and fences ``test`` with the ``fence_xvm`` agent:
@@ -18,12 +20,12 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fence_virt.testing.c_suite import (
+from fence_virt_testinfra.c_suite import (
     C_FENCE_XVM,
     MulticastSetup,
     c_fence_virtd,
@@ -31,14 +33,14 @@ from fence_virt.testing.c_suite import (
     run_in,
     write_key,
 )
-from fence_virt.testing.netns import NetNS, netns
-from fence_virt.testing.pacemaker import (
+from fence_virt_testinfra.netns import NetNS, netns
+from fence_virt_testinfra.ours import (
+    fence_virtd_argv,
     missing_daemon_plugins,
     our_agent,
-    our_fence_virtd_script,
-    wait_listening,
+    running_fence_virtd,
 )
-from fence_virt.testing.processes import Daemon
+from fence_virt_testinfra.processes import Daemon
 
 __all__ = ["DOMAIN", "KEY_FILE", "STEPS", "main"]
 
@@ -66,17 +68,9 @@ class Stack:
     daemon: Callable[[NetNS, Path], AbstractContextManager[Daemon]]
 
 
-@contextmanager
-def _our_daemon(ns: NetNS, workdir: Path) -> Iterator[Daemon]:
-    argv = [str(our_fence_virtd_script()), "-F", "--default-config"]
-    argv += ["-p", str(workdir / "fence_virtd.pid")]
-    _say(f"$ {' '.join(argv)}")
-    daemon = Daemon(ns.argv(*argv), workdir / "fence_virtd.log")
-    try:
-        wait_listening(daemon, ns, _PORT)
-        yield daemon
-    finally:
-        daemon.stop()
+def _our_daemon(ns: NetNS, workdir: Path) -> AbstractContextManager[Daemon]:
+    _say(f"$ {' '.join(fence_virtd_argv(None, workdir / 'fence_virtd.pid'))}")
+    return running_fence_virtd(ns, workdir, None)
 
 
 def _c_daemon(ns: NetNS, workdir: Path) -> AbstractContextManager[Daemon]:

@@ -1,0 +1,12 @@
+"""Test infrastructure shared by every fence-virt distribution's tests (not published).
+
+Helpers that start real things and always clean them up: network namespaces (:mod:`.netns`,
+:mod:`.topology`, :mod:`.setns`), processes stopped by PID (:mod:`.processes`), a private
+libvirtd (:mod:`.libvirtd`) and QEMU guests (:mod:`.qemu`), the C suite (:mod:`.c_suite`) and
+our own programs (:mod:`.ours`) as test peers, a sandboxed Pacemaker cluster
+(:mod:`.sandbox`, :mod:`.pacemaker`), throw-away plugin installs (:mod:`.plugins`). The pytest
+plugin (:mod:`.pytest_plugin`, ``pytest11`` entry point) turns them into fixtures.
+
+Nothing in fence-virt's distributions imports this package; it is installed in the
+development workspace only.
+"""
