@@ -42,9 +42,9 @@ def broken_on_path(tmp_path: Path) -> Path:
     return install_broken_plugins(tmp_path / "site")
 
 
-def probe(site: Path, name: str) -> dict[str, Any]:
+def probe(site: Path, name: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """discover() and load_named(name) in a fresh interpreter that sees ``site``."""
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(site)}
     output = subprocess.check_output([sys.executable, "-c", _PROBE, name], env=env, text=True)
     result: dict[str, Any] = json.loads(output)
     return result
@@ -92,3 +92,25 @@ def test_loading_a_broken_plugin_by_name_names_it_and_its_distribution(
     assert "fails to import on purpose" in failure["message"]
     assert failure["exit_code"] == 1
     assert probe(broken_on_path, "memory")["failure"] is None
+
+
+def test_an_entry_point_stevedores_cache_missed_is_reported(
+    broken_on_path: Path, tmp_path: Path
+) -> None:
+    """stevedore's disk cache keys on modification times: an entry point added without
+    changing them (as a reinstall within its 128-second float32 steps does) is missing from
+    its list. Discovery must say so instead of skipping the plugin."""
+    cache = tmp_path / "xdg-cache"
+    env = {"XDG_CACHE_HOME": str(cache)}
+    assert "broken-new" not in {row["name"] for row in probe(broken_on_path, "memory", env)["rows"]}
+    assert any(cache.rglob("*")), "stevedore wrote no cache: this test would prove nothing"
+    [points] = broken_on_path.glob("fence_virt_brokenplugin-*.dist-info/entry_points.txt")
+    before = points.stat()
+    with points.open("a") as stream:
+        stream.write("\n[fence_virt.backends]\nbroken-new = fence_virt_brokenplugin.raises:New\n")
+    os.utime(points, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = probe(broken_on_path, "broken-new", env)
+    rows = {row["name"]: row for row in result["rows"]}
+    assert not rows["broken-new"]["loaded"]
+    assert "stevedore's entry-point cache does not list it" in rows["broken-new"]["error"]
+    assert "stevedore's entry-point cache does not list it" in result["failure"]["message"]

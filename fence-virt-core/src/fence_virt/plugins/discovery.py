@@ -10,6 +10,13 @@ stevedore lists and imports the entry points and reports each import failure thr
 for messages and listings) comes from :mod:`importlib.metadata`, because stevedore's
 entry-point cache does not keep it. Discovery reads what is installed when the process
 starts; a plugin installed later is seen by the next ``fence_virtd``.
+
+stevedore keeps its entry-point lists in a disk cache (``~/.cache/python-entrypoints``)
+keyed on file modification times packed as 32-bit floats -- 128-second steps today -- so an
+entry point added to an already installed distribution within about two minutes of the
+cache being written is missing from its list. Every entry point :mod:`importlib.metadata`
+sees is therefore listed; one stevedore did not see is reported as an error saying so,
+never skipped.
 """
 
 from __future__ import annotations
@@ -150,27 +157,43 @@ class _Failures:
         )
 
 
+#: why an installed entry point is missing from stevedore's list (see the module docstring)
+_STALE = (
+    "installed, but stevedore's entry-point cache does not list it yet: delete "
+    "~/.cache/python-entrypoints (or wait two minutes) and start again"
+)
+
+
 def _entries(
     kind: PluginKind,
-    entry_points: Sequence[Any],
+    seen: Sequence[Any],
     loaded: dict[str, Any],
     failures: _Failures,
+    *,
+    only: str | None = None,
 ) -> list[PluginEntry]:
+    """One entry per installed entry point (``only``: of that exact name), sorted by name."""
     owners = _owners(kind.group)
+    by_stevedore = {(ep.name, ep.value) for ep in seen}
+    points = sorted(set(owners) | by_stevedore)
     entries = []
-    for ep in sorted(entry_points, key=lambda e: e.name):
-        dist, version = owners.get((ep.name, ep.value), (None, None))
-        error = failures.by_name.get(ep.name)
-        if ep.name not in loaded and error is None:
-            error = f"entry point {ep.value} was not loaded by stevedore"
+    for name, value in points:
+        if only is not None and name != only:
+            continue
+        dist, version = owners.get((name, value), (None, None))
+        error = failures.by_name.get(name)
+        if error is None and (name, value) not in by_stevedore:
+            error = _STALE
+        elif error is None and name not in loaded:
+            error = f"entry point {value} was not loaded by stevedore"
         entries.append(
             PluginEntry(
                 kind=kind,
-                name=ep.name,
-                target=ep.value,
+                name=name,
+                target=value,
                 distribution=dist,
                 version=version,
-                obj=loaded.get(ep.name) if error is None else None,
+                obj=loaded.get(name) if error is None else None,
                 error=error,
             )
         )
@@ -185,10 +208,6 @@ def discover(kind: PluginKind) -> list[PluginEntry]:
     )
     loaded = {ext.name: ext.plugin for ext in manager.extensions}
     return _entries(kind, manager.list_entry_points(), loaded, failures)
-
-
-def _installed_names(kind: PluginKind) -> list[str]:
-    return sorted({ep.name for ep in importlib.metadata.entry_points(group=kind.group)})
 
 
 def load_named(kind: PluginKind, name: str) -> PluginEntry:
@@ -206,7 +225,6 @@ def load_named(kind: PluginKind, name: str) -> PluginEntry:
             f"{', '.join(installed) or 'none'})",
             plugin=name,
         )
-    wanted = [ep for ep in entry_points if ep.name == matches[0]]
     failures = _Failures()
     try:
         manager: DriverManager[Any] = DriverManager(
@@ -226,11 +244,15 @@ def load_named(kind: PluginKind, name: str) -> PluginEntry:
         raise PluginError(
             f"several distributions claim this {kind} name ({', '.join(owners)})", plugin=name
         ) from None
-    except NoMatches:  # its one entry point failed to import: ``failures`` says why
+    except NoMatches:  # failed to import (``failures`` says why), or a stale stevedore cache
+        seen: list[Any] = []
         loaded: dict[str, Any] = {}
     else:
+        seen = [ext.entry_point for ext in manager.extensions]
         loaded = {ext.name: ext.plugin for ext in manager.extensions}
-    entry = _entries(kind, wanted[:1], loaded, failures)[0]
+    if matches[0] in failures.by_name:
+        seen = [ep for ep in entry_points if ep.name == matches[0]]
+    entry = _entries(kind, seen, loaded, failures, only=matches[0])[0]
     if entry.error is not None:
         raise entry.failure(entry.error)
     return entry
