@@ -18,7 +18,14 @@ from fence_virt.config import parse_text
 from fence_virt.protocol import Response
 from fence_virt_backend_libvirt.plugin import LibvirtBackendPlugin
 
-DATA = Path(__file__).parent / "data"
+NODE_XML = """<node>
+  <memory>8388608</memory>
+  <domain type='test'>
+    <name>vm1</name><uuid>11111111-1111-1111-1111-111111111111</uuid>
+    <memory>1048576</memory><vcpu>1</vcpu><os><type arch='i686'>hvm</type></os>
+  </domain>
+</node>
+"""
 
 
 def _hooks(plugin: LibvirtBackendPlugin) -> Any:
@@ -41,9 +48,12 @@ def new_backend() -> Callable[[], Any]:
 
 
 @pytest.fixture
-def data_uri() -> Callable[[str], str]:
-    """``test:///ABS/PATH`` for a node file in tests/data (in-process test driver)."""
-    return lambda name: f"test://{DATA / name}"
+def node_uri(tmp_path: Path) -> str:
+    """``test:///ABS/PATH`` of a node file with one running VM, ``vm1`` (in-process test
+    driver; each connection reads the file afresh)."""
+    path = tmp_path / "node.xml"
+    path.write_text(NODE_XML)
+    return f"test://{path}"
 
 
 @pytest.fixture

@@ -84,8 +84,8 @@ def check(new_backend):
     return run
 
 
-def test_check_is_usable_when_every_uri_connects(check, data_uri):
-    node = data_uri("testnode.xml")
+def test_check_is_usable_when_every_uri_connects(check, node_uri):
+    node = node_uri
     availability = check(f'uri = "test:///default"; uri1 = "{node}";')
     assert availability.usable
     assert availability.reason == f"connects to test:///default, {node}"
