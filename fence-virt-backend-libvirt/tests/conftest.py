@@ -1,7 +1,8 @@
 """Fixtures for the libvirt backend's tests.
 
 The plugin is driven through a pluggy manager holding core's hookspecs, exactly as
-fence_virtd calls it (keyword arguments, spec-checked signatures).
+fence_virtd calls it (keyword arguments, spec-checked signatures); the backend object it
+builds is then called as core's dispatcher calls it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ import pluggy
 import pytest
 
 from fence_virt import Target, hookspecs
-from fence_virt.config import parse_text
+from fence_virt.config import ConfigSection, ConfigTree, parse_text
 from fence_virt.protocol import Response
-from fence_virt_backend_libvirt.plugin import LibvirtBackendPlugin
+from fence_virt_backend_libvirt.plugin import LibvirtBackend, LibvirtBackendPlugin
 
-DATA = Path(__file__).parent / "data"
+NODE_XML = """<node>
+  <memory>8388608</memory>
+  <domain type='test'>
+    <name>vm1</name><uuid>11111111-1111-1111-1111-111111111111</uuid>
+    <memory>1048576</memory><vcpu>1</vcpu><os><type arch='i686'>hvm</type></os>
+  </domain>
+</node>
+"""
 
 
 def _hooks(plugin: LibvirtBackendPlugin) -> Any:
@@ -34,42 +42,66 @@ def config_text(*uris: str, extra: str = "") -> str:
     return f"backends {{\nlibvirt {{\n{keys}{extra}\n}}\n}}\n"
 
 
+def section_of(config: ConfigTree) -> ConfigSection:
+    """The block as the daemon hands it to the plugin."""
+    return ConfigSection("backends/libvirt", config.node("backends/libvirt"), config.source)
+
+
 @pytest.fixture
-def new_backend() -> Callable[[], Any]:
-    """A fresh, not yet started plugin behind a pluggy manager: ``new_backend()`` -> hook."""
+def plugin_hooks() -> Callable[[], Any]:
+    """A fresh plugin behind a pluggy manager: ``plugin_hooks()`` -> its ``pm.hook``."""
     return lambda: _hooks(LibvirtBackendPlugin())
 
 
 @pytest.fixture
-def data_uri() -> Callable[[str], str]:
-    """``test:///ABS/PATH`` for a node file in tests/data (in-process test driver)."""
-    return lambda name: f"test://{DATA / name}"
+def new_backend() -> Callable[..., LibvirtBackend]:
+    """``new_backend(uri, ...)``: a backend object built by the plugin, not started."""
+
+    def create(*uris: str, extra: str = "") -> LibvirtBackend:
+        config = parse_text(config_text(*uris, extra=extra))
+        backend = _hooks(LibvirtBackendPlugin()).fence_virt_backend_create(
+            section=section_of(config), config=config
+        )
+        assert isinstance(backend, LibvirtBackend)
+        return backend
+
+    return create
 
 
 @pytest.fixture
-def start_backend() -> Iterator[Callable[..., Any]]:
-    """``start_backend(uri, ..., extra='reboot_timeout = "5";')`` -> the started plugin's
-    ``pm.hook``; every backend started here is stopped after the test."""
-    started: list[Any] = []
+def node_uri(tmp_path: Path) -> str:
+    """``test:///ABS/PATH`` of a node file with one running VM, ``vm1`` (in-process test
+    driver; each connection reads the file afresh)."""
+    path = tmp_path / "node.xml"
+    path.write_text(NODE_XML)
+    return f"test://{path}"
 
-    def start(*uris: str, extra: str = "") -> Any:
-        config = parse_text(config_text(*uris, extra=extra))
-        hook = _hooks(LibvirtBackendPlugin())
-        assert hook.fence_virt_backend_start(section=config.node("backends/libvirt"), config=config)
-        started.append(hook)
-        return hook
+
+@pytest.fixture
+def start_backend(
+    new_backend: Callable[..., LibvirtBackend],
+) -> Iterator[Callable[..., LibvirtBackend]]:
+    """``start_backend(uri, ..., extra='reboot_timeout = "5";')`` -> a started backend
+    object; every backend started here is stopped after the test."""
+    started: list[LibvirtBackend] = []
+
+    def start(*uris: str, extra: str = "") -> LibvirtBackend:
+        backend = new_backend(*uris, extra=extra)
+        backend.start()
+        started.append(backend)
+        return backend
 
     yield start
-    for hook in started:
-        hook.fence_virt_backend_stop()
+    for backend in started:
+        backend.stop()
 
 
 @pytest.fixture
 def fence() -> Callable[..., Response]:
-    """``fence(hook, "off", "vm1", by_uuid=False)`` -> the backend's Response."""
+    """``fence(backend, "off", "vm1", by_uuid=False)`` -> the backend's Response."""
 
-    def call(hook: Any, operation: str, domain: str, by_uuid: bool = False) -> Response:
+    def call(backend: Any, operation: str, domain: str, by_uuid: bool = False) -> Response:
         target = Target(domain=domain, by_uuid=by_uuid, requester="198.51.100.7", seqno=42)
-        return Response(getattr(hook, f"fence_virt_backend_{operation}")(target=target))
+        return Response(getattr(backend, operation)(target))
 
     return call

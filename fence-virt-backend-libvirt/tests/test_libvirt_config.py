@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fence_virt.config import parse_text
+from fence_virt.config import ConfigSection, parse_text
 from fence_virt.errors import BackendError, ConfigError
 from fence_virt_backend_libvirt.config import DEFAULT_REBOOT_TIMEOUT, load_settings
 
@@ -75,17 +75,17 @@ def test_unknown_keys_warn_but_uri0_is_not_a_uri(caplog):
 
 
 @pytest.fixture
-def check(new_backend):
+def check(plugin_hooks):
     def run(body: str | None):
         tree = parse_text(f"backends {{ libvirt {{ {body} }} }}" if body is not None else "")
-        section = tree.node("backends/libvirt")
-        return new_backend().fence_virt_backend_check(section=section, config=tree)
+        section = ConfigSection("backends/libvirt", tree.node("backends/libvirt"), tree.source)
+        return plugin_hooks().fence_virt_backend_check(section=section, config=tree)
 
     return run
 
 
-def test_check_is_usable_when_every_uri_connects(check, data_uri):
-    node = data_uri("testnode.xml")
+def test_check_is_usable_when_every_uri_connects(check, node_uri):
+    node = node_uri
     availability = check(f'uri = "test:///default"; uri1 = "{node}";')
     assert availability.usable
     assert availability.reason == f"connects to test:///default, {node}"

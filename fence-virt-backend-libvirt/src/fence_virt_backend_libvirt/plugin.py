@@ -10,13 +10,7 @@ from fence_virt import Availability, ConfigSection, Target, hookimpl
 from fence_virt.errors import BackendError, LocalError
 from fence_virt.protocol import HostState, Response
 from fence_virt_backend_libvirt.config import LibvirtSettings, load_settings
-from fence_virt_backend_libvirt.hypervisor import (
-    Hypervisor,
-    HypervisorUnreachable,
-    probe,
-    quiet_libvirt,
-)
-from fence_virt_backend_libvirt.operations import Fencer
+from fence_virt_libvirt import Fencer, Hypervisor, HypervisorUnreachable, probe, quiet_libvirt
 
 __all__ = ["LibvirtBackend", "LibvirtBackendPlugin"]
 

@@ -1,7 +1,7 @@
 """Every libvirt domain state, and the multi-domain node file the C suite was run against.
 
 File URIs (``test:///PATH``) give each connection its own copy of the node, so results are
-read back through the backend itself.
+read back through the Fencer itself.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ ACTIVE = [name for name in STATES if name != "shutoff"]
 
 
 @pytest.fixture
-def states(start_backend, data_uri):
-    return start_backend(data_uri("states.xml"))
+def states(start_fencer, data_uri):
+    return start_fencer(data_uri("states.xml"))
 
 
 @pytest.fixture
-def node(start_backend, data_uri):
-    return start_backend(data_uri("testnode.xml"))
+def node(start_fencer, data_uri):
+    return start_fencer(data_uri("testnode.xml"))
 
 
-def listed(hook):
-    return {s.domain: s.state for s in hook.fence_virt_backend_hostlist(requester="t")}
+def listed(fencer):
+    return {s.domain: s.state for s in fencer.hostlist()}
 
 
 def test_hostlist_sends_raw_state_numbers(states):
@@ -106,7 +106,7 @@ def test_node_file_by_uuid(node, fence):
     assert listed(node)["vm2"] == 5
 
 
-def test_hostlist_is_sorted_by_name_case_insensitively(start_backend, data_uri):
-    hook = start_backend(data_uri("second-host.xml"))
-    names = [s.domain for s in hook.fence_virt_backend_hostlist(requester="t")]
+def test_hostlist_is_sorted_by_name_case_insensitively(start_fencer, data_uri):
+    fencer = start_fencer(data_uri("second-host.xml"))
+    names = [s.domain for s in fencer.hostlist()]
     assert names == ["vm2", "vm4", "Zulu"]  # a plain sort would put "Zulu" first

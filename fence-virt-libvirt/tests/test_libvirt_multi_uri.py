@@ -15,8 +15,8 @@ VM2 = "22222222-2222-2222-2222-222222222222"
 
 
 @pytest.fixture
-def two(start_backend, data_uri):
-    return start_backend(data_uri("testnode.xml"), data_uri("second-host.xml"))
+def two(start_fencer, data_uri):
+    return start_fencer(data_uri("testnode.xml"), data_uri("second-host.xml"))
 
 
 @pytest.fixture
@@ -24,8 +24,8 @@ def dead_uri(tmp_path):
     return f"test+unix:///default?socket={tmp_path}/no-libvirtd-here"
 
 
-def listing(hook):
-    return [(s.domain, s.state) for s in hook.fence_virt_backend_hostlist(requester="t")]
+def listing(fencer):
+    return [(s.domain, s.state) for s in fencer.hostlist()]
 
 
 def test_each_vm_is_found_on_its_own_hypervisor(two, fence):
@@ -59,23 +59,23 @@ def test_the_active_copy_wins_over_an_earlier_shut_off_one(two, fence):
     assert listing(two)[1:3] == [("vm2", 1), ("vm2", 5)]
 
 
-def test_an_unreachable_uri_does_not_hide_an_active_vm(start_backend, data_uri, dead_uri, fence):
-    hook = start_backend(dead_uri, data_uri("testnode.xml"))
-    assert fence(hook, "status", "vm1") is Response.SUCCESS
-    assert fence(hook, "off", "vm1") is Response.SUCCESS
+def test_an_unreachable_uri_does_not_hide_an_active_vm(start_fencer, data_uri, dead_uri, fence):
+    fencer = start_fencer(dead_uri, data_uri("testnode.xml"))
+    assert fence(fencer, "status", "vm1") is Response.SUCCESS
+    assert fence(fencer, "off", "vm1") is Response.SUCCESS
 
 
 def test_an_unreachable_uri_makes_off_and_unknown_answers_errors(
-    start_backend, data_uri, dead_uri, fence
+    start_fencer, data_uri, dead_uri, fence
 ):
     """vm2 is shut off here, but might run behind the URI that does not answer."""
-    hook = start_backend(data_uri("testnode.xml"), dead_uri)
+    fencer = start_fencer(data_uri("testnode.xml"), dead_uri)
     for operation in ("status", "on", "off", "reboot"):
         with pytest.raises(BackendError, match=r"cannot tell where VM vm2 is: cannot connect to"):
-            fence(hook, operation, "vm2")
+            fence(fencer, operation, "vm2")
     with pytest.raises(BackendError, match="no-libvirtd-here"):
-        fence(hook, "status", "nosuch")
+        fence(fencer, "status", "nosuch")
     with pytest.raises(BackendError, match="no-libvirtd-here"):
-        hook.fence_virt_backend_hostlist(requester="t")
-    assert hook.fence_virt_backend_devstatus() is Response.FAIL
-    assert fence(hook, "status", "vm1") is Response.SUCCESS
+        fencer.hostlist()
+    assert fencer.devstatus() is Response.FAIL
+    assert fence(fencer, "status", "vm1") is Response.SUCCESS

@@ -24,32 +24,32 @@ def node_file(path, count):
     return f"test://{path}"
 
 
-def test_concurrent_operations_on_different_vms(tmp_path, start_backend, fence):
-    hook = start_backend(node_file(tmp_path / "many.xml", THREADS))
+def test_concurrent_operations_on_different_vms(tmp_path, start_fencer, fence):
+    fencer = start_fencer(node_file(tmp_path / "many.xml", THREADS))
     names = [f"vm{i:02d}" for i in range(THREADS)]
 
     def run(operation):
         with ThreadPoolExecutor(THREADS) as pool:
-            return list(pool.map(lambda name: fence(hook, operation, name), names))
+            return list(pool.map(lambda name: fence(fencer, operation, name), names))
 
     assert run("reboot") == [Response.SUCCESS] * THREADS
     assert run("off") == [Response.SUCCESS] * THREADS
     assert run("status") == [Response.OFF] * THREADS
     assert run("on") == [Response.SUCCESS] * THREADS
-    states = {s.domain: s.state for s in hook.fence_virt_backend_hostlist(requester="t")}
+    states = {s.domain: s.state for s in fencer.hostlist()}
     assert states == dict.fromkeys(names, 1)
 
 
 @pytest.mark.timeout(120)
 def test_concurrent_requests_after_a_restart_share_one_reconnect(
-    private_libvirtd, start_backend, fence, caplog
+    private_libvirtd, start_fencer, fence, caplog
 ):
-    caplog.set_level(logging.INFO, logger="fence_virt_backend_libvirt")
-    hook = start_backend(private_libvirtd.test_uri)
-    assert fence(hook, "status", "test") is Response.SUCCESS
+    caplog.set_level(logging.INFO, logger="fence_virt_libvirt")
+    fencer = start_fencer(private_libvirtd.test_uri)
+    assert fence(fencer, "status", "test") is Response.SUCCESS
     private_libvirtd.stop()
     private_libvirtd.start()
     with ThreadPoolExecutor(THREADS) as pool:
-        answers = list(pool.map(lambda _: fence(hook, "status", "test"), range(THREADS)))
+        answers = list(pool.map(lambda _: fence(fencer, "status", "test"), range(THREADS)))
     assert answers == [Response.SUCCESS] * THREADS
     assert caplog.text.count("reconnected to") == 1

@@ -4,6 +4,9 @@ Every answer of SUCCESS is checked against the hypervisor: off returns once the 
 off (or gone), on and reboot once it runs. Steps are idempotent, so a step rerun after a
 reconnect does no harm. Failures talking to libvirt raise
 :class:`~fence_virt.errors.BackendError`; core logs them and answers FAIL.
+
+The operations follow C's ``server/libvirt.c`` (c-suite-spec §6.1) except where C could
+report success for a VM that still runs; each difference is named in the method's docstring.
 """
 
 from __future__ import annotations
@@ -17,24 +20,24 @@ import libvirt
 from fence_virt import Target
 from fence_virt.errors import BackendError
 from fence_virt.protocol import HostState, Response
-from fence_virt_backend_libvirt.domains import (
+from fence_virt_libvirt.domains import (
     DomainState,
     Located,
+    domain_xml,
+    list_all,
     locate,
     state_name,
     state_on,
     wait_for_state,
 )
-from fence_virt_backend_libvirt.hypervisor import Hypervisor
+from fence_virt_libvirt.hypervisor import Hypervisor
 
 __all__ = ["Fencer"]
 
-log = logging.getLogger("fence_virt_backend_libvirt")
+log = logging.getLogger("fence_virt_libvirt")
 
 #: states in which a VM counts as running once started (Xen reports idle guests as blocked)
 _RUNS = frozenset({DomainState.RUNNING, DomainState.BLOCKED})
-#: the VM's XML keeps secrets (e.g. VNC passwords), so a re-created transient VM keeps them
-_XML_FLAGS = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE
 
 
 def _is_off(state: int | None) -> bool:
@@ -54,18 +57,27 @@ def _never(_state: int | None) -> bool:
 
 
 class Fencer:
-    """The libvirt backend's operations; safe to call from several threads at once."""
+    """Verified off/on/reboot/status/devstatus/hostlist over ``hypervisors`` (looked up in
+    that order); safe to call from several threads at once.
+
+    ``timeout`` (seconds) bounds each wait for "really shut off" and "really running". Every
+    method blocks (libvirt calls and polling): run it in a worker thread, never on the event
+    loop. An unknown VM answers FAIL (and is logged); a hypervisor that cannot answer, or a
+    VM that does not reach the promised state in time, raises
+    :class:`~fence_virt.errors.BackendError`.
+    """
 
     def __init__(self, hypervisors: Sequence[Hypervisor], timeout: float) -> None:
         self.hypervisors = tuple(hypervisors)
         self.timeout = timeout
 
     def close(self) -> None:
+        """Close every hypervisor's connection."""
         for hv in self.hypervisors:
             hv.close()
 
     def _find(self, target: Target, operation: str) -> Located | None:
-        found = locate(self.hypervisors, target.domain, target.by_uuid)
+        found = locate(self.hypervisors, target.domain, by_uuid=target.by_uuid)
         if found is None:
             where = ", ".join(hv.uri for hv in self.hypervisors)
             log.warning("%s %s: no such VM on %s", operation, target.domain, where)
@@ -74,6 +86,7 @@ class Fencer:
     # off ------------------------------------------------------------------------------------
 
     def off(self, target: Target) -> Response:
+        """SUCCESS once the VM is shut off (or gone, if transient); already off: SUCCESS."""
         found = self._find(target, "off")
         if found is None:
             return Response.FAIL
@@ -92,6 +105,7 @@ class Fencer:
     # on -------------------------------------------------------------------------------------
 
     def on(self, target: Target) -> Response:
+        """SUCCESS once the VM runs; any state but shut off counts as on already (as C)."""
         found = self._find(target, "on")
         if found is None:
             return Response.FAIL
@@ -110,6 +124,9 @@ class Fencer:
     # reboot ---------------------------------------------------------------------------------
 
     def reboot(self, target: Target) -> Response:
+        """Destroy, wait until shut off, start (a transient VM from its saved XML), wait until
+        it runs: SUCCESS only then. A shut-off VM stays off (SUCCESS, as C). A VM that is off
+        but does not start again raises :class:`BackendError` (C answers success)."""
         found = self._find(target, "reboot")
         if found is None:
             return Response.FAIL
@@ -118,9 +135,10 @@ class Fencer:
             return Response.SUCCESS
         xml = None
         if not found.persistent:
-            xml = found.hypervisor.call(
-                lambda conn: conn.lookupByUUIDString(found.uuid).XMLDesc(_XML_FLAGS)
-            )
+            # with its secrets (e.g. VNC passwords), so the re-created transient VM keeps them
+            xml = domain_xml(found.hypervisor, found.uuid, inactive=True, secure=True)
+            if xml is None:
+                raise BackendError(f"VM {found} vanished before its XML could be saved")
         self._power_off(found)
         try:
             self._power_on(found, xml)
@@ -131,12 +149,14 @@ class Fencer:
     # status, devstatus, hostlist ------------------------------------------------------------
 
     def status(self, target: Target) -> Response:
+        """OFF if shut off, SUCCESS in every other state, FAIL if unknown."""
         found = self._find(target, "status")
         if found is None:
             return Response.FAIL
         return Response.OFF if found.state == DomainState.SHUTOFF else Response.SUCCESS
 
     def devstatus(self) -> Response:
+        """SUCCESS if every URI answers one RPC (reconnecting once if needed), else FAIL."""
         healthy = True
         for hv in self.hypervisors:
             try:
@@ -147,8 +167,8 @@ class Fencer:
         return Response.SUCCESS if healthy else Response.FAIL
 
     def hostlist(self) -> list[HostState]:
-        states = [s for hv in self.hypervisors for s in hv.call(_list_domains)]
-        return sorted(states, key=lambda s: s.domain.casefold())
+        """Every URI's domains, sorted by name case-insensitively (see :func:`list_all`)."""
+        return list_all(self.hypervisors)
 
 
 def _destroy_unless_off(conn: Any, vm_uuid: str) -> None:
@@ -168,14 +188,3 @@ def _start_unless_active(conn: Any, vm_uuid: str, xml: str | None) -> None:
         conn.createXML(xml, 0)
     elif state == DomainState.SHUTOFF:
         conn.lookupByUUIDString(vm_uuid).create()
-
-
-def _list_domains(conn: Any) -> list[HostState]:
-    states = []
-    for dom in conn.listAllDomains(0):
-        try:
-            states.append(HostState(domain=dom.name(), uuid=dom.UUIDString(), state=dom.state()[0]))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
-    return states

@@ -1,15 +1,14 @@
-"""Find a VM across hypervisors, read its state, wait for a state.
+"""Find a VM across hypervisors, read its state or XML, list VMs, wait for a state.
 
 Every step looks the VM up again by UUID on the current connection, so a step can be rerun
-after a reconnect and a VM renamed meanwhile is still the same VM.
+after a reconnect and a VM renamed meanwhile is still the same VM. Whether a request's domain
+field is a UUID is decided by core's one rule, :func:`fence_virt.types.domain_uuid`.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,22 +16,23 @@ from typing import Any
 import libvirt
 
 from fence_virt.errors import BackendError
-from fence_virt_backend_libvirt.hypervisor import Hypervisor
+from fence_virt.protocol import HostState
+from fence_virt.types import domain_uuid
+from fence_virt_libvirt.hypervisor import Hypervisor
 
 __all__ = [
     "DomainState",
     "Located",
     "current_state",
+    "domain_xml",
+    "list_all",
+    "list_domains",
     "locate",
-    "lookup_key",
     "state_name",
     "state_on",
     "wait_for_state",
 ]
 
-_CANONICAL_UUID = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
-)
 #: first poll after a state change request; doubles up to _MAX_POLL (seconds)
 _FIRST_POLL = 0.002
 _MAX_POLL = 0.1
@@ -52,6 +52,8 @@ class DomainState(enum.IntEnum):
 
 
 def state_name(state: int | None) -> str:
+    """``"running"``, ``"shutoff"``, ... for logs; ``"gone"`` for ``None``, ``"state N"`` if
+    libvirt sent a number this module does not know."""
     if state is None:
         return "gone"
     try:
@@ -74,19 +76,6 @@ class Located:
         return f"{self.name} ({self.uuid}) on {self.hypervisor.uri}"
 
 
-def lookup_key(domain: str, by_uuid: bool) -> tuple[str, bool]:
-    """``(key, is_uuid)``: canonical UUID text is looked up by UUID (as C), and so is any
-    UUID form when the request carries the UUID flag; everything else is a name."""
-    if _CANONICAL_UUID.fullmatch(domain):
-        return domain.lower(), True
-    if by_uuid:
-        try:
-            return str(uuid.UUID(domain)), True
-        except ValueError:
-            pass
-    return domain, False
-
-
 def _no_domain(exc: libvirt.libvirtError) -> bool:
     return bool(exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN)
 
@@ -105,13 +94,20 @@ def _probe(conn: Any, key: str, is_uuid: bool) -> tuple[str, str, int, bool] | N
         raise
 
 
-def locate(hypervisors: Sequence[Hypervisor], domain: str, by_uuid: bool) -> Located | None:
+def locate(
+    hypervisors: Sequence[Hypervisor], domain: str, *, by_uuid: bool = False
+) -> Located | None:
     """The VM's first *active* copy in URI order, else its first copy; ``None`` if unknown.
+
+    ``domain`` is a name, or a UUID as :func:`fence_virt.types.domain_uuid` reads it (with
+    ``by_uuid``, the request's RF_UUID flag). A UUID is looked up by UUID only, a name by name
+    only (as C, c-suite-spec §6.1, but C takes the first copy whatever its state).
 
     A hypervisor that cannot answer makes the answer unknowable unless an active copy was
     found: the VM might run there, so :class:`BackendError` is raised instead of guessing.
     """
-    key, is_uuid = lookup_key(domain, by_uuid)
+    vm_uuid = domain_uuid(domain, by_uuid=by_uuid)
+    key, is_uuid = (domain, False) if vm_uuid is None else (vm_uuid, True)
     inactive: Located | None = None
     failures: list[str] = []
     for hv in hypervisors:
@@ -166,3 +162,58 @@ def wait_for_state(
             raise BackendError(f"VM {found} did not become {goal}: it is {state_name(state)}{why}")
         time.sleep(delay)
         delay = min(delay * 2, _MAX_POLL)
+
+
+def _list_on(conn: Any) -> list[HostState]:
+    states = []
+    for dom in conn.listAllDomains(0):
+        try:
+            states.append(HostState(domain=dom.name(), uuid=dom.UUIDString(), state=dom.state()[0]))
+        except libvirt.libvirtError as exc:
+            # undefined between the listing and the question: it is not there any more
+            if not _no_domain(exc):
+                raise
+    return states
+
+
+def list_domains(hypervisor: Hypervisor) -> list[HostState]:
+    """Every domain (active and inactive) of one URI, in libvirt's order, with its raw
+    ``virDomainState``; :class:`BackendError` if the URI cannot answer."""
+    return hypervisor.call(_list_on)
+
+
+def list_all(hypervisors: Sequence[Hypervisor]) -> list[HostState]:
+    """Every URI's domains concatenated, sorted by name case-insensitively (as C's host list;
+    stable, so the same name on two URIs keeps URI order). C overwrote earlier URIs' entries
+    (c-suite-spec §6.1); here each URI's domains appear. :class:`BackendError` if any URI
+    cannot answer: a partial list would hide VMs."""
+    states = [s for hv in hypervisors for s in list_domains(hv)]
+    return sorted(states, key=lambda s: s.domain.casefold())
+
+
+def domain_xml(
+    hypervisor: Hypervisor, vm_uuid: str, *, inactive: bool = False, secure: bool = False
+) -> str | None:
+    """The domain's XML description, or ``None`` if ``vm_uuid`` is not defined there.
+
+    :param vm_uuid: lower-case hyphenated UUID (e.g. from :func:`list_domains` or an event).
+    :param inactive: the definition used at the next start instead of the running one
+        (``VIR_DOMAIN_XML_INACTIVE``). Listeners looking for a running domain's sockets want
+        the live XML, the default.
+    :param secure: include secrets such as VNC passwords (``VIR_DOMAIN_XML_SECURE``); only
+        for re-creating the domain, never for logs.
+    :raises BackendError: the URI cannot answer or libvirt refused.
+    """
+    flags = (libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0) | (
+        libvirt.VIR_DOMAIN_XML_SECURE if secure else 0
+    )
+
+    def read(conn: Any) -> str | None:
+        try:
+            return str(conn.lookupByUUIDString(vm_uuid).XMLDesc(flags))
+        except libvirt.libvirtError as exc:
+            if _no_domain(exc):
+                return None
+            raise
+
+    return hypervisor.call(read)

@@ -3,6 +3,10 @@
 libvirt connections are thread-safe, so worker threads share one per URI; only replacing it
 takes the lock. A replaced connection is not closed here: threads still using it finish
 with an error, and libvirt-python closes it when the last reference goes.
+
+C (``server/libvirt.c``) checks every connection before each request and, when one is dead,
+retries every second until it is back, blocking the daemon; here a request that meets a dead
+connection reopens it once and otherwise fails at once (c-suite-spec §6.1, §9.2 quirk 9).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ __all__ = [
     "quiet_libvirt",
 ]
 
-log = logging.getLogger("fence_virt_backend_libvirt")
+log = logging.getLogger("fence_virt_libvirt")
 
 _T = TypeVar("_T")
 
@@ -53,6 +57,7 @@ def _ignore_error(_context: object, _error: object) -> None:
 
 
 def describe(exc: libvirt.libvirtError) -> str:
+    """libvirt's own message for ``exc`` (without the "libvirt: ... error :" prefix)."""
     message = exc.get_error_message() or str(exc)
     return str(message)
 
@@ -99,6 +104,7 @@ class Hypervisor:
         self._current()
 
     def close(self) -> None:
+        """Close the connection if one is open; the next :meth:`call` opens a new one."""
         with self._lock:
             conn, self._conn = self._conn, None
         if conn is not None:

@@ -1,0 +1,61 @@
+"""libvirt for fence-virt plugins (a library: no entry points).
+
+* :class:`Hypervisor`: one URI's shared connection, reopened once when it turns out dead.
+* :func:`locate`, :func:`list_domains`, :func:`list_all`, :func:`domain_xml`: find a VM by
+  name or UUID over several URIs, list VMs as :class:`fence_virt.protocol.HostState` rows,
+  read a domain's XML.
+* :class:`Fencer`: verified off/on/reboot/status/devstatus/hostlist for a
+  :class:`fence_virt.Target`, answering :class:`fence_virt.protocol.Response`.
+* :class:`LifecycleWatch`: domain lifecycle events on the asyncio loop (``libvirtaio``), with
+  reconnect after a libvirtd restart.
+
+Everything but :class:`LifecycleWatch` blocks: call it from worker threads.
+"""
+
+from __future__ import annotations
+
+from fence_virt_libvirt.domains import (
+    DomainState,
+    Located,
+    current_state,
+    domain_xml,
+    list_all,
+    list_domains,
+    locate,
+    state_name,
+    wait_for_state,
+)
+from fence_virt_libvirt.eventloop import bind_running_loop
+from fence_virt_libvirt.events import DomainEvent, LifecycleEvent, LifecycleWatch
+from fence_virt_libvirt.hypervisor import (
+    Hypervisor,
+    HypervisorUnreachable,
+    LibvirtCallFailed,
+    describe,
+    probe,
+    quiet_libvirt,
+)
+from fence_virt_libvirt.operations import Fencer
+
+__all__ = [
+    "DomainEvent",
+    "DomainState",
+    "Fencer",
+    "Hypervisor",
+    "HypervisorUnreachable",
+    "LibvirtCallFailed",
+    "LifecycleEvent",
+    "LifecycleWatch",
+    "Located",
+    "bind_running_loop",
+    "current_state",
+    "describe",
+    "domain_xml",
+    "list_all",
+    "list_domains",
+    "locate",
+    "probe",
+    "quiet_libvirt",
+    "state_name",
+    "wait_for_state",
+]
