@@ -70,6 +70,12 @@ class Daemons:
         config = write_config(workdir / "fence_virt.conf", text)
         return self._stack.enter_context(running_fence_virtd(ns, workdir, config, debug=1))
 
+    def ours_text(self, ns: NetNS, text: str) -> Daemon:
+        """Our fence_virtd -F on the configuration ``text``."""
+        workdir = self._workdir("ours")
+        config = write_config(workdir / "fence_virt.conf", text)
+        return self._stack.enter_context(running_fence_virtd(ns, workdir, config, debug=1))
+
     def ours_from(self, ns: NetNS, setup: MulticastSetup) -> Daemon:
         """Our fence_virtd on a configuration the C daemon reads too."""
         return self._stack.enter_context(our_fence_virtd(ns, self._workdir("ours"), setup, debug=1))
