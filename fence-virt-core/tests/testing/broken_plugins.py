@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from fence_virt import Target, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import ConfigError
-from fence_virt.protocol import Operation, Response
+from fence_virt.protocol import HostState, Operation, Response
 from fence_virt.testing import BackendHarness, BadConfig, ClientRequest, ListenerHarness, Observed
 from fence_virt.testing.memory import (
     OPERATION_WORDS,
+    RUNNING,
     MemoryBackend,
     MemoryBackendPlugin,
     MemoryListener,
@@ -33,11 +35,11 @@ from fence_virt.testing.memory import (
 # ---------------------------------------------------------------------------------------------
 # backends
 
-RUNNING = ("vm1", "vm2", "vm3", "vm4")
+RUNNING_VMS = ("vm1", "vm2", "vm3", "vm4")
 CONFIG = (
     "backends {\n"
     "    memory {\n"
-    + "".join(f'        vm = "{vm}";\n' for vm in RUNNING)
+    + "".join(f'        vm = "{vm}";\n' for vm in RUNNING_VMS)
     + '        vm = "stuck-on";\n'
     '        shutoff = "stuck-off";\n'
     '        stuck = "stuck-on";\n'
@@ -55,7 +57,7 @@ def harness(plugin_class: type[MemoryBackendPlugin], *, stuck: bool = True) -> B
         plugin=plugin_class(machines),
         name="memory",
         config=CONFIG,
-        running=RUNNING,
+        running=RUNNING_VMS,
         observe=lambda vm: Observed(running=machines.is_running(vm), boot=machines.boots(vm)),
         bad_config=BadConfig(BAD_CONFIG, line=3),
         stuck=("stuck-on", "stuck-off") if stuck else (),
@@ -123,12 +125,36 @@ class Racy(MemoryBackend):
         return super()._power(self._current, on=on)
 
 
+class StatusAlwaysOn(MemoryBackend):
+    """status answers SUCCESS for every VM it knows, off or not."""
+
+    def status(self, target: Target) -> Response:
+        return Response.SUCCESS if self.machines.find(target.domain) else Response.FAIL
+
+
+class HostListAllOn(MemoryBackend):
+    """lists every VM as running."""
+
+    def hostlist(self, requester: str) -> Sequence[HostState]:
+        return [HostState(row.domain, row.uuid, RUNNING) for row in super().hostlist(requester)]
+
+
 OffDoesNothingPlugin = plugin_for(OffDoesNothing)
+StatusAlwaysOnPlugin = plugin_for(StatusAlwaysOn)
+HostListAllOnPlugin = plugin_for(HostListAllOn)
 RebootDoesNothingPlugin = plugin_for(RebootDoesNothing)
 UnknownIsOffPlugin = plugin_for(UnknownIsOff)
 UnknownIsTheFirstVmPlugin = plugin_for(UnknownIsTheFirstVm)
 NoReadBackPlugin = plugin_for(NoReadBack)
 RacyPlugin = plugin_for(Racy)
+
+
+class CheckAnswersTruePlugin(MemoryBackendPlugin):
+    """answers the availability check with a bare True."""
+
+    @hookimpl
+    def fence_virt_backend_check(self, section: ConfigSection) -> object:
+        return True
 
 
 class ConfigErrorWithoutLinePlugin(MemoryBackendPlugin):

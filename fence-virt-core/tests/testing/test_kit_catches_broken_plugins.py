@@ -1,48 +1,115 @@
 """The contract suites fail plugins that break the contract, each on exactly the checks the
-defect breaks, and pass the same harness with an honest plugin.
+defect breaks, and pass the same harnesses with honest plugins.
 
-Each case runs the suite in a pytester directory against one plugin of ``broken_plugins.py``
-(copied there) and compares the names of the failed checks with the expected ones.
+One pytester run per suite: ``broken_plugins.py`` is copied into the pytester directory with
+a test module holding one contract class per case below; each case's failed checks (and the
+message of one of them) are then compared with what the case expects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+import fence_virt.testing.backend_contract
+import fence_virt.testing.listener_contract
+import fence_virt.testing.memory
 
 pytest_plugins = ("pytester",)
 
+#: imported here once, so the inner run reuses them instead of importing (and rewriting the
+#: asserts of) the kit again
+KIT = (
+    fence_virt.testing.backend_contract,
+    fence_virt.testing.listener_contract,
+    fence_virt.testing.memory,
+)
+#: plugins the inner run does not need
+INNER_ARGS = (
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
+    "-p",
+    "no:fence_virt_testinfra",
+)
 BROKEN_PLUGINS = (Path(__file__).parent / "broken_plugins.py").read_text()
 
-BACKEND_TEST = """
+
+@dataclass(frozen=True)
+class Case:
+    """One contract class of the inner run: which plugin, which suites, what must fail."""
+
+    plugin: str
+    bases: str
+    fixture: str
+    failed: frozenset[str] = frozenset()
+    #: text one of the failures must show
+    message: str = ""
+
+
+@dataclass
+class Outcome:
+    passed: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    #: every failure's report, joined
+    text: str = ""
+
+
+def run_cases(pytester: pytest.Pytester, header: str, cases: dict[str, Case]) -> dict[str, Outcome]:
+    """Run every case in one inner session; each case's outcome by its name."""
+    classes = "".join(
+        f"\n\nclass Test_{name}({case.bases}):\n{case.fixture.format(plugin=case.plugin)}"
+        for name, case in cases.items()
+    )
+    pytester.makepyfile(broken_plugins=BROKEN_PLUGINS, test_contract=header + classes)
+    pytester.syspathinsert()
+    result = pytester.runpytest_inprocess(*INNER_ARGS)
+    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
+    outcomes = {name: Outcome() for name in cases}
+    for report in reports:
+        _module, cls, check = report.nodeid.split("::")
+        outcome = outcomes[cls.removeprefix("Test_")]
+        if report.failed:
+            outcome.failed.add(check)
+            outcome.text += report.longreprtext
+        elif report.when == "call" and report.passed:
+            outcome.passed.add(check)
+    return outcomes
+
+
+def mismatches(cases: dict[str, Case], outcomes: dict[str, Outcome], every: set[str]) -> list[str]:
+    """What differs from the expectations, one line per case."""
+    wrong = []
+    for name, case in cases.items():
+        got = outcomes[name]
+        if got.failed != case.failed or got.passed | got.failed != every:
+            wrong.append(f"{name}: failed {sorted(got.failed)}, expected {sorted(case.failed)}")
+        elif case.message not in got.text:
+            wrong.append(f"{name}: no failure says {case.message!r}")
+    return wrong
+
+
+# ---------------------------------------------------------------------------------------------
+# backends
+
+BACKEND_HEADER = """
 import pytest
 from fence_virt.testing import BackendContract, StuckVmContract
 import broken_plugins
-
-
-class TestContract({classes}):
-    @pytest.fixture
+"""
+BACKEND_FIXTURE = """    @pytest.fixture
     def backend_harness(self):
-        return broken_plugins.harness(broken_plugins.{plugin}, stuck={stuck})
+        return broken_plugins.harness(broken_plugins.{plugin})
 """
-
-LISTENER_TEST = """
-import tempfile
-from pathlib import Path
-import pytest
-from fence_virt.testing import ListenerContract, RetransmitContract, WrongKeyContract
-import broken_plugins
-
-
-class TestContract({classes}):
-    @pytest.fixture
-    def listener_harness(self):
-        with tempfile.TemporaryDirectory(prefix="fvk") as short:  # for a UNIX socket path
-            yield broken_plugins.{harness}(broken_plugins.{plugin}, Path(short))
+NO_STUCK_FIXTURE = """    @pytest.fixture
+    def backend_harness(self):
+        return broken_plugins.harness(broken_plugins.{plugin}, stuck=False)
 """
-
-BACKEND_CHECKS = {
+BASE = {
     "test_check_finds_the_working_config_usable",
     "test_create_builds_a_backend",
     "test_status_of_running_vms_is_success",
@@ -57,7 +124,7 @@ BACKEND_CHECKS = {
     "test_concurrent_operations_on_different_vms",
     "test_a_bad_value_is_reported_at_its_file_and_line",
 }
-STUCK_CHECKS = {
+STUCK = {
     "test_off_of_a_vm_that_never_stops_is_not_success",
     "test_on_of_a_vm_that_never_starts_is_not_success",
     "test_reboot_of_a_vm_that_never_stops_is_not_success",
@@ -74,80 +141,113 @@ USES_OFF = {
 }
 
 
-def outcomes(pytester: pytest.Pytester, source: str) -> tuple[set[str], set[str], str]:
-    """(passed, failed, output) of the checks in ``source``, run in ``pytester``'s directory."""
-    pytester.makepyfile(broken_plugins=BROKEN_PLUGINS, test_contract=source)
-    pytester.syspathinsert()
-    result = pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", "-W", "error::DeprecationWarning"
-    )
-    reports = result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
-    passed = {r.nodeid.rpartition("::")[2] for r in reports if r.when == "call" and r.passed}
-    failed = {r.nodeid.rpartition("::")[2] for r in reports if r.failed}
-    return passed, failed, result.stdout.str()
+def backend(
+    plugin: str,
+    failed: Iterable[str] = (),
+    message: str = "",
+    *,
+    bases: str = "BackendContract, StuckVmContract",
+    fixture: str = BACKEND_FIXTURE,
+) -> Case:
+    return Case(plugin, bases, fixture, frozenset(failed), message)
 
 
-def backend_outcomes(
-    pytester: pytest.Pytester, plugin: str, *, stuck_contract: bool = True, stuck: bool = True
-) -> tuple[set[str], set[str], str]:
-    classes = "BackendContract, StuckVmContract" if stuck_contract else "BackendContract"
-    return outcomes(pytester, BACKEND_TEST.format(classes=classes, plugin=plugin, stuck=stuck))
+BACKEND_CASES = {
+    "honest": backend("MemoryBackendPlugin"),
+    "off_without_acting": backend(
+        "OffDoesNothingPlugin", USES_OFF, "off vm1 answered SUCCESS, VM runs"
+    ),
+    "reboot_without_acting": backend(
+        "RebootDoesNothingPlugin",
+        {
+            "test_reboot_restarts_a_running_vm",
+            "test_reboot_of_a_vm_that_never_stops_is_not_success",
+        },
+        "reboot vm1 answered SUCCESS, no new start",
+    ),
+    "status_always_on": backend(
+        "StatusAlwaysOnPlugin",
+        {"test_off_powers_the_vm_off"},
+        "status vm1 (off): answered SUCCESS, expected OFF",
+    ),
+    "list_all_on": backend(
+        "HostListAllOnPlugin",
+        {"test_hostlist_shows_each_vm_with_its_power"},
+        "hostlist says vm1 is on after off",
+    ),
+    "check_answers_bool": backend(
+        "CheckAnswersTruePlugin",
+        {
+            "test_check_finds_the_working_config_usable",
+            "test_a_bad_value_is_reported_at_its_file_and_line",
+        },
+        "fence_virt_backend_check returned True, expected Availability",
+    ),
+    "unknown_is_off": backend(
+        "UnknownIsOffPlugin",
+        {"test_unknown_vms_fail_every_operation"},
+        "status of unknown VM 'fence-virt-contract-no-such-vm': answered OFF",
+    ),
+    "unknown_is_another_vm": backend(
+        "UnknownIsTheFirstVmPlugin",
+        {"test_unknown_vms_fail_every_operation"},
+        "off of unknown VM 'fence-virt-contract-no-such-vm': answered SUCCESS",
+    ),
+    "no_read_back": backend(
+        "NoReadBackPlugin", STUCK, "answered SUCCESS, but the VM never changed"
+    ),
+    "unsafe_concurrently": backend(
+        "RacyPlugin",
+        {"test_concurrent_operations_on_different_vms"},
+        "all off at once: answered SUCCESS but",
+    ),
+    "error_without_line": backend(
+        "ConfigErrorWithoutLinePlugin",
+        {"test_a_bad_value_is_reported_at_its_file_and_line"},
+        "create's error does not start with",
+    ),
+    # a harness without stuck VMs fails the stuck checks rather than skipping them
+    "stuck_checks_without_stuck_vms": backend(
+        "MemoryBackendPlugin",
+        STUCK,
+        "StuckVmContract: the harness gives no stuck VM that runs",
+        fixture=NO_STUCK_FIXTURE,
+    ),
+    # why StuckVmContract exists: VMs that obey cannot tell a read-back from a guess
+    "no_read_back_without_stuck_checks": backend(
+        "NoReadBackPlugin", bases="BackendContract", fixture=NO_STUCK_FIXTURE
+    ),
+}
 
 
-def test_an_honest_backend_passes_every_check(pytester: pytest.Pytester) -> None:
-    passed, failed, output = backend_outcomes(pytester, "MemoryBackendPlugin")
-    assert not failed, output
-    assert passed == BACKEND_CHECKS | STUCK_CHECKS
-
-
-@pytest.mark.parametrize(
-    ("plugin", "expected", "message"),
-    [
-        ("OffDoesNothingPlugin", USES_OFF, "off vm1 answered SUCCESS, VM runs"),
-        ("RebootDoesNothingPlugin", {"test_reboot_restarts_a_running_vm",
-                                     "test_reboot_of_a_vm_that_never_stops_is_not_success"},
-         "reboot vm1 answered SUCCESS, no new start"),
-        ("UnknownIsOffPlugin", {"test_unknown_vms_fail_every_operation"},
-         "status of unknown VM 'fence-virt-contract-no-such-vm': answered OFF"),
-        ("UnknownIsTheFirstVmPlugin", {"test_unknown_vms_fail_every_operation"},
-         "off of unknown VM 'fence-virt-contract-no-such-vm': answered SUCCESS"),
-        ("NoReadBackPlugin", STUCK_CHECKS, "answered SUCCESS, but the VM never changed"),
-        ("RacyPlugin", {"test_concurrent_operations_on_different_vms"},
-         "all off at once: answered SUCCESS but"),
-        ("ConfigErrorWithoutLinePlugin", {"test_a_bad_value_is_reported_at_its_file_and_line"},
-         "create's error does not start with"),
-    ],
-    ids=["off-without-acting", "reboot-without-acting", "unknown-is-off",
-         "unknown-is-another-vm", "no-read-back", "unsafe-concurrently", "error-without-line"],
-)  # fmt: skip
-def test_a_broken_backend_fails_exactly_the_checks_it_breaks(
-    pytester: pytest.Pytester, plugin: str, expected: set[str], message: str
-) -> None:
-    passed, failed, output = backend_outcomes(pytester, plugin)
-    assert failed == expected, output
-    assert passed == (BACKEND_CHECKS | STUCK_CHECKS) - expected
-    assert message in output
-
-
-def test_the_stuck_vm_checks_fail_without_stuck_vms_rather_than_skip(
+def test_the_backend_suite_fails_each_broken_backend_on_exactly_its_defect(
     pytester: pytest.Pytester,
 ) -> None:
-    passed, failed, output = backend_outcomes(pytester, "MemoryBackendPlugin", stuck=False)
-    assert failed == STUCK_CHECKS
-    assert passed == BACKEND_CHECKS
-    assert "StuckVmContract: the harness gives no stuck VM that runs" in output
+    outcomes = run_cases(pytester, BACKEND_HEADER, BACKEND_CASES)
+    wrong = []
+    for name, case in BACKEND_CASES.items():
+        every = BASE | (STUCK if "StuckVmContract" in case.bases else set())
+        wrong += mismatches({name: case}, outcomes, every)
+    assert not wrong, "\n".join(wrong)
 
 
-def test_without_the_stuck_vm_checks_a_backend_that_never_reads_back_goes_unseen(
-    pytester: pytest.Pytester,
-) -> None:
-    """Why StuckVmContract exists: VMs that obey cannot tell a read-back from a guess."""
-    passed, failed, _ = backend_outcomes(pytester, "NoReadBackPlugin", stuck_contract=False)
-    assert not failed
-    assert passed == BACKEND_CHECKS
+# ---------------------------------------------------------------------------------------------
+# listeners
 
-
-LISTENER_CHECKS = {
+LISTENER_HEADER = """
+import tempfile
+from pathlib import Path
+import pytest
+from fence_virt.testing import ListenerContract, RetransmitContract, WrongKeyContract
+import broken_plugins
+"""
+MEMORY_FIXTURE = """    @pytest.fixture
+    def listener_harness(self):
+        with tempfile.TemporaryDirectory(prefix="fvk") as short:  # for a UNIX socket path
+            yield broken_plugins.memory_listener_harness(broken_plugins.{plugin}, Path(short))
+"""
+KEYED_FIXTURE = MEMORY_FIXTURE.replace("memory_listener_harness", "keyed_listener_harness")
+LISTENER = {
     "test_check_finds_the_working_config_usable",
     "test_create_builds_a_listener",
     "test_a_request_reaches_the_dispatcher_once_and_its_answer_comes_back",
@@ -156,69 +256,50 @@ LISTENER_CHECKS = {
 }
 WRONG_KEY = "test_a_request_signed_with_another_key_is_not_carried_out"
 RETRANSMIT = "test_retransmitted_copies_run_once"
-#: every check that expects a request to be dispatched once, with the dispatcher's answer
-SERVES = LISTENER_CHECKS - {
-    "test_check_finds_the_working_config_usable",
-    "test_create_builds_a_listener",
+ANSWERED = "test_a_request_reaches_the_dispatcher_once_and_its_answer_comes_back"
+MALFORMED = "test_malformed_input_is_dropped_and_the_listener_keeps_serving"
+KEYED_BASES = "ListenerContract, WrongKeyContract, RetransmitContract"
+
+
+def listener(plugin: str, failed: Iterable[str] = (), message: str = "") -> Case:
+    return Case(plugin, "ListenerContract", MEMORY_FIXTURE, frozenset(failed), message)
+
+
+def keyed(plugin: str, failed: Iterable[str] = (), message: str = "") -> Case:
+    return Case(plugin, KEYED_BASES, KEYED_FIXTURE, frozenset(failed), message)
+
+
+LISTENER_CASES = {
+    "honest": listener("MemoryListenerPlugin"),
+    "honest_keyed": keyed("KeyedListenerPlugin"),
+    "dispatches_garbage": listener(
+        "EagerPlugin", {MALFORMED}, "malformed input reached the dispatcher"
+    ),
+    "answers_success_always": listener(
+        "AlwaysSuccessPlugin",
+        {ANSWERED, MALFORMED},
+        "the dispatcher answered FAIL, the client got <Response.SUCCESS: 0>",
+    ),
+    "dispatches_twice": listener(
+        "TwicePlugin",
+        {ANSWERED, MALFORMED, "test_stop_releases_what_start_took"},
+        "reached the dispatcher 2 times",
+    ),
+    "accepts_any_key": keyed(
+        "KeylessListenerPlugin", {WRONG_KEY}, "a request with another key reached the dispatcher"
+    ),
+    "runs_every_copy": keyed(
+        "ForgetfulListenerPlugin", {RETRANSMIT}, "copies sent together ran again"
+    ),
 }
 
 
-def listener_outcomes(
-    pytester: pytest.Pytester, plugin: str, *, keyed: bool = False
-) -> tuple[set[str], set[str], str]:
-    classes = "ListenerContract"
-    harness = "memory_listener_harness"
-    if keyed:
-        classes, harness = (
-            f"{classes}, WrongKeyContract, RetransmitContract",
-            f"keyed_{harness[7:]}",
-        )
-    return outcomes(pytester, LISTENER_TEST.format(classes=classes, plugin=plugin, harness=harness))
-
-
-@pytest.mark.parametrize(
-    ("plugin", "keyed"), [("MemoryListenerPlugin", False), ("KeyedListenerPlugin", True)]
-)
-def test_honest_listeners_pass_every_check(
-    pytester: pytest.Pytester, plugin: str, keyed: bool
+def test_the_listener_suite_fails_each_broken_listener_on_exactly_its_defect(
+    pytester: pytest.Pytester,
 ) -> None:
-    passed, failed, output = listener_outcomes(pytester, plugin, keyed=keyed)
-    assert not failed, output
-    assert passed == LISTENER_CHECKS | ({WRONG_KEY, RETRANSMIT} if keyed else set())
-
-
-@pytest.mark.parametrize(
-    ("plugin", "expected", "message"),
-    [
-        ("EagerPlugin", {"test_malformed_input_is_dropped_and_the_listener_keeps_serving"},
-         "malformed input reached the dispatcher"),
-        ("AlwaysSuccessPlugin", SERVES - {"test_stop_releases_what_start_took"},
-         "the dispatcher answered FAIL, the client got <Response.SUCCESS: 0>"),
-        ("TwicePlugin", SERVES, "reached the dispatcher 2 times"),
-    ],
-    ids=["dispatches-garbage", "answers-success-always", "dispatches-twice"],
-)  # fmt: skip
-def test_a_broken_listener_fails_exactly_the_checks_it_breaks(
-    pytester: pytest.Pytester, plugin: str, expected: set[str], message: str
-) -> None:
-    passed, failed, output = listener_outcomes(pytester, plugin)
-    assert failed == expected, output
-    assert passed == LISTENER_CHECKS - expected
-    assert message in output
-
-
-@pytest.mark.parametrize(
-    ("plugin", "expected", "message"),
-    [
-        ("KeylessListenerPlugin", WRONG_KEY, "a request with another key reached the dispatcher"),
-        ("ForgetfulListenerPlugin", RETRANSMIT, "copies sent together ran again"),
-    ],
-    ids=["accepts-any-key", "runs-every-copy"],
-)
-def test_a_listener_breaking_a_claim_fails_that_check(
-    pytester: pytest.Pytester, plugin: str, expected: str, message: str
-) -> None:
-    passed, failed, output = listener_outcomes(pytester, plugin, keyed=True)
-    assert failed == {expected}, output
-    assert passed == LISTENER_CHECKS | {WRONG_KEY, RETRANSMIT} - {expected}
-    assert message in output
+    outcomes = run_cases(pytester, LISTENER_HEADER, LISTENER_CASES)
+    wrong = []
+    for name, case in LISTENER_CASES.items():
+        every = LISTENER | ({WRONG_KEY, RETRANSMIT} if case.bases == KEYED_BASES else set())
+        wrong += mismatches({name: case}, outcomes, every)
+    assert not wrong, "\n".join(wrong)

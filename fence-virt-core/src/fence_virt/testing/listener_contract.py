@@ -131,11 +131,12 @@ class ServedListener:
             raise AssertionError(f"{what}: no answer within {self.harness.timeout:g} s") from None
 
     async def unanswered(self, send: Awaitable[Response | None]) -> Response | None:
-        """What a send that may rightly get no answer got; ``None`` after the timeout."""
+        """What a send that may rightly get no answer got: ``None`` if it timed out or the
+        client gave up with an error (a refused handshake, a closed connection)."""
         try:
             async with asyncio.timeout(self.harness.timeout):
                 return await send
-        except TimeoutError:
+        except Exception:  # noqa: BLE001 - the client failing is what a refusal looks like
             return None
 
     def calls_for(self, domain: str) -> list[tuple[Operation, str]]:
