@@ -8,9 +8,9 @@ import json
 import subprocess
 from pathlib import Path
 
+from fence_virt.testing.memory import ask
 from fence_virt_testinfra.ours import FENCE_VIRTD
 from fence_virt_testinfra.processes import Daemon
-from fence_virt_testplugins.client import ask
 
 TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 

@@ -15,12 +15,12 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
 
-from fence_virt.protocol import AuthExchange, FenceRequest, HashType, sign_request
+from fence_virt.protocol import AuthExchange, HashType
+from fence_virt.testing.factories import fence_datagram
 from fence_virt_testinfra.c_suite import MulticastSetup, c_fence_virtd
 from fence_virt_testinfra.libvirtd import Libvirtd
 from fence_virt_testinfra.netns import NetNS
@@ -114,15 +114,15 @@ class PyClient:
         hashtype: HashType = HashType.SHA256,
         key: bytes | None = None,
     ) -> bytes:
-        request = FenceRequest.build(
+        return fence_datagram(
             operation,
             domain,
+            key=self.key if key is None else key,
             hashtype=hashtype,
             seqno=seqno,
-            address=ip_address(source),
+            address=source,
             port=self.port if listen_port is None else listen_port,
         )
-        return sign_request(request, self.key if key is None else key).encode()
 
     def send(self, data: bytes, source: str = "127.0.0.1") -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -1,8 +1,9 @@
 """The Daemon application object in-process: several listener instances against one backend,
 per-instance static maps, extensions, start/stop order and failures.
 
-Uses the memory listener and backend and the recorder/deny extensions of the
-fence-virt-testplugins distribution, found through their real entry points."""
+Uses the kit's memory listener and backend (fence_virt.testing.memory) and the recorder/deny
+extensions, registered by the fence-virt-testplugins distribution and found through their real
+entry points."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fence_virt.config import parse_text
 from fence_virt.daemon.app import Daemon
 from fence_virt.errors import ConfigError, PluginError, UserError
 from fence_virt.protocol import Response
-from fence_virt_testplugins.client import ask
+from fence_virt.testing.memory import ask
 
 SUCCESS, FAIL, OFF, PERM = (
     str(int(r)) for r in (Response.SUCCESS, Response.FAIL, Response.OFF, Response.PERM)

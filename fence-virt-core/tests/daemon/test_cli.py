@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from fence_virt.testing.memory import ask
 from fence_virt_testinfra.ours import FENCE_VIRTD
 from fence_virt_testinfra.plugins import install_broken_plugins
 from fence_virt_testinfra.processes import Daemon, wait_until
-from fence_virt_testplugins.client import ask
 
 
 def write_config(path: Path, text: str) -> Path:

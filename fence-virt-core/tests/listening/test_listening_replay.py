@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from fence_virt.listening import ReplayGuard
-from fence_virt.protocol import FenceRequest, HashType, Operation, sign_request
+from fence_virt.protocol import FenceRequest, HashType, Operation
+from fence_virt.testing.factories import fence_request
 
 KEY = bytes(range(256)) * 16
 
 
 def signed(hashtype: HashType = HashType.SHA256) -> FenceRequest:
-    request = FenceRequest.build(Operation.REBOOT, "vm1", hashtype=hashtype, seqno=123456)
-    return sign_request(request, KEY)
+    return fence_request(Operation.REBOOT, "vm1", key=KEY, hashtype=hashtype, seqno=123456)
 
 
 class Clock:

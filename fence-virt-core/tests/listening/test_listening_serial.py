@@ -25,12 +25,13 @@ from fence_virt.protocol import (
     SerialResponse,
     SerialResponseScanner,
 )
+from fence_virt.testing.factories import serial_request
 
 GUEST = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 
 def req(operation: int = Operation.REBOOT, domain: str = "vm1", seqno: int = 4242) -> bytes:
-    return SerialRequest(request=operation, domain=domain, seqno=seqno).encode()
+    return serial_request(operation, domain, seqno=seqno)
 
 
 def requests(events: list[SerialRequest | Skipped]) -> list[SerialRequest]:

@@ -1,7 +1,7 @@
 """The stream session (handshake, answer, reply) over in-memory streams (a socketpair).
 
 The client side is the codec's own ``AuthExchange.for_client``, the same driver our fence_xvm
-uses. The dispatcher is a recording stand-in for core's (conftest ``RecordingDispatcher``):
+uses. The dispatcher is a recording stand-in for core's (the kit's ``RecordingDispatcher``):
 this file tests the listener's side of the Dispatcher contract (what it asks for, what it
 sends back); the real dispatcher and backends are exercised through ``fence_virtd`` in the
 multicast listener's namespace tests.
@@ -27,8 +27,8 @@ from fence_virt.protocol import (
     Operation,
     RequestFlag,
     Response,
-    sign_request,
 )
+from fence_virt.testing.factories import fence_request
 
 KEY = b"shared key\n"
 #: the requester identity the listener vouches for (here: a multicast connect-back address)
@@ -317,8 +317,7 @@ def receive_from(data: bytes, *, close: bool = True, timeout: float = 5) -> Fenc
 
 
 def tcp_request(hashtype: HashType = HashType.SHA256, key: bytes = KEY) -> FenceRequest:
-    request = FenceRequest.build(Operation.REBOOT, "vm1", hashtype=hashtype, seqno=31337)
-    return sign_request(request, key)
+    return fence_request(Operation.REBOOT, "vm1", key=key, hashtype=hashtype, seqno=31337)
 
 
 def test_a_signed_request_on_the_stream_is_received() -> None:

@@ -63,7 +63,7 @@ def test_memory_plugins_are_found_with_their_distribution() -> None:
 def test_load_named_is_case_insensitive() -> None:
     entry = load_named(PluginKind.BACKEND, "MeMoRy")
     assert entry.name == "memory"
-    assert entry.target == "fence_virt_testplugins.backend:MemoryBackendPlugin"
+    assert entry.target == "fence_virt.testing.memory:MemoryBackendPlugin"
 
 
 def test_unknown_name_lists_installed_plugins() -> None:

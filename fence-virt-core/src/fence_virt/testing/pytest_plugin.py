@@ -1,11 +1,25 @@
 """fence-virt-core's pytest plugin (the ``pytest11`` entry point ``fence_virt``).
 
 pytest loads it wherever fence-virt-core is installed, also in plugin authors' own test runs,
-so it may register only fixtures that start nothing and touch nothing outside the test.
-It registers none yet: the listener and backend contract suites and their fixtures will live
-here.
+so importing it starts nothing, and the fixtures it registers touch nothing outside the test:
+
+* ``recording_dispatcher``: a fresh :class:`fence_virt.testing.RecordingDispatcher`, to start
+  a listener with in a listener's own tests.
+
+The contract suites are not fixtures: a test module opts in by subclassing them (see
+:mod:`fence_virt.testing`).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import pytest
+
+from fence_virt.testing.dispatcher import RecordingDispatcher
+
+__all__ = ["recording_dispatcher"]
+
+
+@pytest.fixture
+def recording_dispatcher() -> RecordingDispatcher:
+    """A :class:`RecordingDispatcher` answering SUCCESS, listing two VMs."""
+    return RecordingDispatcher()

@@ -11,7 +11,9 @@ Config::
 
 Protocol: the client writes ``OPERATION [DOMAIN]\\n`` (operation names as fence_xvm's ``-o``:
 null, off, on, reboot, status, monitor, list); the reply is the response code as a decimal
-line, or for ``list`` one ``name uuid state`` line per VM followed by ``.``.
+line, or for ``list`` one ``name uuid state`` line per VM followed by ``.``. Any other line
+(unknown operation, extra words, bytes that are not UTF-8) is answered ``1`` (FAIL) without
+reaching the dispatcher.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from fence_virt import Availability, ConfigSection, Dispatcher, Target, hookimpl
-from fence_virt.protocol import Operation
+from fence_virt.config import ConfigSection
+from fence_virt.hookspecs import hookimpl
+from fence_virt.protocol import Operation, Response
+from fence_virt.types import Availability, Dispatcher, Target
 
-_OPERATIONS = {
+__all__ = ["LIST_WORD", "OPERATION_WORDS", "MemoryListener", "MemoryListenerPlugin"]
+
+#: request words of the line protocol and the operation each asks for
+OPERATION_WORDS = {
     "null": Operation.NULL,
     "off": Operation.OFF,
     "on": Operation.ON,
@@ -32,15 +39,23 @@ _OPERATIONS = {
     "status": Operation.STATUS,
     "monitor": Operation.DEVSTATUS,
 }
+#: the request word of a host list
+LIST_WORD = "list"
+#: the answer to a line that is not a request
+_REFUSED = str(int(Response.FAIL))
 
 
 @dataclass(frozen=True)
 class MemoryListenerConfig:
+    """The ``listeners { memory { ... } }`` block."""
+
     socket: Path | None = None
     requester: str = "memory"
 
 
-class LineListener:
+class MemoryListener:
+    """:class:`fence_virt.Listener` serving the line protocol on a UNIX socket."""
+
     def __init__(self, path: Path, requester: str = "memory") -> None:
         self._path = path
         self._requester = requester
@@ -64,29 +79,29 @@ class LineListener:
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
 
-    async def _answer(self, line: str) -> str:
+    async def _answer(self, line: bytes) -> str:
         assert self._dispatcher is not None
-        words = line.split()
-        if not words:
-            return "1"
-        if words[0] == "list":
+        try:
+            words = line.decode().split()
+        except UnicodeDecodeError:
+            return _REFUSED
+        if words == [LIST_WORD]:
             states = await self._dispatcher.hostlist(self._requester)
             return "".join(f"{s.domain} {s.uuid} {s.state}\n" for s in states) + "."
-        operation = _OPERATIONS.get(words[0])
-        if operation is None:
-            return "1"
+        if not words or len(words) > 2 or words[0] not in OPERATION_WORDS:
+            return _REFUSED
         target = Target(
             domain=words[1] if len(words) > 1 else "",
             by_uuid=False,
             requester=self._requester,
             seqno=0,
         )
-        return str(int(await self._dispatcher.fence(operation, target)))
+        return str(int(await self._dispatcher.fence(OPERATION_WORDS[words[0]], target)))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                writer.write((await self._answer(line.decode(errors="replace"))).encode() + b"\n")
+                writer.write((await self._answer(line)).encode() + b"\n")
                 await writer.drain()
         finally:
             writer.close()
@@ -103,8 +118,8 @@ class MemoryListenerPlugin:
         return Availability.yes(f"socket {settings.socket}")
 
     @hookimpl
-    def fence_virt_listener_create(self, section: ConfigSection) -> LineListener:
+    def fence_virt_listener_create(self, section: ConfigSection) -> MemoryListener:
         settings = section.load(MemoryListenerConfig)
         if settings.socket is None:
             raise section.error("socket", 'needs socket = "PATH";')
-        return LineListener(settings.socket, settings.requester)
+        return MemoryListener(settings.socket, settings.requester)
