@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fence_virt.testing.memory import ask
 from fence_virt_testinfra.c_suite import write_key
-from fence_virt_testplugins.client import ask
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
