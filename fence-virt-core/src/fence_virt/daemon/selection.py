@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fence_virt.config import ConfigNode, ConfigSection, ConfigTree
+from fence_virt.config import ConfigSection, ConfigTree
 from fence_virt.daemon.defaults import BACKEND_PREFERENCE, LISTENER_PREFERENCE
 from fence_virt.daemon.settings import daemon_settings
 from fence_virt.daemon.static_map import StaticMap
@@ -31,6 +31,8 @@ from fence_virt.plugins import (
     build_plugin_manager,
     discover,
     load_named,
+    plugin_block,
+    plugin_section,
 )
 from fence_virt.types import Availability
 
@@ -41,7 +43,6 @@ __all__ = [
     "check_entry",
     "hooks_for",
     "plan_daemon",
-    "plugin_section",
     "rank",
 ]
 
@@ -89,18 +90,6 @@ class DaemonPlan:
         found = [self.backend, *(p.entry for p in self.listeners)]
         found.extend(p.entry for p in self.extensions)
         return list({entry.label: entry for entry in found}.values())
-
-
-def _block(config: ConfigTree, kind: PluginKind, name: str) -> ConfigNode | None:
-    top = config.child(kind.section)
-    return top.child(name) if top is not None else None
-
-
-def plugin_section(config: ConfigTree, kind: PluginKind, name: str) -> ConfigSection:
-    """The block ``listeners { NAME {...} }`` / ``backends {...}`` / ``extensions {...}``."""
-    return ConfigSection(
-        path=f"{kind.section}/{name}", node=_block(config, kind, name), source=config.source
-    )
 
 
 def hooks_for(entry: PluginEntry) -> PluginHooks:
@@ -168,7 +157,7 @@ def _backend(config: ConfigTree, name: str | None) -> tuple[PluginEntry, str]:
 
 def _listener(config: ConfigTree, instance: str) -> ListenerPlan:
     """The plan of the instance named ``instance`` in ``fence_virtd { listener }``."""
-    node = _block(config, PluginKind.LISTENER, instance)
+    node = plugin_block(config, PluginKind.LISTENER, instance)
     plugin = instance
     static_map = StaticMap.from_config(config)
     if node is not None:

@@ -11,6 +11,7 @@ from fence_virt.plugins.discovery import (
 )
 from fence_virt.plugins.facade import PluginHooks
 from fence_virt.plugins.manager import build_plugin_manager
+from fence_virt.plugins.sections import plugin_block, plugin_section
 
 __all__ = [
     "BACKEND_GROUP",
@@ -22,4 +23,6 @@ __all__ = [
     "build_plugin_manager",
     "discover",
     "load_named",
+    "plugin_block",
+    "plugin_section",
 ]

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from fence_virt.config import ConfigSection, ConfigTree
-from fence_virt.plugins import PluginEntry, PluginHooks, PluginKind, build_plugin_manager
+from fence_virt.plugins import (
+    PluginEntry,
+    PluginHooks,
+    PluginKind,
+    build_plugin_manager,
+    plugin_section,
+)
 
 __all__ = ["ContractWarning", "CoroutineRunner", "Plugged", "plug", "single_line"]
 
@@ -59,9 +65,7 @@ def plug(kind: PluginKind, name: str, plugin: object, config: ConfigTree) -> Plu
         obj=plugin,
     )
     hooks = PluginHooks(build_plugin_manager([entry]), [entry])
-    top = config.child(kind.section)
-    node = top.child(name) if top is not None else None
-    section = ConfigSection(path=f"{kind.section}/{name}", node=node, source=config.source)
+    section = plugin_section(config, kind, name)
     return Plugged(entry=entry, hooks=hooks, config=config, section=section)
 
 
