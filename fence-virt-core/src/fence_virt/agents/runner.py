@@ -35,7 +35,7 @@ from fence_virt.agents.console import LOG_ERR, LOG_NOTICE, say
 from fence_virt.agents.options import F_ERR, F_HELP, F_VERSION, AgentArgs
 from fence_virt.protocol.enums import Operation, Response
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 

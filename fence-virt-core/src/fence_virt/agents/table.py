@@ -15,7 +15,7 @@ from fence_virt.protocol.constants import (
     DEFAULT_PORT,
 )
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from collections.abc import Callable
 
