@@ -2,7 +2,7 @@
 
 Run as root from the repository root::
 
-    .venv/bin/python bench/client_startup.py [--runs 100]
+    .venv/bin/python bench/client_startup.py [--runs 100] [--tree NAME=DIR ...] [--interleave]
 
 In one run: a private network namespace (only ``lo``), the C fence_virtd with the multicast
 listener and the libvirt test driver, then hyperfine (``-N``, inside the namespace so that
@@ -11,7 +11,18 @@ the medians, ours - bare, and the target: ours <= C + bare interpreter.
 
 Our agent runs as an installed one would: byte-compiled first and without
 PYTHONDONTWRITEBYTECODE / PYTHONUNBUFFERED from the caller's environment. Two diagnostic rows
-show where our time goes: importing the wire codec, and ``-o metadata`` (no codec, no network).
+show where our time goes: importing the wire codec, and ``-o metadata`` (no network).
+
+To compare code changes (A/B), ``--tree NAME=DIR`` adds rows (``-o status``, ``-o metadata``)
+for our agent loaded from ``DIR``, a directory holding a ``fence_virt`` package (say ``git
+archive`` of another commit unpacked there); a two-line launcher puts ``DIR`` first on
+``sys.path``, so compare tree rows with each other, not with the installed row. hyperfine
+runs one command after the other, and on a shared machine the load drifts in between: a
+difference of a few ms between two rows can be that drift. ``--interleave`` instead runs
+every command once per round, in a new random order each round, ``--runs`` rounds, from a
+small runner inside the namespace that also reads each agent's own CPU time (user + sys,
+from ``wait4``): that column leaves out the daemon's answer and most of the load of other
+processes.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import argparse
 import compileall
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,17 +43,42 @@ from fence_virt_testinfra.netns import netns
 from fence_virt_testinfra.ours import FENCE_XVM as OURS
 
 PYTHON = sys.executable
+C_ROW = "C fence_xvm -o status"
+OUR_ROW = "our fence_xvm -o status"
+BARE_ROW = "bare interpreter (python -c pass)"
+#: wall and CPU times (ms) of every run by command name; CPU may be empty
+Timings = tuple[dict[str, list[float]], dict[str, list[float]]]
 
 
-def commands(key: Path) -> dict[str, str]:
+def commands(key: Path, trees: dict[str, Path]) -> dict[str, str]:
     status = f"-k {key} -o status -H vm1"
-    return {
-        "C fence_xvm -o status": f"{c_suite.C_FENCE_XVM} {status}",
-        "our fence_xvm -o status": f"{OURS} {status}",
-        "bare interpreter (python -c pass)": f"{PYTHON} -c pass",
+    cmds = {
+        C_ROW: f"{c_suite.C_FENCE_XVM} {status}",
+        OUR_ROW: f"{OURS} {status}",
+        BARE_ROW: f"{PYTHON} -c pass",
         "diag: python -c 'import fence_virt.protocol'": f"{PYTHON} -c 'import fence_virt.protocol'",
         "diag: our fence_xvm -o metadata": f"{OURS} -o metadata",
     }
+    for name, launcher in trees.items():
+        cmds[f"{OUR_ROW} [{name}]"] = f"{launcher} {status}"
+        cmds[f"diag: our fence_xvm -o metadata [{name}]"] = f"{launcher} -o metadata"
+    return cmds
+
+
+def launcher(tree: Path, path: Path) -> Path:
+    """An executable that runs fence_xvm from ``tree``, byte-compiled first."""
+    if not (tree / "fence_virt" / "agents" / "xvm.py").is_file():
+        raise SystemExit(f"{tree} holds no fence_virt package with agents/xvm.py")
+    compileall.compile_dir(str(tree / "fence_virt"), quiet=1)
+    path.write_text(
+        f"#!{PYTHON}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(tree)!r})\n"
+        "from fence_virt.agents.xvm import main\n"
+        "sys.exit(main())\n"
+    )
+    path.chmod(0o755)
+    return path
 
 
 def clean_env() -> dict[str, str]:
@@ -51,14 +88,49 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def hyperfine(ns_argv: list[str], cmds: dict[str, str], runs: int, out: Path) -> dict[str, float]:
+def hyperfine(ns_argv: list[str], cmds: dict[str, str], runs: int, out: Path) -> Timings:
+    """Wall times (ms) of every run, by command name; hyperfine reports no CPU time per run."""
     argv = [*ns_argv, "hyperfine", "-N", "--warmup", "10", "--runs", str(runs)]
     argv += ["--export-json", str(out), "--style", "basic"]
     for name, cmd in cmds.items():
         argv += ["--command-name", name, cmd]
     subprocess.run(argv, check=True, env=clean_env())
     results = json.loads(out.read_text())["results"]
-    return {r["command"]: r["median"] * 1000 for r in results}
+    return {r["command"]: [t * 1000 for t in r["times"]] for r in results}, {}
+
+
+# runs inside the namespace: argv[1] the commands (JSON), argv[2] the rounds; prints JSON
+_INTERLEAVED = """
+import json, os, random, shlex, sys, time
+cmds = {name: shlex.split(cmd) for name, cmd in json.loads(sys.argv[1]).items()}
+null = os.open(os.devnull, os.O_WRONLY)
+def once(name):
+    start = time.perf_counter()
+    pid = os.posix_spawn(cmds[name][0], cmds[name], os.environ,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        sys.exit(f"{name} exited with wait status {status}")
+    return (time.perf_counter() - start) * 1000, (usage.ru_utime + usage.ru_stime) * 1000
+for name in cmds:
+    for _ in range(3):
+        once(name)
+wall, cpu = {name: [] for name in cmds}, {name: [] for name in cmds}
+for _ in range(int(sys.argv[2])):
+    for name in random.sample(list(cmds), len(cmds)):
+        w, c = once(name)
+        wall[name].append(w)
+        cpu[name].append(c)
+json.dump([wall, cpu], sys.stdout)
+"""
+
+
+def interleaved(ns_argv: list[str], cmds: dict[str, str], runs: int) -> Timings:
+    """Wall and CPU times (ms) of every run, by command name; rounds in random order."""
+    argv = [*ns_argv, PYTHON, "-c", _INTERLEAVED, json.dumps(cmds), str(runs)]
+    result = subprocess.run(argv, check=True, env=clean_env(), capture_output=True, text=True)
+    wall, cpu = json.loads(result.stdout)
+    return wall, cpu
 
 
 def check(ns_argv: list[str], cmd: str) -> None:
@@ -70,13 +142,15 @@ def check(ns_argv: list[str], cmd: str) -> None:
         raise SystemExit(f"{cmd!r} failed ({result.returncode}): {result.stdout}{result.stderr}")
 
 
-def report(medians: dict[str, float]) -> None:
-    c = medians["C fence_xvm -o status"]
-    ours = medians["our fence_xvm -o status"]
-    bare = medians["bare interpreter (python -c pass)"]
-    print("\nmedians (ms)")
+def report(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    medians = {name: statistics.median(times) for name, times in wall.items()}
+    c = medians[C_ROW]
+    ours = medians[OUR_ROW]
+    bare = medians[BARE_ROW]
+    print("\nmedians (ms): wall" + (", agent CPU (user + sys)" if cpu else ""))
     for name, value in medians.items():
-        print(f"  {name:<46} {value:8.2f}")
+        mine = f" {statistics.median(cpu[name]):8.2f}" if cpu else ""
+        print(f"  {name:<46} {value:8.2f}{mine}")
     print(f"\n  ours - bare interpreter                        {ours - bare:8.2f}")
     print(f"  C                                              {c:8.2f}")
     target = c + bare
@@ -84,22 +158,48 @@ def report(medians: dict[str, float]) -> None:
     print(f"  target ours <= C + bare = {target:.2f} ms: {verdict}")
 
 
+def parse_tree(text: str) -> tuple[str, Path]:
+    name, equals, directory = text.partition("=")
+    if not (name and equals and directory):
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
+    return name, Path(directory).resolve()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=100, help="runs of each command")
+    parser.add_argument(
+        "--interleave", action="store_true", help="one run of each per round, CPU time too"
+    )
+    parser.add_argument(
+        "--tree",
+        type=parse_tree,
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also time our agent from DIR/fence_virt (repeatable)",
+    )
     options = parser.parse_args()
     if not c_suite.have_c_suite():
         raise SystemExit("the C fence-virt suite (fence-virt, fence-virtd) is not installed")
     compileall.compile_dir(str(Path(fence_virt.__file__).parent), quiet=1)
     with tempfile.TemporaryDirectory(prefix="fvt-bench-") as tmp, netns("bench") as ns:
         work = Path(tmp)
+        trees = {
+            name: launcher(tree, work / f"fence_xvm-{index}")
+            for index, (name, tree) in enumerate(options.tree)
+        }
         key = c_suite.write_key(work / "fence_xvm.key")
         setup = c_suite.MulticastSetup(key_file=key, uri=c_suite.write_test_node(work / "node.xml"))
         with c_suite.c_fence_virtd(ns, work / "daemon", setup):
-            cmds = commands(key)
-            for name in ("C fence_xvm -o status", "our fence_xvm -o status"):
-                check(ns.argv(), cmds[name])
-            report(hyperfine(ns.argv(), cmds, options.runs, work / "hyperfine.json"))
+            cmds = commands(key, trees)
+            for name, cmd in cmds.items():
+                if "-o status" in name:
+                    check(ns.argv(), cmd)
+            if options.interleave:
+                report(*interleaved(ns.argv(), cmds, options.runs))
+            else:
+                report(*hyperfine(ns.argv(), cmds, options.runs, work / "hyperfine.json"))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,13 @@ parsed values.
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from fence_virt import agents
 from fence_virt.agents import options, runner, stdin, table
 from fence_virt.agents.argv import getopt
 from fence_virt.agents.options import AgentArgs
@@ -17,9 +22,14 @@ from fence_virt.protocol import (
     DEFAULT_IPV6_GROUP,
     DEFAULT_KEY_FILE,
     DEFAULT_PORT,
+    FENCE_REQ_SIZE,
+    HOSTLIST_RECORD_SIZE,
     HashType,
     Operation,
+    Response,
+    constants,
 )
+from fence_virt.protocol.constants import HOSTLIST_MARKER
 
 
 def parse_argv(*words: str) -> AgentArgs:
@@ -35,13 +45,49 @@ def test_defaults_are_the_c_defaults_and_the_codec_constants() -> None:
     assert (args.op, args.port, args.key_file) == (Operation.REBOOT, DEFAULT_PORT, DEFAULT_KEY_FILE)
     assert (args.hash, args.auth) == (HashType.SHA256, HashType.SHA256)
     assert (args.timeout, args.retrans, args.delay, args.debug) == (30, 20, 0, 0)
-    assert options.DEFAULT_IPV4_GROUP == DEFAULT_IPV4_GROUP
-    assert options.DEFAULT_IPV6_GROUP == DEFAULT_IPV6_GROUP
+    assert (args.mcast_address, args.family) == (None, options.FAMILY_AUTO)
+    options.finalize(args)
+    assert args.mcast_address == DEFAULT_IPV4_GROUP
+    args = parse_argv("-i", "ipv6")
+    options.finalize(args)
+    assert args.mcast_address == DEFAULT_IPV6_GROUP
 
 
-def test_operation_codes_match_the_codec() -> None:
-    codes = {name: value for name, value in vars(options).items() if name.startswith("OP_")}
-    assert {name: Operation[name[3:]] for name in codes} == codes
+def _literals(path: Path) -> Iterator[tuple[str | None, object]]:
+    """``(name, value)`` of every constant in a module: a name for module-level assignments."""
+    tree = ast.parse(path.read_text(), str(path))
+    named: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    named.add(id(node.value))
+                    yield target.id, node.value.value
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and id(node) not in named:
+            yield None, node.value
+
+
+def test_agents_take_every_wire_constant_from_the_codec() -> None:
+    """No agent module re-declares a port, group, key path, size or code of the protocol."""
+    wire = {
+        n: v
+        for n, v in vars(constants).items()
+        if n.isupper() and isinstance(v, int | str | bytes) and not isinstance(v, bool)
+    }
+    wire_names = set(wire) | {f"OP_{op.name}" for op in Operation}
+    wire_names |= {f"RESP_{code.name}" for code in Response} | {f"HASH_{h.name}" for h in HashType}
+    # values distinctive enough to mean the protocol wherever they appear
+    wire_values = {v for v in wire.values() if isinstance(v, str | bytes)}
+    wire_values |= {DEFAULT_PORT, FENCE_REQ_SIZE, HOSTLIST_MARKER, HOSTLIST_RECORD_SIZE}
+    found = []
+    for path in sorted(Path(agents.__file__).parent.glob("*.py")):
+        for name, value in _literals(path):
+            bare = name.lstrip("_") if name else None
+            if bare in wire_names or value in wire_values:
+                found.append(f"{path.name}: {name or 'literal'} = {value!r}")
+    assert found == []
 
 
 def test_getopt_clusters_attached_and_separate_arguments() -> None:

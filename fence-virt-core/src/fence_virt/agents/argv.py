@@ -14,7 +14,7 @@ import os
 
 from fence_virt.agents.console import warn
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 

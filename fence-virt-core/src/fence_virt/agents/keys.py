@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from fence_virt.agents.console import say
+from fence_virt.protocol.enums import HashType
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from fence_virt.agents.options import AgentArgs
-
-_NONE = 0
 
 
 def load_key(args: AgentArgs) -> bytes | None:
@@ -17,8 +16,9 @@ def load_key(args: AgentArgs) -> bytes | None:
     The C agent printed "trying without authentication" and sent an unsigned request that a
     default host drops, so the run ended in a 30-second timeout; we stop here instead.
     """
-    if args.auth == _NONE and args.hash == _NONE:
+    if args.auth is HashType.NONE and args.hash is HashType.NONE:
         return b""
+    # only a run that sends needs the key file
     from fence_virt.protocol.keyfile import KeyFileError, read_key_file  # noqa: PLC0415
 
     try:

@@ -13,17 +13,16 @@ import os
 
 from fence_virt.agents.console import say
 from fence_virt.agents.numbers import atoi, c_int, strtol
-
-# fence_cmd_t codes (= fence_virt.protocol.Operation; kept here so parsing needs no codec)
-OP_NULL = 0
-OP_OFF = 1
-OP_REBOOT = 2
-OP_ON = 3
-OP_STATUS = 4
-OP_DEVSTATUS = 5
-OP_HOSTLIST = 6
-OP_METADATA = 7
-OP_VALIDATEALL = 8
+from fence_virt.protocol.constants import (
+    AF_INET6_WIRE,
+    AF_INET_WIRE,
+    DEFAULT_IPV4_GROUP,
+    DEFAULT_IPV6_GROUP,
+    DEFAULT_KEY_FILE,
+    DEFAULT_PORT,
+    DOMAIN_FIELD_SIZE,
+)
+from fence_virt.protocol.enums import HashType, Operation
 
 # args->flags bits as the C agent's debug dump shows them (F_ERR 4, F_USE_UUID 16)
 F_ERR = 0x04
@@ -31,39 +30,31 @@ F_HELP = 0x08
 F_USE_UUID = 0x10
 F_VERSION = 0x20
 
-# Linux address families as args->net.family holds them (0 = auto)
+# args->net.family: 0 = auto, else the Linux address family, as fence_req_t.family carries it
 FAMILY_AUTO = 0
-FAMILY_IPV4 = 2
-FAMILY_IPV6 = 10
+FAMILY_IPV4 = AF_INET_WIRE
+FAMILY_IPV6 = AF_INET6_WIRE
 
 MODE_MULTICAST = 0
 MODE_SERIAL = 1
 MODE_TCP = 2
 MODE_VSOCK = 3
 
-DEFAULT_KEY_FILE = "/etc/cluster/fence_xvm.key"
-DEFAULT_PORT = 1229
-DEFAULT_IPV4_GROUP = "225.0.0.12"
-DEFAULT_IPV6_GROUP = "ff05::3:1"
 DEFAULT_SERIAL_PARAMS = "115200,8N1"
 DEFAULT_CHANNEL_ADDRESS = "10.0.2.179"
-#: fence_req_t.domain holds 63 bytes and a NUL (MAX_DOMAINNAME_LENGTH = 64)
-DOMAIN_FIELD_SIZE = 64
 
 _OPERATIONS = {
-    "null": OP_NULL,
-    "on": OP_ON,
-    "off": OP_OFF,
-    "reboot": OP_REBOOT,
-    "status": OP_STATUS,
-    "monitor": OP_DEVSTATUS,
-    "list": OP_HOSTLIST,
-    "list-status": OP_HOSTLIST,
-    "metadata": OP_METADATA,
-    "validate-all": OP_VALIDATEALL,
+    "null": Operation.NULL,
+    "on": Operation.ON,
+    "off": Operation.OFF,
+    "reboot": Operation.REBOOT,
+    "status": Operation.STATUS,
+    "monitor": Operation.DEVSTATUS,
+    "list": Operation.HOSTLIST,
+    "list-status": Operation.HOSTLIST,
+    "metadata": Operation.METADATA,
+    "validate-all": Operation.VALIDATEALL,
 }
-#: fence_hash_t / fence_auth_type_t (= fence_virt.protocol.HashType)
-_HASHES = {"none": 0, "sha1": 1, "sha256": 2, "sha512": 3}
 _FAMILIES = {"ipv4": FAMILY_IPV4, "ipv6": FAMILY_IPV6, "auto": FAMILY_AUTO}
 
 
@@ -72,7 +63,7 @@ class AgentArgs:
 
     def __init__(self, mode: int = MODE_MULTICAST) -> None:
         self.domain: str | None = None
-        self.op = OP_REBOOT
+        self.op = Operation.REBOOT
         self.mode = mode
         self.debug = 0
         self.timeout = 30
@@ -84,8 +75,8 @@ class AgentArgs:
         self.cid = 0
         self.key_file = DEFAULT_KEY_FILE
         self.port = DEFAULT_PORT
-        self.hash = _HASHES["sha256"]
-        self.auth = _HASHES["sha256"]
+        self.hash = HashType.SHA256
+        self.auth = HashType.SHA256
         self.family = FAMILY_AUTO
         self.ifindex = 0
         self.serial_device: str | None = None
@@ -178,21 +169,19 @@ def set_retrans(args: AgentArgs, value: str | None) -> None:
 def set_hash(args: AgentArgs, value: str | None) -> None:
     if value is None:
         return
-    code = _HASHES.get(value.lower())
-    if code is None:
+    try:
+        args.hash = HashType.parse(value)
+    except ValueError:
         args.error(f"Unsupported hash: {value}")
-    else:
-        args.hash = code
 
 
 def set_auth(args: AgentArgs, value: str | None) -> None:
     if value is None:
         return
-    code = _HASHES.get(value.lower())
-    if code is None:
+    try:
+        args.auth = HashType.parse(value)
+    except ValueError:
         args.error(f"Unsupported auth type: {value}")
-    else:
-        args.auth = code
 
 
 def set_key_file(args: AgentArgs, value: str | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fence_virt.agents import table
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from fence_virt.agents.options import AgentArgs
 

@@ -1,6 +1,8 @@
 """SHA-1/256/512 digests for the keyed hashes, from the cheapest module to import.
 
-:mod:`hashlib` loads OpenSSL's ``_hashlib`` (~2 ms on every agent start); CPython's builtin
+:mod:`hashlib` loads OpenSSL's ``_hashlib``: +3.7-5.1 ms of CPU time on every ``fence_xvm
+-o status``, measured with ``bench/client_startup.py --interleave`` (the table in
+:mod:`fence_virt.agents`; ``python -X importtime`` gives hashlib 2.8 ms). CPython's builtin
 ``_sha1``/``_sha256``/``_sha512`` (``_sha2`` from 3.12) compute the same digests. hashlib is
 the fallback where they are missing, and the first choice once something else has loaded it
 (as in the daemon): OpenSSL hashes a 4 KiB key about five times faster.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

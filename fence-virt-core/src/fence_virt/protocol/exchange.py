@@ -28,7 +28,7 @@ from fence_virt.protocol.auth import (
 )
 from fence_virt.protocol.constants import CHALLENGE_SIZE
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from fence_virt.protocol.enums import HashType
 

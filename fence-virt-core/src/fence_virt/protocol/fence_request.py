@@ -21,7 +21,7 @@ from fence_virt.protocol.constants import (
 )
 from fence_virt.protocol.enums import HashType, Operation, RequestFlag
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from ipaddress import IPv4Address, IPv6Address
     from typing import Final, Protocol
