@@ -101,7 +101,11 @@ def test_daemon_refuses_to_start_without_its_hypervisor(tmp_path, private_libvir
         check=False,
     )
     assert result.returncode == 1
-    assert "cannot connect to test+unix:///default" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("fence_virtd: backend libvirt failed to start: ")
+    assert "cannot connect to test+unix:///default" in last
+    assert last.endswith("(fence_virtd -w retries until it can)")
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "fv.sock").exists()
 
 

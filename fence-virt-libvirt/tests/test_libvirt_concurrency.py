@@ -53,3 +53,29 @@ def test_concurrent_requests_after_a_restart_share_one_reconnect(
         answers = list(pool.map(lambda _: fence(fencer, "status", "test"), range(THREADS)))
     assert answers == [Response.SUCCESS] * THREADS
     assert caplog.text.count("reconnected to") == 1
+
+
+def test_a_name_and_a_uuid_of_one_vm_are_one_vm(tmp_path, start_fencer, fence):
+    """Core serializes by the text a request names: ``reboot <uuid>`` and ``off <name>`` of
+    one VM reach the fencer together. The off must wait for the reboot, else it sees the VM
+    shut off half-way, answers success, and the reboot starts the VM again."""
+    import threading
+
+    from fence_virt import Target
+
+    fencer = start_fencer(node_file(tmp_path / "one.xml", 1))
+    answers: list[Response] = []
+    by_uuid = Target(
+        domain="c0c0c0c0-0000-4000-8000-000000000000", by_uuid=True, requester="t", seqno=1
+    )
+    with fencer._find(by_uuid, "reboot") as found:
+        assert found is not None
+        off = threading.Thread(target=lambda: answers.append(fence(fencer, "off", "vm00")))
+        off.start()
+        off.join(0.5)
+        assert off.is_alive(), "off ran while another operation held the same VM"
+        assert answers == []
+    off.join(10)
+    assert answers == [Response.SUCCESS]
+    assert fence(fencer, "status", "vm00") is Response.OFF
+    assert len(fencer._locks) == 0

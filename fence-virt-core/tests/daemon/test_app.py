@@ -174,3 +174,36 @@ def test_request_stop_ends_run(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert not (tmp_path / "a.sock").exists()
+
+
+def test_every_extensions_block_counts(tmp_path: Path) -> None:
+    """Unlike C's last-block-wins, a second ``extensions`` block must not drop an authorizer."""
+    record = tmp_path / "requests.jsonl"
+    text = f"""
+fence_virtd {{ listener = "memory"; backend = "memory"; }}
+listeners {{ memory {{ socket = "{tmp_path}/m.sock"; }} }}
+extensions {{ deny {{ domain = "vm2"; }} }}
+extensions {{ recorder {{ file = "{record}"; }} }}
+"""
+    daemon = Daemon.from_config(parse_text(text))
+
+    async def main() -> list[str]:
+        async with daemon:
+            answers = await asked(tmp_path / "m.sock", "off vm2", "off vm1")
+            await asyncio.sleep(0.05)
+        return answers
+
+    assert asyncio.run(main()) == [PERM, SUCCESS]
+    assert len(record.read_text().splitlines()) == 2
+
+
+def test_an_extension_configured_twice_is_a_config_error() -> None:
+    text = (
+        'fence_virtd { listener = "memory"; backend = "memory"; }\n'
+        'extensions { deny { domain = "vm1"; } }\n'
+        "extensions {\n deny { }\n}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"^x.conf:4: extensions/deny: configured twice \(first at line 2\)"
+    ):
+        Daemon.from_config(parse_text(text, source="x.conf"))

@@ -241,3 +241,40 @@ def test_debug_above_three_dumps_the_configuration(tmp_path: Path) -> None:
     log = daemon.log()
     assert f"configuration from {config}:" in log
     assert '\tvm = "vm2";' in log
+
+
+def test_list_plugins_reports_plugins_the_daemon_would_refuse(
+    tmp_path: Path, broken_env: dict[str, str]
+) -> None:
+    """A misspelt hook and a misspelt entry-point group are BROKEN, not 'not enabled'."""
+    result = fence_virtd(
+        "--list-plugins", "--json", "-f", str(memory_config(tmp_path)), env=broken_env
+    )
+    assert result.returncode == 1
+    rows = {(r["kind"], r["name"]): r for r in json.loads(result.stdout)}
+    typo = rows[("extension", "typo-hook")]
+    assert typo["loads"] is False
+    assert "'fence_virt_authorise' (did you mean 'fence_virt_authorize'?)" in typo["reason"]
+    assert "fence-virt-brokenplugin" in typo["reason"]
+    stray = rows[("unknown", "misgrouped")]
+    assert stray["distribution"] == "fence-virt-brokenplugin"
+    assert "entry-point group 'fence_virt.backend' is not one fence_virtd reads" in stray["reason"]
+    table = fence_virtd("--list-plugins", "-f", str(memory_config(tmp_path)), env=broken_env)
+    assert table.returncode == 1
+    assert "typo-hook" in table.stdout
+    assert "BROKEN" in table.stdout
+
+
+def test_enabled_extension_with_a_misspelt_hook_stops_the_daemon(
+    tmp_path: Path, broken_env: dict[str, str]
+) -> None:
+    config = memory_config(tmp_path)
+    config.write_text(config.read_text() + "extensions { typo-hook { } }\n")
+    result = fence_virtd("-F", "-f", str(config), "-p", str(tmp_path / "p"), env=broken_env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "fence_virtd: plugin 'fence_virt.extensions:typo-hook' (fence-virt-brokenplugin): "
+        "implements hooks that do not exist: 'fence_virt_authorise' "
+        "(did you mean 'fence_virt_authorize'?)"
+    )
+    assert "Traceback" not in result.stderr

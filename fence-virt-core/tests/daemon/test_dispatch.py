@@ -22,6 +22,9 @@ from fence_virt.errors import BackendError, PluginError
 from fence_virt.plugins import PluginEntry, PluginHooks, PluginKind, build_plugin_manager
 from fence_virt.protocol import HostState, Operation, Response
 
+#: VMs whose every operation answers this code
+CODES = {"hostlist-code": Response.HOSTLIST, "perm-code": Response.PERM, "off-code": Response.OFF}
+
 VMS = [
     HostState(domain="vm1", uuid="11111111-1111-1111-1111-111111111111", state=1),
     HostState(domain="vm3", uuid="33333333-3333-3333-3333-333333333333", state=5),
@@ -59,6 +62,8 @@ class SlowBackend:
             return 42
         if target.domain == "false":
             return False  # == 0 == SUCCESS: must not be read as success
+        if target.domain in CODES:
+            return CODES[target.domain]
         with self.lock:
             self.active[target.domain] = self.active.get(target.domain, 0) + 1
             self.max_active[target.domain] = max(
@@ -211,11 +216,22 @@ def test_same_vm_serialized_other_vms_concurrent() -> None:
     assert backend.max_total >= 2
 
 
-@pytest.mark.parametrize("domain", ["boom", "bug", "garbage", "false"])
+@pytest.mark.parametrize(
+    "domain", ["boom", "bug", "garbage", "false", "hostlist-code", "perm-code", "off-code"]
+)
 @pytest.mark.parametrize("operation", [Operation.OFF, Operation.ON, Operation.REBOOT])
 def test_backend_errors_and_bad_values_become_fail(operation: Operation, domain: str) -> None:
+    """0xFD from an off would make the C agent read a host list and exit 0: a false success."""
     dispatcher = make_dispatcher(SlowBackend())
     assert fence(dispatcher, operation, domain) is Response.FAIL
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [("off-code", Response.OFF), ("perm-code", Response.FAIL), ("hostlist-code", Response.FAIL)],
+)
+def test_status_may_answer_off_and_nothing_stranger(domain: str, expected: Response) -> None:
+    assert fence(make_dispatcher(SlowBackend()), Operation.STATUS, domain) is expected
 
 
 def test_each_operation_reaches_its_own_method() -> None:
@@ -367,8 +383,27 @@ def test_misspelled_hook_is_refused() -> None:
         def fence_virt_backend_craete(self) -> object:
             return self.backend
 
-    with pytest.raises(PluginError, match="fence_virt_backend_craete"):
+    with pytest.raises(PluginError) as info:
         build_plugin_manager([entry(Typo(SlowBackend()), "typo")])
+    assert str(info.value) == (
+        "plugin 'fence_virt.backends:typo' (typo-dist): implements hooks that do not exist: "
+        "'fence_virt_backend_craete' (did you mean 'fence_virt_backend_create'?)"
+    )
+
+
+def test_a_wrong_argument_name_is_one_line() -> None:
+    class WrongArgument(BackendPlugin):
+        @hookimpl
+        def fence_virt_backend_check(self, sectoin: object) -> Availability:
+            del sectoin
+            return Availability.yes("x")
+
+    with pytest.raises(PluginError) as info:
+        build_plugin_manager([entry(WrongArgument(SlowBackend()), "wrongarg")])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "sectoin" in message
+    assert "object at 0x" not in message
 
 
 def test_create_returning_a_non_backend_names_the_plugin() -> None:
@@ -381,6 +416,8 @@ def test_create_returning_a_non_backend_names_the_plugin() -> None:
     hooks = PluginHooks(build_plugin_manager([main]), [main])
 
     with pytest.raises(
-        PluginError, match=r"fence_virt.backends:wrong' \(wrong-dist\).*not a Backend"
+        PluginError,
+        match=r"fence_virt.backends:wrong' \(wrong-dist\).*returned a object without "
+        r"describe, devstatus, hostlist, off, on, reboot, start, status, stop, not a Backend",
     ):
         hooks.backend_create(main, ConfigSection("backends/wrong"), ConfigTree())

@@ -12,7 +12,9 @@ report success for a VM that still runs; each difference is named in the method'
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import libvirt
@@ -70,26 +72,42 @@ class Fencer:
     def __init__(self, hypervisors: Sequence[Hypervisor], timeout: float) -> None:
         self.hypervisors = tuple(hypervisors)
         self.timeout = timeout
+        self._locks = _UuidLocks()
 
     def close(self) -> None:
         """Close every hypervisor's connection."""
         for hv in self.hypervisors:
             hv.close()
 
-    def _find(self, target: Target, operation: str) -> Located | None:
-        found = locate(self.hypervisors, target.domain, by_uuid=target.by_uuid)
-        if found is None:
+    @contextmanager
+    def _find(self, target: Target, operation: str) -> Iterator[Located | None]:
+        """The VM, looked up afresh while its UUID's lock is held; ``None`` if unknown.
+
+        Core serializes requests by the text they name a VM with, so ``reboot <uuid>`` and
+        ``off <name>`` of one VM could otherwise interleave: the off would see the VM shut
+        off half-way through the reboot, answer success, and the reboot would start it again.
+        """
+        first = locate(self.hypervisors, target.domain, by_uuid=target.by_uuid)
+        if first is None:
             where = ", ".join(hv.uri for hv in self.hypervisors)
             log.warning("%s %s: no such VM on %s", operation, target.domain, where)
-        return found
+            yield None
+            return
+        with self._locks.hold(first.uuid):
+            # its state (or even its copy) may have changed while we waited for the lock
+            found = locate(self.hypervisors, first.uuid, by_uuid=True)
+            if found is None:
+                log.warning("%s %s: VM %s vanished meanwhile", operation, target.domain, first)
+            yield found
 
     # off ------------------------------------------------------------------------------------
 
     def off(self, target: Target) -> Response:
         """SUCCESS once the VM is shut off (or gone, if transient); already off: SUCCESS."""
-        found = self._find(target, "off")
-        if found is None:
-            return Response.FAIL
+        with self._find(target, "off") as found:
+            return Response.FAIL if found is None else self._off(found)
+
+    def _off(self, found: Located) -> Response:
         if found.state == DomainState.SHUTOFF:
             log.info("off: VM %s is already off", found)
             return Response.SUCCESS
@@ -106,9 +124,10 @@ class Fencer:
 
     def on(self, target: Target) -> Response:
         """SUCCESS once the VM runs; any state but shut off counts as on already (as C)."""
-        found = self._find(target, "on")
-        if found is None:
-            return Response.FAIL
+        with self._find(target, "on") as found:
+            return Response.FAIL if found is None else self._on(found)
+
+    def _on(self, found: Located) -> Response:
         if found.state != DomainState.SHUTOFF:
             log.info("on: VM %s is already on (%s)", found, state_name(found.state))
             return Response.SUCCESS
@@ -127,9 +146,10 @@ class Fencer:
         """Destroy, wait until shut off, start (a transient VM from its saved XML), wait until
         it runs: SUCCESS only then. A shut-off VM stays off (SUCCESS, as C). A VM that is off
         but does not start again raises :class:`BackendError` (C answers success)."""
-        found = self._find(target, "reboot")
-        if found is None:
-            return Response.FAIL
+        with self._find(target, "reboot") as found:
+            return Response.FAIL if found is None else self._reboot(found)
+
+    def _reboot(self, found: Located) -> Response:
         if found.state == DomainState.SHUTOFF:
             log.info("reboot: VM %s is off; left off", found)
             return Response.SUCCESS
@@ -150,9 +170,10 @@ class Fencer:
 
     def status(self, target: Target) -> Response:
         """OFF if shut off, SUCCESS in every other state, FAIL if unknown."""
-        found = self._find(target, "status")
-        if found is None:
-            return Response.FAIL
+        with self._find(target, "status") as found:
+            return Response.FAIL if found is None else self._status(found)
+
+    def _status(self, found: Located) -> Response:
         return Response.OFF if found.state == DomainState.SHUTOFF else Response.SUCCESS
 
     def devstatus(self) -> Response:
@@ -169,6 +190,34 @@ class Fencer:
     def hostlist(self) -> list[HostState]:
         """Every URI's domains, sorted by name case-insensitively (see :func:`list_all`)."""
         return list_all(self.hypervisors)
+
+
+class _UuidLocks:
+    """One thread lock per domain UUID, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, vm_uuid: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(vm_uuid, (threading.Lock(), 0))
+            self._locks[vm_uuid] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[vm_uuid]
+                if users == 1:
+                    del self._locks[vm_uuid]
+                else:
+                    self._locks[vm_uuid] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
 
 
 def _destroy_unless_off(conn: Any, vm_uuid: str) -> None:

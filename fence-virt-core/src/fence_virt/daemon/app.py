@@ -106,6 +106,11 @@ class Daemon:
         for chosen in plan.listeners:
             _log_choice(chosen.entry, "listener", chosen.why, instance=chosen.name)
         _log_choice(plan.backend, "backend", plan.backend_why)
+        for extension in plan.extensions:
+            node = extension.section.node
+            where = f"{extension.section.source}:{node.line if node is not None else 0}"
+            why = f"enabled by its block at {where}"
+            _log_choice(extension.entry, "extension", why)
         listeners = [
             ListenerInstance(
                 name=chosen.name,
@@ -148,8 +153,8 @@ class Daemon:
             (nothing is running then), else ``True``.
         :raises fence_virt.errors.UserError: a listener cannot start (port in use, ...),
             named with its instance; what had started is stopped first.
-        :raises fence_virt.errors.BackendError: the backend cannot start (and
-            ``wait_for_backend`` is off).
+        :raises fence_virt.errors.UserError: also when the backend cannot start (its
+            BackendError, with ``wait_for_backend`` off).
         """
         if self._runner is not None:
             raise LocalError("daemon started twice")
@@ -178,7 +183,10 @@ class Daemon:
                 await runner.start()
             except BackendError as exc:
                 if not self.wait_for_backend:
-                    raise
+                    raise UserError(
+                        f"backend {self.backend_entry.name} failed to start: {exc} "
+                        "(fence_virtd -w retries until it can)"
+                    ) from exc
                 log.warning(
                     "backend %s failed to start (%s); retrying in %.0f s",
                     self.backend_entry.name,

@@ -47,6 +47,15 @@ _T = TypeVar("_T")
 
 #: operations the static map and the authorization hooks guard (c-suite-spec §5.8)
 GUARDED = frozenset({Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS})
+#: the codes a backend may answer for each operation (fence_virt.Backend); anything else is
+#: the backend's failure
+ANSWERS = {
+    Operation.OFF: frozenset({Response.SUCCESS, Response.FAIL}),
+    Operation.ON: frozenset({Response.SUCCESS, Response.FAIL}),
+    Operation.REBOOT: frozenset({Response.SUCCESS, Response.FAIL}),
+    Operation.STATUS: frozenset({Response.SUCCESS, Response.OFF, Response.FAIL}),
+    Operation.DEVSTATUS: frozenset({Response.SUCCESS, Response.FAIL}),
+}
 
 
 class KeyedLocks:
@@ -118,24 +127,37 @@ class BackendRunner:
     async def stop(self) -> None:
         await self.call(self.backend.stop)
 
-    def _response(self, value: object, what: str) -> Response:
-        """``value`` as a response code; a bool is refused (``False == 0`` is SUCCESS)."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            try:
-                return Response(value)
-            except ValueError:
-                pass
-        raise self.entry.failure(f"{what} returned {value!r}, not a response code")
+    def _response(self, value: object, operation: Operation) -> Response:
+        """``value`` if it is a code ``operation`` may answer (:data:`ANSWERS`), else failure.
+
+        A bool is refused (``False == 0`` would be SUCCESS), and so is every code the
+        operation has no business sending: PERM belongs to the permission checks, and 0xFD
+        (HOSTLIST) makes the C agent read a host list and exit 0 for an ``off``.
+        """
+        allowed = ANSWERS[operation]
+        if isinstance(value, int) and not isinstance(value, bool) and value in allowed:
+            return Response(value)
+        names = "/".join(code.name for code in sorted(allowed))
+        raise self.entry.failure(
+            f"{operation.name.lower()} returned {value!r}; it may answer only {names}"
+        )
 
     async def operate(self, operation: Operation, target: Target) -> Response:
-        """Carry out off/on/reboot/status on ``target``, one at a time per VM."""
+        """Carry out off/on/reboot/status on ``target``, one at a time per VM.
+
+        The lock key is the VM's UUID when the request names one (two spellings of one UUID
+        are one VM), else its case-folded name; backends that can tell a name and a UUID of
+        the same VM apart from core's view serialize those themselves (the libvirt library
+        locks per domain UUID).
+        """
         method = _vm_method(self.backend, operation)
-        async with self._locks.hold(target.domain.casefold()):
+        async with self._locks.hold(target.uuid or target.domain.casefold()):
             value = await self.call(method, target)
-        return self._response(value, operation.name.lower())
+        return self._response(value, operation)
 
     async def devstatus(self) -> Response:
-        return self._response(await self.call(self.backend.devstatus), "devstatus")
+        value = await self.call(self.backend.devstatus)
+        return self._response(value, Operation.DEVSTATUS)
 
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         value = await self.call(self.backend.hostlist, requester)

@@ -1,13 +1,20 @@
-"""``fence_virtd --list-plugins``: what is installed, whether it loads, whether it can run here."""
+"""``fence_virtd --list-plugins``: what is installed, whether it loads, whether it can run here.
+
+A plugin that cannot be imported, or that the daemon would refuse to register (a hook that
+does not exist, a required hook missing), is BROKEN and makes the command exit 1. So is an
+entry-point group that looks like ours but is not one of the three (a misspelt
+``fence_virt.backend``): its plugins would otherwise never be seen.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from dataclasses import asdict, dataclass
 
 from fence_virt.config import ConfigTree
 from fence_virt.daemon.selection import check_entry, hooks_for, rank
-from fence_virt.errors import FenceVirtError
+from fence_virt.errors import FenceVirtError, PluginError
 from fence_virt.plugins import PluginEntry, PluginKind, discover
 
 __all__ = ["PluginRow", "collect_rows", "render_json", "render_table"]
@@ -31,10 +38,15 @@ class PluginRow:
 
 def _row(entry: PluginEntry, config: ConfigTree) -> PluginRow:
     usable, reason = False, entry.error or ""
+    loads = entry.loaded
     hooks: tuple[str, ...] = ()
-    if entry.loaded:
+    if loads:
         try:
             facade = hooks_for(entry)
+        except PluginError as exc:
+            loads, reason = False, str(exc)
+    if loads:
+        try:
             hooks = tuple(facade.implemented_hooks())
             availability = check_entry(entry, config, facade)
             usable, reason = availability.usable, availability.reason
@@ -49,15 +61,45 @@ def _row(entry: PluginEntry, config: ConfigTree) -> PluginRow:
         version=entry.version,
         target=entry.target,
         description=entry.description if entry.loaded else "",
-        loads=entry.loaded,
+        loads=loads,
         usable=usable,
         reason=reason,
         hooks=hooks,
     )
 
 
+def _stray_groups() -> list[PluginRow]:
+    """A row per entry point in a group that looks like ours but is none of the three."""
+    ours = {kind.group for kind in PluginKind}
+    rows = []
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group in ours or not ep.group.casefold().startswith(("fence_virt", "fence-virt")):
+                continue
+            rows.append(_stray_row(ep, dist, ours))
+    return rows
+
+
+def _stray_row(
+    ep: importlib.metadata.EntryPoint, dist: importlib.metadata.Distribution, ours: set[str]
+) -> PluginRow:
+    return PluginRow(
+        kind="unknown",
+        name=ep.name,
+        distribution=dist.metadata["Name"],
+        version=dist.version,
+        target=ep.value,
+        description="",
+        loads=False,
+        usable=False,
+        reason=f"entry-point group {ep.group!r} is not one fence_virtd reads "
+        f"({', '.join(sorted(ours))}): the plugin is never used",
+    )
+
+
 def collect_rows(config: ConfigTree) -> list[PluginRow]:
-    return [_row(e, config) for kind in PluginKind for e in rank(discover(kind), kind)]
+    rows = [_row(e, config) for kind in PluginKind for e in rank(discover(kind), kind)]
+    return rows + _stray_groups()
 
 
 def render_json(rows: list[PluginRow]) -> str:

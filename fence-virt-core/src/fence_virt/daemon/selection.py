@@ -41,6 +41,7 @@ __all__ = [
     "ExtensionPlan",
     "ListenerPlan",
     "check_entry",
+    "extension_blocks",
     "hooks_for",
     "plan_daemon",
     "rank",
@@ -107,8 +108,9 @@ def check_entry(
         return hooks.listener_check(entry, section, config)
     if entry.kind is PluginKind.BACKEND:
         return hooks.backend_check(entry, section, config)
-    if section.present:
-        return Availability.yes(f"enabled by its block {section.path}")
+    enabled = extension_blocks(config).get(entry.name.casefold())
+    if enabled is not None:
+        return Availability.yes(f"enabled by its block {enabled.path}")
     return Availability.no(f"not enabled (add a block {section.path} {{ }})")
 
 
@@ -191,17 +193,32 @@ def _listeners(config: ConfigTree, names: tuple[str, ...]) -> tuple[ListenerPlan
     return tuple(_listener(config, name) for name in names)
 
 
+def extension_blocks(config: ConfigTree) -> dict[str, ConfigSection]:
+    """Every extension block, from every top-level ``extensions`` block, by folded name.
+
+    Unlike C's blocks, where the last of a name wins, all ``extensions`` blocks count: an
+    authorization extension must not be dropped because a second block was added below.
+
+    :raises fence_virt.errors.ConfigError: an extension configured twice (file:line).
+    """
+    found: dict[str, ConfigSection] = {}
+    for top in config.children_named(PluginKind.EXTENSION.section):
+        for block in top.children:
+            earlier = found.get(block.name.casefold())
+            if earlier is not None:
+                first = earlier.node.line if earlier.node is not None else 0
+                raise block.error(
+                    None, f"extensions/{block.name}: configured twice (first at line {first})"
+                )
+            path = f"{PluginKind.EXTENSION.section}/{block.name}"
+            found[block.name.casefold()] = ConfigSection(path, block, config.source)
+    return found
+
+
 def _extensions(config: ConfigTree) -> tuple[ExtensionPlan, ...]:
-    top = config.child(PluginKind.EXTENSION.section)
-    if top is None:
-        return ()
-    names = list(dict.fromkeys(child.name for child in top.children))
     return tuple(
-        ExtensionPlan(
-            load_named(PluginKind.EXTENSION, name),
-            plugin_section(config, PluginKind.EXTENSION, name),
-        )
-        for name in names
+        ExtensionPlan(load_named(PluginKind.EXTENSION, section.name), section)
+        for section in extension_blocks(config).values()
     )
 
 

@@ -91,7 +91,7 @@ class PluginHooks:
         hook = "fence_virt_listener_create"
         value = self._call_one(hook, entry, section=section, config=config)
         if not isinstance(value, Listener):
-            raise entry.failure(f"fence_virt_listener_create returned {value!r}, not a Listener")
+            raise entry.failure(f"{hook} returned {_lacking(value, Listener)}, not a Listener")
         return value
 
     def backend_check(
@@ -107,7 +107,7 @@ class PluginHooks:
         hook = "fence_virt_backend_create"
         value = self._call_one(hook, entry, section=section, config=config)
         if not isinstance(value, Backend):
-            raise entry.failure(f"fence_virt_backend_create returned {value!r}, not a Backend")
+            raise entry.failure(f"{hook} returned {_lacking(value, Backend)}, not a Backend")
         return value
 
     def extension_configure(
@@ -143,8 +143,14 @@ class PluginHooks:
         for label, caller in self._authorizers:
             try:
                 answers = caller(operation=operation, target=target, listener=listener, vm=vm)
-            except Exception:
-                log.exception("authorization plugin %s failed; refusing", self._describe(label))
+            except Exception as exc:
+                log.error(
+                    "authorization plugin %s failed (%s: %s); refusing",
+                    self._describe(label),
+                    type(exc).__name__,
+                    exc,
+                )
+                log.debug("authorization plugin %s failed", label, exc_info=True)
                 return f"{label} failed"
             for answer in answers:
                 if answer is False:
@@ -163,8 +169,16 @@ class PluginHooks:
         for label, caller in self._observers:
             try:
                 caller(request=request)
-            except Exception:
-                log.exception("request observer %s failed", self._describe(label))
+            except Exception as exc:
+                # one line per failure; the traceback only at -d 1 (an observer runs for
+                # every request: a broken one must not flood the journal with tracebacks)
+                log.error(
+                    "request observer %s failed: %s: %s",
+                    self._describe(label),
+                    type(exc).__name__,
+                    exc,
+                )
+                log.debug("request observer %s failed", label, exc_info=True)
 
     # introspection ----------------------------------------------------------------------------
 
@@ -174,3 +188,11 @@ class PluginHooks:
         for plugin in self._pm.get_plugins():
             names.update(caller.name for caller in self._pm.get_hookcallers(plugin) or [])
         return sorted(names)
+
+
+def _lacking(value: object, protocol: type) -> str:
+    """What ``value`` is and which of ``protocol``'s methods it lacks, for a one-line error."""
+    wanted = [name for name in dir(protocol) if not name.startswith("_")]
+    missing = [name for name in wanted if not callable(getattr(value, name, None))]
+    what = "None" if value is None else f"a {type(value).__qualname__}"
+    return f"{what} without {', '.join(missing)}" if missing else what

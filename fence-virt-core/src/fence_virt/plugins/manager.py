@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 
 import pluggy
@@ -23,12 +25,33 @@ REQUIRED_HOOKS = {
 CROSS_CUTTING_HOOKS = ("fence_virt_authorize", "fence_virt_request_finished")
 
 
+def _one_line(exc: Exception) -> str:
+    """pluggy's validation messages span lines and show object reprs: one line, no repr."""
+    text = " ".join(str(exc).split())
+    return re.sub(r" in plugin <[^>]*>", "", text)
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hooks ``plugin`` implements that have no spec: misspellings, each with a suggestion."""
+    specs = [name for name in dir(hookspecs) if name.startswith(f"{hookspecs.PROJECT_NAME}_")]
+    unknown = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.spec is None:
+            close = difflib.get_close_matches(caller.name, specs, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            unknown.append(f"{caller.name!r}{hint}")
+    return unknown
+
+
 def _register(pm: pluggy.PluginManager, entry: PluginEntry) -> None:
     plugin = entry.instantiate()
     try:
         pm.register(plugin, name=entry.label)
     except (pluggy.PluginValidationError, ValueError) as exc:
-        raise entry.failure(f"cannot register: {exc}") from exc
+        raise entry.failure(f"cannot register: {_one_line(exc)}") from exc
+    unknown = _unknown_hooks(pm, plugin)
+    if unknown:
+        raise entry.failure(f"implements hooks that do not exist: {', '.join(unknown)}")
     implemented = {caller.name for caller in pm.get_hookcallers(plugin) or []}
     missing = [hook for hook in REQUIRED_HOOKS[entry.kind] if hook not in implemented]
     if missing:
@@ -57,9 +80,11 @@ def build_plugin_manager(entries: Sequence[PluginEntry]) -> pluggy.PluginManager
     pm.add_hookspecs(hookspecs)
     for entry in {e.label: e for e in entries}.values():
         _register(pm, entry)
+    # every plugin was checked for unknown hooks as it registered; this is pluggy's own
+    # guarantee of the same, kept in case a hook is added to a plugin after registration
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         plugin = pm.get_name(exc.plugin) or str(exc.plugin)
-        raise PluginError(str(exc), plugin=plugin) from exc
+        raise PluginError(_one_line(exc), plugin=plugin) from exc
     return pm
