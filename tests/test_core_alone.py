@@ -54,6 +54,10 @@ def test_core_alone_then_a_plugin(tmp_path: Path) -> None:
     )
     assert serve.returncode == 1
     assert "no listener plugin is installed" in serve.stderr
+    no_libvirt = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import libvirt"], capture_output=True, check=False
+    )
+    assert no_libvirt.returncode != 0, "fence-virt-core alone pulled in libvirt-python"
 
     plugin = repo_root() / "tests" / "plugins" / "fence-virt-testplugins"
     uv("pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(plugin))
@@ -68,9 +72,9 @@ def test_core_alone_then_a_plugin(tmp_path: Path) -> None:
     }
 
 
-def test_automatic_selection_in_a_clean_environment(tmp_path: Path) -> None:
-    """Only core and the test plugins installed: without names in the config the daemon picks
-    the plugins that say they can run, logs why, and refuses when none can."""
+def test_blocks_choose_plugins_and_test_plugins_are_never_picked(tmp_path: Path) -> None:
+    """Only core and the test plugins installed: a config's one block names the plugin to
+    use; without blocks nothing is picked, because the in-memory plugins fence nothing."""
     venv = tmp_path / "venv"
     python = str(venv / "bin" / "python")
     uv("venv", "-q", "--python", "python3", str(venv))
@@ -85,23 +89,31 @@ def test_automatic_selection_in_a_clean_environment(tmp_path: Path) -> None:
     )
     fence_virtd = str(venv / "bin" / "fence_virtd")
 
-    refused = tmp_path / "refused.conf"
-    refused.write_text(
+    def run(text: str) -> subprocess.CompletedProcess[str]:
+        config = tmp_path / "c.conf"
+        config.write_text(text)
+        return subprocess.run(
+            [fence_virtd, "-F", "-f", str(config), "-p", str(tmp_path / "p")],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    nothing = run("# no blocks at all\n")
+    assert nothing.returncode == 1
+    assert "the test plugins installed (memory) are never picked automatically" in nothing.stderr
+    two = run(
         f'listeners {{ memory {{ socket = "{tmp_path}/s"; }} }}\n'
-        'backends { memory { unusable = "the test says no"; } }\n'
+        "backends {\n memory { }\n other { }\n}\n"
     )
-    result = subprocess.run(
-        [fence_virtd, "-F", "-f", str(refused), "-p", str(tmp_path / "p")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    assert "no installed backend can run here: backend memory: the test says no" in result.stderr
+    assert two.returncode == 1
+    assert "c.conf:2: backends: several blocks (memory, other) and no backend line" in two.stderr
 
     usable = tmp_path / "usable.conf"
-    usable.write_text(f'listeners {{ memory {{ socket = "{tmp_path}/s"; }} }}\n')
+    usable.write_text(
+        f'listeners {{ memory {{ socket = "{tmp_path}/s"; }} }}\nbackends {{ memory {{ }} }}\n'
+    )
     daemon = Daemon(
         [fence_virtd, "-F", "-f", str(usable), "-p", str(tmp_path / "p")], tmp_path / "log"
     )
@@ -111,10 +123,10 @@ def test_automatic_selection_in_a_clean_environment(tmp_path: Path) -> None:
         assert daemon.stop() == 0
     log = daemon.log()
     assert (
-        "listener: memory from fence-virt-testplugins 0.0.1 "
-        f"(picked automatically: socket {tmp_path}/s)" in log
+        f"listener: memory from fence-virt-testplugins 0.0.1 (chosen by its block at {usable}:1)"
+        in log
     )
     assert (
-        "backend: memory from fence-virt-testplugins 0.0.1 (picked automatically: 2 in-memory VMs)"
+        f"backend: memory from fence-virt-testplugins 0.0.1 (chosen by its block at {usable}:2)"
         in log
     )

@@ -114,3 +114,45 @@ def test_an_entry_point_stevedores_cache_missed_is_reported(
     assert not rows["broken-new"]["loaded"]
     assert "stevedore's entry-point cache does not list it" in rows["broken-new"]["error"]
     assert "stevedore's entry-point cache does not list it" in result["failure"]["message"]
+
+
+def _add_entry_points(site: Path, text: str) -> Path:
+    [points] = site.glob("fence_virt_brokenplugin-*.dist-info/entry_points.txt")
+    with points.open("a") as stream:
+        stream.write(text)
+    return points
+
+
+def test_an_exact_name_wins_and_names_that_differ_only_in_case_are_refused(
+    broken_on_path: Path, tmp_path: Path
+) -> None:
+    """Another distribution's ``Memory`` must not stand in for ``memory`` (C compares plugin
+    names case-insensitively, so only an exact match may settle it)."""
+    _add_entry_points(
+        broken_on_path, "\n[fence_virt.backends]\nMemory = fence_virt_brokenplugin.raises:X\n"
+    )
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert probe(broken_on_path, "memory", env)["failure"] is None
+    failure = probe(broken_on_path, "MEMORY", env)["failure"]
+    assert (
+        "several backend plugins match this name but for case (Memory, memory)"
+        in (failure["message"])
+    )
+
+
+def test_a_target_changed_behind_a_stale_cache_is_refused(
+    broken_on_path: Path, tmp_path: Path
+) -> None:
+    """stevedore's stale cache still lists the old target: neither old nor new is loaded."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    points = _add_entry_points(
+        broken_on_path,
+        "\n[fence_virt.backends]\nmoving = fence_virt.testing.memory:MemoryBackendPlugin\n",
+    )
+    assert probe(broken_on_path, "moving", env)["failure"] is None  # and the cache is written
+    before = points.stat()
+    points.write_text(points.read_text().replace("memory:MemoryBackendPlugin", "memory:Moved"))
+    os.utime(points, ns=(before.st_atime_ns, before.st_mtime_ns))
+    failure = probe(broken_on_path, "moving", env)["failure"]
+    assert failure is not None
+    assert "stevedore's entry-point cache" in failure["message"]

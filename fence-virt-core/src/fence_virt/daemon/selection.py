@@ -5,11 +5,13 @@ Listener instances (docs/architecture.md, "Several listeners in one daemon"): ev
 ``listeners { NAME { ... } }``. The block's ``plugin`` key says which listener plugin serves
 it and defaults to ``NAME`` itself, so a C config (one ``listener = "multicast";`` and a
 ``multicast`` block) keeps its meaning. An instance's own ``groups { ... }`` block is its
-static map; without one, the top-level ``groups`` map applies (as in C). With no
-``listener`` key the daemon picks one plugin by what can run here.
+static map; without one, the top-level ``groups`` map applies (as in C).
 
-The backend is ``backend = "NAME";`` with ``backends { NAME { ... } }``, or picked the same
-way. Extensions run when their block ``extensions { NAME { ... } }`` exists.
+The backend is ``backend = "NAME";`` with ``backends { NAME { ... } }``. Without a
+``listener``/``backend`` line, the one block written inside ``listeners``/``backends`` names
+the plugin (several blocks: an error); without any, the daemon picks an installed plugin by
+what can run here -- never one of the test kit's in-memory plugins. Extensions run when
+their block ``extensions { NAME { ... } }`` exists.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fence_virt.config import ConfigSection, ConfigTree
+from fence_virt.config import ConfigNode, ConfigSection, ConfigTree
 from fence_virt.daemon.defaults import BACKEND_PREFERENCE, LISTENER_PREFERENCE
+from fence_virt.daemon.layout import check_instance_names, check_layout
 from fence_virt.daemon.settings import daemon_settings
 from fence_virt.daemon.static_map import StaticMap
 from fence_virt.errors import UserError
@@ -127,17 +130,30 @@ def rank(entries: Sequence[PluginEntry], kind: PluginKind) -> list[PluginEntry]:
 
 
 def _pick(kind: PluginKind, config: ConfigTree) -> tuple[PluginEntry, str]:
-    """The first installed plugin of ``kind`` that says it can run here, and why."""
+    """The first installed plugin of ``kind`` that says it can run here, and why.
+
+    Plugins of the test kit (``fence_virt.testing``: the in-memory listener and backend) are
+    never picked this way: a daemon must not fall back on a backend that fences nothing.
+    """
     entries = discover(kind)
     for entry in entries:
         if entry.error is not None:
             raise entry.failure(entry.error)
-    if not entries:
+    candidates = [entry for entry in entries if not entry.test_only]
+    if not candidates:
+        example = "multicast" if kind is PluginKind.LISTENER else "libvirt"
+        tests = ", ".join(entry.name for entry in entries)
+        also = (
+            f"; the test plugins installed ({tests}) are never picked automatically"
+            if tests
+            else ""
+        )
         raise UserError(
-            f"no {kind} plugin is installed (pip install fence-virt-{kind.value}-<name>)"
+            f"no {kind} plugin is installed (install one, e.g. fence-virt-{kind.value}-"
+            f"{example}){also}"
         )
     refusals: list[str] = []
-    for entry in rank(entries, kind):
+    for entry in rank(candidates, kind):
         availability = check_entry(entry, config)
         if availability.usable:
             for refused in refusals:
@@ -151,14 +167,42 @@ def _named_in(config: ConfigTree) -> str:
     return f"named in {config.source or 'the configuration'}"
 
 
+def _only_block(config: ConfigTree, kind: PluginKind) -> ConfigNode | None:
+    """The one block inside ``listeners``/``backends``, when no line names a plugin.
+
+    A configuration that writes a block for a plugin means that plugin: it is used (and
+    fails loudly if it cannot run), never another one that happens to be installed.
+
+    :raises fence_virt.errors.ConfigError: several blocks and no line saying which to run.
+    """
+    top = config.child(kind.section)
+    blocks = top.children if top is not None else ()
+    if len(blocks) > 1:
+        names = ", ".join(block.name for block in blocks)
+        assert top is not None
+        raise top.error(
+            None,
+            f"{kind.section}: several blocks ({names}) and no {kind.value} line in "
+            f'fence_virtd: say which to run ({kind.value} = "NAME";)',
+        )
+    return blocks[0] if blocks else None
+
+
+def _chosen_by(block: ConfigNode) -> str:
+    return f"chosen by its block at {block.source}:{block.line}"
+
+
 def _backend(config: ConfigTree, name: str | None) -> tuple[PluginEntry, str]:
     if name:
         return load_named(PluginKind.BACKEND, name), _named_in(config)
+    block = _only_block(config, PluginKind.BACKEND)
+    if block is not None:
+        return load_named(PluginKind.BACKEND, block.name), _chosen_by(block)
     return _pick(PluginKind.BACKEND, config)
 
 
-def _listener(config: ConfigTree, instance: str) -> ListenerPlan:
-    """The plan of the instance named ``instance`` in ``fence_virtd { listener }``."""
+def _listener(config: ConfigTree, instance: str, why: str) -> ListenerPlan:
+    """The plan of the listener instance ``instance`` (see the module docstring)."""
     node = plugin_block(config, PluginKind.LISTENER, instance)
     plugin = instance
     static_map = StaticMap.from_config(config)
@@ -166,31 +210,26 @@ def _listener(config: ConfigTree, instance: str) -> ListenerPlan:
         plugin_entry = node.entry(PLUGIN_KEY)
         plugin = plugin_entry.value if plugin_entry is not None else instance
         if (groups := node.child(GROUPS_BLOCK)) is not None:
-            static_map = StaticMap.from_node(groups)
+            static_map = StaticMap.from_node(groups, instance=instance)
         node = dataclasses.replace(
             node,
             values=tuple(v for v in node.values if v.key.casefold() != PLUGIN_KEY),
             children=tuple(c for c in node.children if c.name.casefold() != GROUPS_BLOCK),
         )
     section = ConfigSection(f"listeners/{instance}", node, config.source)
-    return ListenerPlan(
-        instance, load_named(PluginKind.LISTENER, plugin), section, static_map, _named_in(config)
-    )
+    return ListenerPlan(instance, load_named(PluginKind.LISTENER, plugin), section, static_map, why)
 
 
 def _listeners(config: ConfigTree, names: tuple[str, ...]) -> tuple[ListenerPlan, ...]:
-    if not names:
-        entry, why = _pick(PluginKind.LISTENER, config)
-        section = plugin_section(config, PluginKind.LISTENER, entry.name)
-        return (ListenerPlan(entry.name, entry, section, StaticMap.from_config(config), why),)
-    seen: set[str] = set()
-    for name in names:
-        if name.casefold() in seen:
-            settings = config.child("fence_virtd")
-            assert settings is not None  # the names came from it
-            raise settings.error("listener", f'fence_virtd: listener "{name}" is named twice')
-        seen.add(name.casefold())
-    return tuple(_listener(config, name) for name in names)
+    if names:
+        check_instance_names(config, names)
+        return tuple(_listener(config, name, _named_in(config)) for name in names)
+    block = _only_block(config, PluginKind.LISTENER)
+    if block is not None:
+        check_instance_names(config, (block.name,))
+        return (_listener(config, block.name, _chosen_by(block)),)
+    entry, why = _pick(PluginKind.LISTENER, config)
+    return (_listener(config, entry.name, why),)
 
 
 def extension_blocks(config: ConfigTree) -> dict[str, ConfigSection]:
@@ -230,6 +269,7 @@ def plan_daemon(config: ConfigTree) -> DaemonPlan:
         (never skipped).
     :raises fence_virt.errors.UserError: nothing installed can run here.
     """
+    check_layout(config)
     settings = daemon_settings(config)
     listeners = _listeners(config, settings.listener)
     backend, why = _backend(config, settings.backend)

@@ -17,6 +17,7 @@ that looks like a canonical UUID is matched against ``uuid`` entries, anything e
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from fence_virt.config import ConfigNode, ConfigTree
@@ -28,6 +29,23 @@ __all__ = ["Group", "StaticMap", "is_canonical_uuid"]
 def is_canonical_uuid(text: str) -> bool:
     """True for the 36-character hyphenated form C's map check treats as a UUID."""
     return domain_uuid(text) is not None
+
+
+log = logging.getLogger("fence_virt.daemon")
+
+#: the keys a group block may hold
+_GROUP_KEYS = frozenset({"name", "ip", "uuid"})
+
+
+def _warn_unknown_keys(group: ConfigNode) -> None:
+    for entry in group.values:
+        if entry.key.casefold() not in _GROUP_KEYS:
+            log.warning(
+                "%s:%d: unknown key %r in a groups/group block (known: ip, name, uuid)",
+                group.source,
+                entry.line,
+                entry.key,
+            )
 
 
 @dataclass(frozen=True)
@@ -56,12 +74,37 @@ class StaticMap:
         return cls.from_node(config.child("groups"))
 
     @classmethod
-    def from_node(cls, node: ConfigNode | None) -> StaticMap:
-        """The map a ``groups { group { ... } ... }`` block describes; open for ``None``."""
+    def from_node(cls, node: ConfigNode | None, *, instance: str | None = None) -> StaticMap:
+        """The map a ``groups { group { ... } ... }`` block describes; open for ``None``.
+
+        :param instance: the listener instance whose own block this is, or ``None`` for the
+            top-level map. An instance's map replaces the top-level one, so an instance's
+            ``groups`` block without a ``group`` would silently open every VM to every guest:
+            it is an error, where the top-level one (C's meaning: open) is only a warning.
+        :raises fence_virt.errors.ConfigError: a block other than ``group`` inside (a
+            misspelling would drop a restriction), or an instance's empty map (file:line).
+        """
         if node is None:
             return cls()
+        for child in node.children:
+            if child.name.casefold() != "group":
+                raise child.error(None, f"unknown block {child.name!r} in groups (only group)")
+        found = node.children_named("group")
+        if not found and instance is not None:
+            raise node.error(
+                None,
+                f"listeners/{instance}: its groups block has no group, which would let every "
+                "guest fence every VM: add groups, or remove the block to use the top-level map",
+            )
+        if not found:
+            log.warning(
+                "%s:%d: the groups block has no group: every requester may fence every VM",
+                node.source,
+                node.line,
+            )
         groups = []
-        for index, group in enumerate(node.children_named("group"), start=1):
+        for index, group in enumerate(found, start=1):
+            _warn_unknown_keys(group)
             name = group.get("@name") or group.value or f"unnamed-{index}"
             uuids = frozenset(v.casefold() for v in group.all_values("uuid"))
             ips = frozenset(v.casefold() for v in group.all_values("ip"))

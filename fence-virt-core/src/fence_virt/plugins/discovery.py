@@ -96,6 +96,12 @@ class PluginEntry:
         return self.error is None
 
     @property
+    def test_only(self) -> bool:
+        """A plugin of core's test kit (:mod:`fence_virt.testing`): never picked automatically."""
+        module = self.target.partition(":")[0]
+        return module == "fence_virt.testing" or module.startswith("fence_virt.testing.")
+
+    @property
     def label(self) -> str:
         """``group:name``, how messages name the plugin (``fence_virt.backends:libvirt``)."""
         return f"{self.kind.group}:{self.name}"
@@ -164,6 +170,13 @@ _STALE = (
 )
 
 
+#: an entry point stevedore's (stale) cache lists but that is no longer installed as such
+_GONE = (
+    "stevedore's entry-point cache lists this target, which is no longer installed: delete "
+    "~/.cache/python-entrypoints (or wait two minutes) and start again"
+)
+
+
 def _entries(
     kind: PluginKind,
     seen: Sequence[Any],
@@ -184,6 +197,8 @@ def _entries(
         error = failures.by_name.get(name)
         if error is None and (name, value) not in by_stevedore:
             error = _STALE
+        elif error is None and (name, value) not in owners:
+            error = _GONE
         elif error is None and name not in loaded:
             error = f"entry point {value} was not loaded by stevedore"
         entries.append(
@@ -218,29 +233,18 @@ def load_named(kind: PluginKind, name: str) -> PluginEntry:
     """
     entry_points = list(importlib.metadata.entry_points(group=kind.group))
     installed = sorted({ep.name for ep in entry_points})
-    matches = [found for found in installed if found.casefold() == name.casefold()]
-    if not matches:
-        raise PluginError(
-            f"no {kind} plugin of this name is installed (installed: "
-            f"{', '.join(installed) or 'none'})",
-            plugin=name,
-        )
+    wanted = _resolve_name(kind, name, installed)
     failures = _Failures()
     try:
         manager: DriverManager[Any] = DriverManager(
             namespace=kind.group,
-            name=matches[0],
+            name=wanted,
             invoke_on_load=False,
             on_load_failure_callback=failures,
         )
     except MultipleMatches:
-        owners = sorted(
-            {
-                owner
-                for (ep_name, _), (owner, _) in _owners(kind.group).items()
-                if ep_name == matches[0]
-            }
-        )
+        claims = _owners(kind.group).items()
+        owners = sorted({owner for (ep_name, _), (owner, _) in claims if ep_name == wanted})
         raise PluginError(
             f"several distributions claim this {kind} name ({', '.join(owners)})", plugin=name
         ) from None
@@ -250,9 +254,37 @@ def load_named(kind: PluginKind, name: str) -> PluginEntry:
     else:
         seen = [ext.entry_point for ext in manager.extensions]
         loaded = {ext.name: ext.plugin for ext in manager.extensions}
-    if matches[0] in failures.by_name:
-        seen = [ep for ep in entry_points if ep.name == matches[0]]
-    entry = _entries(kind, seen, loaded, failures, only=matches[0])[0]
-    if entry.error is not None:
-        raise entry.failure(entry.error)
-    return entry
+    if wanted in failures.by_name:
+        seen = [ep for ep in entry_points if ep.name == wanted]
+    entries = _entries(kind, seen, loaded, failures, only=wanted)
+    broken = [entry for entry in entries if entry.error is not None]
+    if broken:
+        raise broken[0].failure(broken[0].error or "")
+    if len(entries) != 1:
+        targets = ", ".join(entry.target for entry in entries)
+        raise PluginError(f"several {kind} entry points of this name ({targets})", plugin=name)
+    return entries[0]
+
+
+def _resolve_name(kind: PluginKind, name: str, installed: Sequence[str]) -> str:
+    """The installed entry-point name ``name`` means: exact first, else the one that matches
+    case-insensitively (C compares plugin names that way).
+
+    :raises fence_virt.errors.PluginError: none matches, or several differ only in case.
+    """
+    if name in installed:
+        return name
+    matches = [found for found in installed if found.casefold() == name.casefold()]
+    if not matches:
+        raise PluginError(
+            f"no {kind} plugin of this name is installed (installed: "
+            f"{', '.join(installed) or 'none'})",
+            plugin=name,
+        )
+    if len(matches) > 1:
+        raise PluginError(
+            f"several {kind} plugins match this name but for case ({', '.join(matches)}): "
+            "write the exact name",
+            plugin=name,
+        )
+    return matches[0]
