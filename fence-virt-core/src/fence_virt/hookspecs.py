@@ -30,10 +30,13 @@ Two sorts of hooks:
 * **Factory hooks** (``*_check``, ``*_create``, ``*_configure``) are called on *one* plugin at
   a time -- the one the configuration names -- so they are ``firstresult`` and ``None`` means
   "not implemented".
-* **Cross-cutting hooks** (``fence_virt_request_finished``, ``fence_virt_authorize``) are
-  called on *every* registered plugin that implements them: the daemon's listener and backend
-  plugins and every enabled extension. One failing implementation does not keep the others
-  from being called.
+* **Cross-cutting hooks** (``fence_virt_request_finished``, ``fence_virt_authorize``,
+  ``fence_virt_daemon_stopped``) are called on *every* registered plugin that implements
+  them: the daemon's listener and backend plugins and every enabled extension. One failing
+  implementation does not keep the others from being called.
+
+Every hook implementation is a plain ``def``: core calls them synchronously, and refuses a
+plugin whose hook is a coroutine function (it would never run).
 
 Threading: factory hooks run in the main thread while the daemon is being built, before its
 event loop runs (``fence_virt_backend_check`` may open and close a connection);
@@ -198,6 +201,19 @@ def fence_virt_request_finished(request: FinishedRequest) -> None:
 
     :param request: what was asked, by whom, through which listener instance, the answer
         and how long it took.
+    :returns: nothing.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def fence_virt_daemon_stopped() -> None:
+    """Release what the plugin holds for the daemon's life: the daemon has stopped.
+
+    Called once, after every listener and the backend have stopped (also after a start that
+    failed), on every registered plugin that implements it -- for an audit extension to flush
+    and close its file, say. An exception is logged with the plugin's name.
+
     :returns: nothing.
     """
     raise NotImplementedError

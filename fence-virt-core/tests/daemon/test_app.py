@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 from pathlib import Path
 
 import pytest
 
+from fence_virt import Availability, Target, hookimpl
 from fence_virt.config import parse_text
-from fence_virt.daemon.app import Daemon
-from fence_virt.errors import ConfigError, PluginError, UserError
+from fence_virt.daemon.app import Daemon, ListenerInstance
+from fence_virt.daemon.static_map import StaticMap
+from fence_virt.errors import BackendError, ConfigError, PluginError, UserError
+from fence_virt.plugins import PluginEntry, PluginHooks, PluginKind, build_plugin_manager
 from fence_virt.protocol import Response
-from fence_virt.testing.memory import ask
+from fence_virt.testing.memory import MemoryListener, ask
 
 SUCCESS, FAIL, OFF, PERM = (
     str(int(r)) for r in (Response.SUCCESS, Response.FAIL, Response.OFF, Response.PERM)
@@ -207,3 +212,160 @@ def test_an_extension_configured_twice_is_a_config_error() -> None:
         ConfigError, match=r"^x.conf:4: extensions/deny: configured twice \(first at line 2\)"
     ):
         Daemon.from_config(parse_text(text, source="x.conf"))
+
+
+# ---------------------------------------------------------------------------------------------
+# start and stop with small inline plugins: hung calls, failed starts, stop hooks
+
+
+class InlineBackend:
+    """A backend whose start/off can be made to hang or fail; records what core called."""
+
+    def __init__(self, *, hang_start: bool = False, fail_start: bool = False) -> None:
+        self.release = threading.Event()
+        self.calls: list[str] = []
+        self.hang_start = hang_start
+        self.fail_start = fail_start
+
+    def describe(self) -> str:
+        return "inline"
+
+    def start(self) -> None:
+        self.calls.append("start")
+        if self.fail_start:
+            raise BackendError("no hypervisor")
+        if self.hang_start:
+            self.release.wait(30)
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def off(self, target: Target) -> Response:
+        self.calls.append(f"off {target.domain}")
+        self.release.wait(30)  # a destroy that hangs
+        return Response.SUCCESS
+
+    on = reboot = status = off
+
+    def devstatus(self) -> Response:
+        return Response.SUCCESS
+
+    def hostlist(self, requester: str) -> list[object]:
+        return []
+
+
+class InlinePlugins:
+    """Backend plugin and a daemon_stopped observer in one object."""
+
+    def __init__(self, backend: InlineBackend) -> None:
+        self.backend = backend
+        self.stopped = 0
+
+    @hookimpl
+    def fence_virt_backend_check(self) -> Availability:
+        return Availability.yes("inline")
+
+    @hookimpl
+    def fence_virt_backend_create(self) -> InlineBackend:
+        return self.backend
+
+    @hookimpl
+    def fence_virt_daemon_stopped(self) -> None:
+        self.stopped += 1
+
+
+class HalfStartingListener(MemoryListener):
+    """Opens its socket, then fails: the daemon must still stop it."""
+
+    async def start(self, dispatcher: object) -> None:
+        await super().start(dispatcher)  # type: ignore[arg-type]
+        raise UserError("second socket refused")
+
+
+def inline_daemon(
+    tmp_path: Path, backend: InlineBackend, listener: object = None, **kw: object
+) -> tuple[Daemon, InlinePlugins]:
+    plugins = InlinePlugins(backend)
+    entry = PluginEntry(PluginKind.BACKEND, "inline", "tests:inline", "tests", "0", obj=plugins)
+    hooks = PluginHooks(build_plugin_manager([entry]), [entry])
+    memory = PluginEntry(PluginKind.LISTENER, "memory", "tests:memory", "tests", "0", obj=object())
+    instance = ListenerInstance(
+        name="memory",
+        entry=memory,
+        listener=listener or MemoryListener(tmp_path / "m.sock"),  # type: ignore[arg-type]
+        static_map=StaticMap(),
+    )
+    daemon = Daemon(hooks=hooks, backend=backend, backend_entry=entry, listeners=[instance], **kw)  # type: ignore[arg-type]
+    return daemon, plugins
+
+
+def test_a_hung_backend_call_does_not_hold_the_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = InlineBackend()
+    daemon, plugins = inline_daemon(tmp_path, backend, stop_grace=0.3)
+
+    async def main() -> None:
+        await daemon.start()
+        asking = asyncio.create_task(asked(tmp_path / "m.sock", "off vm1"))
+        while "off vm1" not in backend.calls:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(daemon.stop(), 5)
+        asking.cancel()
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            asyncio.run(main())
+    finally:
+        backend.release.set()
+    assert daemon.abandoned_calls == 1
+    assert "1 backend call(s) still running 0 s after the stop" in caplog.text
+    assert plugins.stopped == 1
+
+
+def test_a_stop_ends_a_backend_start_that_hangs(tmp_path: Path) -> None:
+    backend = InlineBackend(hang_start=True)
+    daemon, plugins = inline_daemon(tmp_path, backend, wait_for_backend=True, stop_grace=0.3)
+
+    async def main() -> None:
+        task = asyncio.create_task(daemon.run())
+        while "start" not in backend.calls:
+            await asyncio.sleep(0.01)
+        daemon.request_stop()
+        await asyncio.wait_for(task, 5)
+
+    try:
+        asyncio.run(main())
+    finally:
+        backend.release.set()
+    assert "stop" not in backend.calls, "stop() called on a backend that never started"
+    assert not (tmp_path / "m.sock").exists()
+    assert plugins.stopped == 1
+
+
+def test_a_backend_that_failed_to_start_is_not_stopped(tmp_path: Path) -> None:
+    backend = InlineBackend(fail_start=True)
+    daemon, _ = inline_daemon(tmp_path, backend)
+
+    async def main() -> None:
+        with pytest.raises(UserError, match="backend inline failed to start: no hypervisor"):
+            await daemon.start()
+
+    asyncio.run(main())
+    assert backend.calls == ["start"]
+
+
+def test_a_listener_that_fails_half_way_is_stopped(tmp_path: Path) -> None:
+    backend = InlineBackend()
+    listener = HalfStartingListener(tmp_path / "half.sock")
+    daemon, _ = inline_daemon(tmp_path, backend, listener=listener)
+
+    async def main() -> None:
+        with pytest.raises(
+            UserError, match=r"listener memory \(memory listener on .*second socket refused"
+        ):
+            await daemon.start()
+
+    asyncio.run(main())
+    assert not (tmp_path / "half.sock").exists(), "the half-started listener kept its socket"
+    assert backend.calls == ["start", "stop"]

@@ -278,3 +278,31 @@ def test_enabled_extension_with_a_misspelt_hook_stops_the_daemon(
         "(did you mean 'fence_virt_authorize'?)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_stray_signals_are_logged_and_ignored(tmp_path: Path) -> None:
+    """C blocks them; a default action would end all fencing without a word."""
+    config, pid_file = memory_config(tmp_path), tmp_path / "fvd.pid"
+    daemon = Daemon(
+        [FENCE_VIRTD, "-F", "-f", str(config), "-p", str(pid_file)], tmp_path / "fvd.log"
+    )
+    try:
+        daemon.wait_for_log("fence_virtd started")
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+            os.kill(daemon.pid, sig)
+            daemon.wait_for_log(f"received {sig.name}: ignored")
+        assert ask(tmp_path / "fv.sock", "status vm1") == ["0"]
+    finally:
+        status = daemon.stop()
+    assert status == 0, daemon.log()
+    assert not pid_file.exists()
+
+
+@pytest.mark.timeout(30)
+def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "fence_virt.conf"
+    os.mkfifo(fifo, 0o600)
+    for args in (("-F", "-p", str(tmp_path / "p")), ("--list-plugins",)):
+        result = fence_virtd(*args, "-f", str(fifo))
+        assert result.returncode == 1
+        assert result.stderr == f"fence_virtd: config file {fifo} is not a regular file\n"

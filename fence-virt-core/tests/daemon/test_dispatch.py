@@ -421,3 +421,64 @@ def test_create_returning_a_non_backend_names_the_plugin() -> None:
         r"describe, devstatus, hostlist, off, on, reboot, start, status, stop, not a Backend",
     ):
         hooks.backend_create(main, ConfigSection("backends/wrong"), ConfigTree())
+
+
+class CancellingBackend(SlowBackend):
+    """Raises CancelledError of its own, from the loop and from a worker thread."""
+
+    async def off(self, target: Target) -> Any:  # type: ignore[override]
+        raise asyncio.CancelledError
+
+    def on(self, target: Target) -> Any:
+        raise asyncio.CancelledError
+
+
+@pytest.mark.parametrize("operation", [Operation.OFF, Operation.ON])
+def test_a_backend_raising_cancelled_error_is_a_logged_failure(
+    operation: Operation, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    dispatcher = make_dispatcher(CancellingBackend(), extensions=[recorder])
+
+    async def main() -> Response:
+        answer = await dispatcher.fence(operation, target("vm1"))
+        await asyncio.sleep(0)
+        return answer
+
+    assert asyncio.run(main()) is Response.FAIL
+    assert "raised CancelledError" in caplog.text
+    assert [r.response for r in recorder.seen] == [Response.FAIL]
+
+
+def test_a_request_cancelled_by_a_stop_stays_cancelled() -> None:
+    backend = AsyncBackend()
+    dispatcher = make_dispatcher(backend)
+
+    async def main() -> None:
+        started = asyncio.Event()
+
+        async def slow_off(target: Target) -> Response:
+            started.set()
+            await asyncio.sleep(10)
+            return Response.SUCCESS
+
+        backend.off = slow_off  # type: ignore[method-assign]
+        task = asyncio.create_task(dispatcher.fence(Operation.OFF, target("vm1")))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+
+def test_an_async_def_hook_is_refused() -> None:
+    class AsyncObserver:
+        @hookimpl
+        async def fence_virt_request_finished(self) -> None:
+            return None
+
+    with pytest.raises(
+        PluginError, match=r"not async def \(never run\): fence_virt_request_finished"
+    ):
+        build_plugin_manager([entry(AsyncObserver(), "asyncobs", PluginKind.EXTENSION)])

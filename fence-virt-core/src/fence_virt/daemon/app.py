@@ -33,7 +33,13 @@ from fence_virt.errors import BackendError, LocalError, UserError
 from fence_virt.plugins import PluginEntry, PluginHooks, build_plugin_manager
 from fence_virt.types import Backend, Listener
 
-__all__ = ["BACKEND_RETRY_SECONDS", "MAX_WORKERS", "Daemon", "ListenerInstance"]
+__all__ = [
+    "BACKEND_RETRY_SECONDS",
+    "MAX_WORKERS",
+    "STOP_GRACE_SECONDS",
+    "Daemon",
+    "ListenerInstance",
+]
 
 log = logging.getLogger("fence_virt.daemon")
 
@@ -41,6 +47,8 @@ log = logging.getLogger("fence_virt.daemon")
 BACKEND_RETRY_SECONDS = 5.0
 #: worker threads for blocking backend calls: one per VM being fenced at once, generously
 MAX_WORKERS = 64
+#: seconds stop() waits for backend calls still running (C waits forever: it is one thread)
+STOP_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Daemon:
         listeners: Sequence[ListenerInstance],
         wait_for_backend: bool = False,
         backend_retry: float = BACKEND_RETRY_SECONDS,
+        stop_grace: float = STOP_GRACE_SECONDS,
     ) -> None:
         if not listeners:
             raise LocalError("a daemon needs at least one listener instance")
@@ -78,6 +87,10 @@ class Daemon:
         self.listeners = tuple(listeners)
         self.wait_for_backend = wait_for_backend
         self._backend_retry = backend_retry
+        self._stop_grace = stop_grace
+        #: backend calls left running by :meth:`stop` (see there); 0 when all ended
+        self.abandoned_calls = 0
+        self._backend_started = False
         self._stopping: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._runner: BackendRunner | None = None
@@ -152,9 +165,8 @@ class Daemon:
         :returns: ``False`` if :meth:`request_stop` was called while waiting for the backend
             (nothing is running then), else ``True``.
         :raises fence_virt.errors.UserError: a listener cannot start (port in use, ...),
-            named with its instance; what had started is stopped first.
-        :raises fence_virt.errors.UserError: also when the backend cannot start (its
-            BackendError, with ``wait_for_backend`` off).
+            named with its instance, or the backend cannot start (its BackendError, with
+            ``wait_for_backend`` off); what had started is stopped first.
         """
         if self._runner is not None:
             raise LocalError("daemon started twice")
@@ -162,8 +174,12 @@ class Daemon:
         self._runner = BackendRunner(self.backend, self.backend_entry, self._executor)
         try:
             if not await self._start_backend(self._runner):
-                await self._release()
+                log.info(
+                    "fence_virtd stopped while waiting for backend %s", self.backend_entry.name
+                )
+                await self.stop()
                 return False
+            self._backend_started = True
             await self._start_listeners(self._runner)
         except BaseException:
             await self.stop()
@@ -176,11 +192,30 @@ class Daemon:
         )
         return True
 
+    async def _attempt_start(self, runner: BackendRunner) -> bool | None:
+        """One ``backend.start()``: True once started, None if a stop was asked meanwhile.
+
+        A stop does not wait for a ``start()`` that hangs (a blocked connect): the attempt is
+        abandoned, and :meth:`stop` leaves it behind after its grace period.
+        """
+        stopping = asyncio.ensure_future(self._stop_event().wait())
+        attempt = asyncio.ensure_future(runner.start())
+        try:
+            await asyncio.wait({attempt, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not attempt.done():
+            attempt.cancel()
+            return None
+        attempt.result()
+        return True
+
     async def _start_backend(self, runner: BackendRunner) -> bool:
         stopping = self._stop_event()
         while not stopping.is_set():
             try:
-                await runner.start()
+                if await self._attempt_start(runner) is None:
+                    return False
             except BackendError as exc:
                 if not self.wait_for_backend:
                     raise UserError(
@@ -204,14 +239,21 @@ class Daemon:
     async def _start_listeners(self, runner: BackendRunner) -> None:
         for instance in self.listeners:
             dispatcher = RequestDispatcher(runner, self.hooks, instance.name, instance.static_map)
+            # listed before it starts: a start() that fails half-way (a socket bound, the next
+            # one refused) is stopped like the others, so nothing it opened keeps serving
+            self._started.append(instance)
             try:
                 await instance.listener.start(dispatcher)
-            except OSError as exc:
+            except (OSError, UserError) as exc:
                 raise UserError(f"listener {instance.describe()} failed to start: {exc}") from exc
-            self._started.append(instance)
 
     async def stop(self) -> None:
-        """Stop every started listener, then the backend; release the worker threads."""
+        """Stop every started listener, then the backend (if it started); release the workers.
+
+        Backend calls still running get :data:`STOP_GRACE_SECONDS`; any left after that (a
+        hypervisor call that hangs) are abandoned with a warning, and :attr:`abandoned_calls`
+        tells the process to exit without joining their threads.
+        """
         while self._started:
             instance = self._started.pop()
             try:
@@ -219,18 +261,30 @@ class Daemon:
             except Exception:
                 log.exception("listener %s failed to stop", instance.describe())
         runner, self._runner = self._runner, None
-        if runner is not None:
+        if runner is not None and self._backend_started:
+            self._backend_started = False
             try:
                 await runner.stop()
             except Exception:
                 log.exception("backend %s failed to stop", self.backend_entry.name)
-        await self._release()
+        if runner is not None:
+            await self._release(runner)
+        self.hooks.daemon_stopped()
 
-    async def _release(self) -> None:
+    async def _release(self, runner: BackendRunner) -> None:
         executor, self._executor = self._executor, None
-        if executor is not None:
-            # waits for backend calls still running; off the loop so it does not block it
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        if executor is None:
+            return
+        running = await asyncio.to_thread(runner.wait_for_calls, self._stop_grace)
+        executor.shutdown(wait=False, cancel_futures=True)
+        if running:
+            self.abandoned_calls = running
+            log.warning(
+                "%d backend call(s) still running %.0f s after the stop (a hung hypervisor?): "
+                "leaving them behind",
+                running,
+                self._stop_grace,
+            )
 
     async def run(self, ready: Callable[[], None] = lambda: None) -> None:
         """Start, call ``ready()``, serve until :meth:`request_stop`, stop."""

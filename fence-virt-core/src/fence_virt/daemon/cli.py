@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -38,6 +39,17 @@ log = logging.getLogger("fence_virt.daemon")
 DUMP_CONFIG_DEBUG = 3
 #: signals that stop the daemon cleanly
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: signals whose default action would end the daemon without a word: logged and ignored, as
+#: C blocks them. There is no reload: a changed configuration needs a restart, and an
+#: administrator's habitual ``kill -HUP`` must not stop all fencing.
+IGNORED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+
+
+def _ignored(sig: signal.Signals) -> None:
+    log.warning(
+        "received %s: ignored (fence_virtd has no reload; restart it to read its configuration)",
+        sig.name,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,14 +72,32 @@ async def _serve(daemon: Daemon, report: StartupReport) -> None:
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, daemon.request_stop)
+    for sig in IGNORED_SIGNALS:
+        loop.add_signal_handler(sig, _ignored, sig)
     try:
         await daemon.run(ready=report.ready)
     finally:
-        for sig in STOP_SIGNALS:
+        for sig in (*STOP_SIGNALS, *IGNORED_SIGNALS):
             loop.remove_signal_handler(sig)
 
 
+def _exit_without_abandoned_threads(daemon: Daemon, pid_file: PidFile) -> None:
+    """Leave now if the daemon left backend calls running (a hung hypervisor call).
+
+    The interpreter would join their worker threads at exit and hang on a daemon that was
+    told to stop; so, with the pid file gone and the logs flushed, the process ends here.
+    """
+    if not daemon.abandoned_calls:
+        return
+    pid_file.release()
+    log.warning("fence_virtd exits with %d backend call(s) still running", daemon.abandoned_calls)
+    logging.shutdown()
+    os._exit(0)
+
+
 def _run(options: Options) -> None:
+    for sig in IGNORED_SIGNALS:  # until the event loop logs them
+        signal.signal(sig, signal.SIG_IGN)
     logs = install_logging(debug=options.debug or 0)
     config = load_daemon_config(options.config_file, explicit=options.explicit)
     settings = daemon_settings(config)
@@ -89,6 +119,7 @@ def _run(options: Options) -> None:
         pid_file.acquire()
         try:
             asyncio.run(_serve(daemon, report))
+            _exit_without_abandoned_threads(daemon, pid_file)
         finally:
             pid_file.release()
     except UserError as exc:

@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import time
@@ -104,14 +105,18 @@ class BackendRunner:
         self.entry = entry
         self._executor = executor
         self._locks = KeyedLocks()
+        self._jobs: set[concurrent.futures.Future[Any]] = set()
 
     async def call(self, method: Callable[..., MaybeAwaitable[_T]], *args: object) -> _T:
         """Run one backend method: ``async def`` on the loop, ``def`` in a worker thread."""
         if inspect.iscoroutinefunction(method):
             result: _T = await method(*args)
             return result
-        loop = asyncio.get_running_loop()
-        value = await loop.run_in_executor(self._executor, method, *args)
+        job = self._executor.submit(method, *args)
+        # tracked until its thread ends, even if the request awaiting it is cancelled
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        value = await asyncio.wrap_future(job)
         if inspect.isawaitable(value):
             if inspect.iscoroutine(value):
                 value.close()
@@ -120,6 +125,11 @@ class BackendRunner:
                 "awaitable: declare it async def"
             )
         return value
+
+    def wait_for_calls(self, timeout: float) -> int:
+        """Block up to ``timeout`` seconds for worker-thread calls; how many still run."""
+        _done, running = concurrent.futures.wait(list(self._jobs), timeout=timeout)
+        return len(running)
 
     async def start(self) -> None:
         await self.call(self.backend.start)
@@ -198,6 +208,12 @@ class RequestDispatcher:
         except FenceVirtError as exc:
             log.error("%s %s failed: %s", name, target.domain, exc)
             return Response.FAIL, str(exc)
+        except asyncio.CancelledError:
+            if _being_cancelled():
+                raise  # the daemon is stopping: not the backend's answer
+            label = self._runner.entry.label
+            log.error("%s %s: %s raised CancelledError", name, target.domain, label)
+            return Response.FAIL, f"{label} raised CancelledError"
         except Exception as exc:
             log.exception(
                 "%s %s: unexpected error in %s", name, target.domain, self._runner.entry.label
@@ -247,7 +263,9 @@ class RequestDispatcher:
         target = Target(domain="", by_uuid=False, requester=requester, seqno=0)
         try:
             states = await self._runner.hostlist(requester)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
+                raise
             if not isinstance(exc, FenceVirtError):
                 log.exception("hostlist: unexpected error in %s", self._runner.entry.label)
                 exc = BackendError(f"hostlist failed: {type(exc).__name__}: {exc}")
@@ -295,3 +313,10 @@ class RequestDispatcher:
             reason=reason,
         )
         asyncio.get_running_loop().call_soon(self._hooks.request_finished, record)
+
+
+def _being_cancelled() -> bool:
+    """True when the running task itself is being cancelled (a stop), not when a backend
+    merely raised CancelledError of its own."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from fence_virt.config import ConfigTree, load_file, load_section, parse_text
 from fence_virt.daemon.defaults import EMBEDDED_DEFAULT_CONFIG, EMBEDDED_DEFAULT_SOURCE
 from fence_virt.errors import UserError
+from fence_virt.files import secret_file_problem
 
 __all__ = ["DaemonSettings", "daemon_settings", "load_daemon_config"]
 
@@ -41,7 +42,8 @@ def load_daemon_config(path: str | None, *, explicit: bool) -> ConfigTree:
 
     :param path: the config file, ``None`` for the embedded default.
     :param explicit: the operator named the file (``-f``): a missing file is then an error.
-    :raises fence_virt.errors.UserError: the named file does not exist.
+    :raises fence_virt.errors.UserError: the named file does not exist or is not a regular
+        file (a FIFO, a device, a directory).
     :raises fence_virt.errors.ConfigError: the file does not parse (file:line).
     """
     if path is None:
@@ -51,4 +53,8 @@ def load_daemon_config(path: str | None, *, explicit: bool) -> ConfigTree:
         if explicit:
             raise UserError(f"config file {path} does not exist")
         return parse_text(EMBEDDED_DEFAULT_CONFIG, source=EMBEDDED_DEFAULT_SOURCE)
+    # a FIFO would block the read forever, /dev/zero would fill memory: regular files only
+    problem = secret_file_problem(file, what="config file")
+    if problem is not None:
+        raise UserError(problem)
     return load_file(file)

@@ -27,6 +27,7 @@ log = logging.getLogger("fence_virt.plugins")
 
 _AUTHORIZE = "fence_virt_authorize"
 _FINISHED = "fence_virt_request_finished"
+_STOPPED = "fence_virt_daemon_stopped"
 
 
 class PluginHooks:
@@ -37,6 +38,7 @@ class PluginHooks:
         self._entries = {entry.label: entry for entry in entries}
         self._authorizers = self._callers(_AUTHORIZE)
         self._observers = self._callers(_FINISHED)
+        self._stoppers = self._callers(_STOPPED)
 
     # plumbing ---------------------------------------------------------------------------------
 
@@ -179,6 +181,14 @@ class PluginHooks:
                     exc,
                 )
                 log.debug("request observer %s failed", label, exc_info=True)
+
+    def daemon_stopped(self) -> None:
+        """Tell every plugin that implements it that the daemon has stopped."""
+        for label, caller in self._stoppers:
+            try:
+                caller()
+            except Exception:
+                log.exception("plugin %s failed after the daemon stopped", self._describe(label))
 
     # introspection ----------------------------------------------------------------------------
 

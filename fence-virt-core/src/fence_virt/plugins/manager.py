@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 from collections.abc import Sequence
 
@@ -43,6 +44,16 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     return unknown
 
 
+def _coroutine_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hooks ``plugin`` implements as coroutine functions: core calls hooks synchronously."""
+    return [
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or []
+        for impl in caller.get_hookimpls()
+        if impl.plugin is plugin and inspect.iscoroutinefunction(impl.function)
+    ]
+
+
 def _register(pm: pluggy.PluginManager, entry: PluginEntry) -> None:
     plugin = entry.instantiate()
     try:
@@ -52,6 +63,10 @@ def _register(pm: pluggy.PluginManager, entry: PluginEntry) -> None:
     unknown = _unknown_hooks(pm, plugin)
     if unknown:
         raise entry.failure(f"implements hooks that do not exist: {', '.join(unknown)}")
+    coroutines = _coroutine_hooks(pm, plugin)
+    if coroutines:
+        names = ", ".join(coroutines)
+        raise entry.failure(f"hooks must be plain def, not async def (never run): {names}")
     implemented = {caller.name for caller in pm.get_hookcallers(plugin) or []}
     missing = [hook for hook in REQUIRED_HOOKS[entry.kind] if hook not in implemented]
     if missing:

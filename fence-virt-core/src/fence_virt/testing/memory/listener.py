@@ -11,9 +11,11 @@ Config::
 
 Protocol: the client writes ``OPERATION [DOMAIN]\\n`` (operation names as fence_xvm's ``-o``:
 null, off, on, reboot, status, monitor, list); the reply is the response code as a decimal
-line, or for ``list`` one ``name uuid state`` line per VM followed by ``.``. Any other line
-(unknown operation, extra words, bytes that are not UTF-8) is answered ``1`` (FAIL) without
-reaching the dispatcher.
+line, or for ``list`` one ``name uuid state`` line per VM followed by ``.`` (a list that
+fails is the one row ``1``). Any other line (unknown operation, extra words, bytes that are
+not UTF-8) is answered ``1`` (FAIL) without reaching the dispatcher; a line longer than
+:data:`MAX_LINE` bytes is answered ``1`` and the connection closed. The socket is made mode
+0600: the protocol has no authentication, so only root may use it.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fence_virt.config import ConfigSection
+from fence_virt.errors import FenceVirtError
 from fence_virt.hookspecs import hookimpl
 from fence_virt.protocol import Operation, Response
 from fence_virt.types import Availability, Dispatcher, Target
 
-__all__ = ["LIST_WORD", "OPERATION_WORDS", "MemoryListener", "MemoryListenerPlugin"]
+__all__ = ["LIST_WORD", "MAX_LINE", "OPERATION_WORDS", "MemoryListener", "MemoryListenerPlugin"]
 
 #: request words of the line protocol and the operation each asks for
 OPERATION_WORDS = {
@@ -43,6 +46,8 @@ OPERATION_WORDS = {
 LIST_WORD = "list"
 #: the answer to a line that is not a request
 _REFUSED = str(int(Response.FAIL))
+#: longest request line read, newline included (a domain name is at most 63 bytes)
+MAX_LINE = 1024
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,10 @@ class MemoryListener:
         self._dispatcher = dispatcher
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self._path))
+        self._server = await asyncio.start_unix_server(
+            self._serve, path=str(self._path), limit=MAX_LINE
+        )
+        self._path.chmod(0o600)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -86,7 +94,10 @@ class MemoryListener:
         except UnicodeDecodeError:
             return _REFUSED
         if words == [LIST_WORD]:
-            states = await self._dispatcher.hostlist(self._requester)
+            try:
+                states = await self._dispatcher.hostlist(self._requester)
+            except FenceVirtError:
+                return f"{_REFUSED}\n."
             return "".join(f"{s.domain} {s.uuid} {s.state}\n" for s in states) + "."
         if not words or len(words) > 2 or words[0] not in OPERATION_WORDS:
             return _REFUSED
@@ -100,9 +111,19 @@ class MemoryListener:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while line := await reader.readline():
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_LINE: answer once, then hang up
+                    writer.write(f"{_REFUSED}\n".encode())
+                    await writer.drain()
+                    return
+                if not line:
+                    return
                 writer.write((await self._answer(line)).encode() + b"\n")
                 await writer.drain()
+        except ConnectionError:
+            return
         finally:
             writer.close()
 
