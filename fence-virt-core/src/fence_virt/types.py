@@ -134,7 +134,11 @@ class Listener(Protocol):
         ...
 
     async def stop(self) -> None:
-        """Stop accepting requests, cancel in-flight work and release every socket."""
+        """Stop accepting requests, cancel in-flight work and release every socket.
+
+        Also called after a ``start()`` that raised, to release what it had opened before
+        failing: it must cope with a listener that started only in part.
+        """
         ...
 
 
@@ -148,9 +152,15 @@ class Backend(Protocol):
     any operation and ``stop`` once after every listener has stopped.
 
     Operations are called concurrently for *different* VMs; core serializes operations on the
-    same VM (by case-insensitive domain text). A raised exception is that request's failure
-    (``Response.FAIL`` on the wire, logged with the backend's name), never the daemon's end.
-    Core answers the "null" operation itself (``Response.FAIL``, as the C backends do).
+    same VM as far as it can tell from the request: by its UUID when it names one (any
+    spelling), else by its case-folded name. Core cannot tell that a name and a UUID are the
+    same VM: a backend reachable both ways serializes operations on one VM itself (the
+    libvirt library locks per domain UUID), or an ``off`` by name could answer success
+    half-way through a ``reboot`` by UUID. A raised exception is that request's failure
+    (``Response.FAIL`` on the wire, logged with the backend's name), never the daemon's end;
+    so is any code an operation may not answer (off/on/reboot/devstatus: SUCCESS or FAIL;
+    status: SUCCESS, OFF or FAIL). Core answers the "null" operation itself
+    (``Response.FAIL``, as the C backends do).
     """
 
     def describe(self) -> str:
@@ -167,7 +177,8 @@ class Backend(Protocol):
         ...
 
     def stop(self) -> MaybeAwaitable[None]:
-        """Release connections; no operation is called afterwards."""
+        """Release connections; no operation is called afterwards. Not called when
+        ``start()`` failed."""
         ...
 
     def off(self, target: Target) -> MaybeAwaitable[Response]:

@@ -106,3 +106,13 @@ def test_load_section_runs_checks_without_a_section_object() -> None:
     node = parse_text(TEXT, source="f.conf").node("listeners/tcp")
     with pytest.raises(ConfigError, match=r"^f.conf:3: bad value \"70000\" for key 'port' in x"):
         load_section(node, TcpSection, where="x")
+
+
+def test_an_unknown_block_in_a_section_is_warned_with_its_line() -> None:
+    text = 'listeners {\n    tcp {\n        port = "1229";\n        group { ip = "x"; }\n    }\n}\n'
+    warnings: list = []
+    tree_section(text).load(TcpSection, warnings=warnings)
+    assert [str(w) for w in warnings] == [
+        "/etc/fence_virt.conf:4: unknown block 'group' in listeners/tcp "
+        "(ignored; known blocks: none)"
+    ]

@@ -341,6 +341,9 @@ def test_unknown_keys_warn_with_file_line_and_section(caplog: pytest.LogCaptureF
         "fence_virt.conf:3: unknown key 'intreface' in listeners/multicast "
         f"(did you mean 'interface'? {known})",
         f"fence_virt.conf:5: unknown key 'bogus' in listeners/multicast ({known})",
+        # a block the schema does not read is warned about too (it was silently ignored)
+        "fence_virt.conf:6: unknown block 'sub' in listeners/multicast "
+        "(ignored; known blocks: none)",
     ]
     assert warnings[0] == ConfigWarning(
         f"unknown key 'intreface' in listeners/multicast (did you mean 'interface'? {known})",

@@ -108,3 +108,11 @@ listeners {{
             return await asyncio.to_thread(ask, tmp_path / "m.sock", "off vm1", "off vm2")
 
     assert asyncio.run(main()) == [str(int(Response.SUCCESS)), str(int(Response.PERM))]
+
+
+def test_a_group_written_straight_into_an_instance_is_an_error() -> None:
+    text = HEAD + 'listeners {\n memory {\n  group { ip = "198.51.100.1"; uuid = "vm1"; }\n }\n}\n'
+    with pytest.raises(
+        ConfigError, match=r"^f.conf:4: listeners/memory: a group block belongs inside groups \{ \}"
+    ):
+        build(text)

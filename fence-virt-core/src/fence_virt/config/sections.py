@@ -22,8 +22,8 @@ default, a missing key without default is an error. Values are parsed strictly -
 numbers with ``atoi``, so ``port = "12ab"`` means 12 and ``port = "abc"`` means 0 there; here both
 are errors at the value's ``file:line``. Booleans accept a decimal integer (non-zero is true, as
 with ``atoi``) or ``yes/no``, ``true/false``, ``on/off`` (C would read those words as 0).
-Unknown keys do not fail: each is logged on the ``fence_virt.config`` logger and appended to
-the caller's ``warnings`` list.
+Unknown keys and unknown blocks do not fail: each is logged on the ``fence_virt.config``
+logger and appended to the caller's ``warnings`` list.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class _Kind(enum.Enum):
 
 
 _VALUE_KINDS = frozenset({_Kind.SCALAR, _Kind.MANY})
+_BLOCK_KINDS = frozenset({_Kind.SECTION, _Kind.SECTIONS})
 
 
 Converter = Callable[[str], object]
@@ -231,10 +232,21 @@ def _warn_unknown(
             f"unknown key {entry.key!r} in {where or 'top level'} "
             f"({hint}known: {', '.join(known) or 'none'})"
         )
-        warning = ConfigWarning(message, node.source, entry.line or None)
-        _log.warning("%s", warning)
-        if warnings is not None:
-            warnings.append(warning)
+        _warn(ConfigWarning(message, node.source, entry.line or None), warnings)
+    blocks = {key.casefold() for spec in specs if spec.kind in _BLOCK_KINDS for key in spec.keys}
+    for child in node.children:
+        if child.name.casefold() not in blocks:
+            message = (
+                f"unknown block {child.name!r} in {where or 'top level'} (ignored; known "
+                f"blocks: {', '.join(sorted(blocks)) or 'none'})"
+            )
+            _warn(ConfigWarning(message, node.source, child.line or None), warnings)
+
+
+def _warn(warning: ConfigWarning, warnings: list[ConfigWarning] | None) -> None:
+    _log.warning("%s", warning)
+    if warnings is not None:
+        warnings.append(warning)
 
 
 _SPECS: dict[type, tuple[_FieldSpec, ...]] = {}

@@ -207,6 +207,10 @@ def _listener(config: ConfigTree, instance: str, why: str) -> ListenerPlan:
     plugin = instance
     static_map = StaticMap.from_config(config)
     if node is not None:
+        for stray in node.children_named("group"):
+            raise stray.error(
+                None, f"listeners/{instance}: a group block belongs inside groups {{ }}"
+            )
         plugin_entry = node.entry(PLUGIN_KEY)
         plugin = plugin_entry.value if plugin_entry is not None else instance
         if (groups := node.child(GROUPS_BLOCK)) is not None:
