@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fence_virt.protocol import AuthExchange, HashType
+from fence_virt.protocol import HashType
+from fence_virt.testing import client_session
 from fence_virt.testing.factories import fence_datagram
 from fence_virt_testinfra.c_suite import MulticastSetup, c_fence_virtd
 from fence_virt_testinfra.libvirtd import Libvirtd
@@ -150,7 +151,7 @@ class PyClient:
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 if not answer.done():
-                    answer.set_result(await self._exchange(reader, writer, auth))
+                    answer.set_result(await client_session(reader, writer, auth, self.key))
             except Exception as exc:  # noqa: BLE001 (handed to the awaiting test)
                 if not answer.done():
                     answer.set_exception(exc)
@@ -171,18 +172,6 @@ class PyClient:
                         return answer.result()
         finally:
             server.close()
-
-    async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: HashType
-    ) -> bytes:
-        exchange = AuthExchange.for_client(auth, self.key)
-        while not exchange.done:
-            if out := exchange.data_to_send():
-                writer.write(out)
-                await writer.drain()
-            else:
-                exchange.receive_data(await reader.readexactly(exchange.bytes_needed))
-        return exchange.unused_data + await reader.read()
 
 
 @pytest.fixture

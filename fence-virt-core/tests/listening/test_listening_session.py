@@ -28,6 +28,7 @@ from fence_virt.protocol import (
     RequestFlag,
     Response,
 )
+from fence_virt.testing import client_session
 from fence_virt.testing.factories import fence_request
 
 KEY = b"shared key\n"
@@ -45,22 +46,6 @@ def accepted(operation: int, domain: str = "vm1", *, flags: int = 0) -> FenceReq
         address=ip_address(REQUESTER),
         port=1229,
     )
-
-
-async def client_side(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, auth: HashType, key: bytes
-) -> bytes:
-    exchange = AuthExchange.for_client(auth, key)
-    try:
-        while not exchange.done:
-            if out := exchange.data_to_send():
-                writer.write(out)
-                await writer.drain()
-            else:
-                exchange.receive_data(await reader.readexactly(exchange.bytes_needed))
-        return exchange.unused_data + await reader.read()
-    finally:
-        writer.close()  # as the C client exits, also after a failed proof
 
 
 async def exchange(
@@ -85,7 +70,7 @@ async def exchange(
             channel.close()
 
     results = await asyncio.gather(
-        host(), client_side(*client_streams, client_auth, client_key), return_exceptions=True
+        host(), client_session(*client_streams, client_auth, client_key), return_exceptions=True
     )
     return results[0], results[1]
 

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         Observed,
         StuckVmContract,
     )
+    from fence_virt.testing.clients import client_session
     from fence_virt.testing.dispatcher import RECORDED_VMS, RecordingDispatcher
     from fence_virt.testing.drive import ContractWarning, CoroutineRunner
     from fence_virt.testing.listener_contract import (
@@ -91,6 +92,7 @@ __all__ = [
     "ServedListener",
     "StuckVmContract",
     "WrongKeyContract",
+    "client_session",
 ]
 
 _BACKEND = "fence_virt.testing.backend_contract"
@@ -109,6 +111,7 @@ _LAZY = {
     "RetransmitContract": _LISTENER,
     "ServedListener": _LISTENER,
     "WrongKeyContract": _LISTENER,
+    "client_session": "fence_virt.testing.clients",
     "RECORDED_VMS": "fence_virt.testing.dispatcher",
     "RecordingDispatcher": "fence_virt.testing.dispatcher",
     "ContractWarning": "fence_virt.testing.drive",
