@@ -430,6 +430,18 @@ def test_a_copy_with_the_same_seqno_runs_once_while_in_flight_and_for_10_s_after
     serving(body, tmp_path, dispatcher=Slow())
 
 
+def test_two_requesters_may_use_the_same_seqno(tmp_path: Path) -> None:
+    """C's history key leaves out the requester; two guests whose clocks gave them the same
+    seqno would shadow each other there. Here each is served."""
+
+    async def body(h: Harness) -> None:
+        for peer in (("198.51.100.7", 1), ("198.51.100.8", 1)):
+            assert await h.call(request(Operation.HOSTLIST, "", seqno=77), address=peer) != b""
+        assert h.dispatcher.calls == [("hostlist", "198.51.100.7"), ("hostlist", "198.51.100.8")]
+
+    serving(body, tmp_path)
+
+
 def test_a_request_whose_reply_could_not_be_delivered_is_not_run_again(tmp_path: Path) -> None:
     gone = asyncio.Event()
 

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fence_virt.config import POSITIVE, ConfigSection, at_least, in_range
+from fence_virt.config import POSITIVE, Check, ConfigSection, at_least
 from fence_virt.listening import IO_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, StreamPolicy
 from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT, HashType
 
-__all__ = ["VSOCK_PORT", "VsockSection", "VsockSettings", "resolve_settings"]
+__all__ = ["MAX_VSOCK_PORT", "VSOCK_PORT", "VsockSection", "VsockSettings", "resolve_settings"]
 
-#: a vsock port: 32 bits, without 0xFFFFFFFF (VMADDR_PORT_ANY, "any free port")
-VSOCK_PORT = in_range(1, 0xFFFFFFFE)
+#: the highest vsock port: 32 bits, without 0xFFFFFFFF (VMADDR_PORT_ANY, "any free port")
+MAX_VSOCK_PORT = 0xFFFFFFFE
+#: a vsock port number (``in_range`` would print the upper end as 4.29497e+09)
+VSOCK_PORT = Check(lambda port: 1 <= port <= MAX_VSOCK_PORT, f"a number from 1 to {MAX_VSOCK_PORT}")
 
 
 @dataclass(frozen=True)

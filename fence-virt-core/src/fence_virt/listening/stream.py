@@ -14,8 +14,10 @@ Invariants, for every connection:
   seconds: a stream client signs every request afresh and never resends it, so the
   signature is remembered as soon as it verified -- a captured request cannot be played back
   to harvest the host's challenge answers (§3.3), even if its original was never served;
-* a request (operation, seqno, case-folded domain) runs at most once at a time and not
-  again within 10 s of running (C's history, §5.8);
+* a request (operation, seqno, case-folded domain) from one requester runs at most once at
+  a time and not again within 10 s of running (C's history, §5.8, which leaves out the
+  requester: there, two guests whose requests share a seqno -- the microsecond of their
+  clocks -- within 10 s shadow each other);
 * the dispatcher is asked nothing before both proofs passed; once it was asked, the request
   counts as done even if the reply could not be delivered;
 * every failure a peer can cause is one line through the :class:`DropLog` (rate-limited)
@@ -146,7 +148,7 @@ class StreamSessions:
         if age is not None:
             raise RemoteError(f"replayed copy of a request received {age:.0f} s ago")
         self.replays.remember(request)
-        claimed = request_key(request)
+        claimed = (requester, *request_key(request))
         if not self.history.claim(claimed):
             raise RemoteError("retransmit of a request in progress or just answered")
         about = _About(request, requester)
