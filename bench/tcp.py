@@ -4,10 +4,11 @@ Run as root from the repository root::
 
     .venv/bin/python bench/tcp.py            # add --json FILE to keep the numbers
 
-Each daemon runs in a fresh network namespace holding only ``lo``, with the tcp listener on
-127.0.0.1:1229 and the libvirt backend on ``test:///default``, without debug logging.
-hyperfine runs inside the namespace (so ``ip netns exec`` is not timed) and reports the
-median of each operation; the ratio is ours / C. The C agent always gets an explicit ``-T``.
+Both daemons run side by side in a fresh network namespace holding only ``lo`` -- the C one
+with its tcp listener on 127.0.0.1:1229, ours on 127.0.0.1:1230 -- with the libvirt backend
+on ``test:///default`` and no debug logging. hyperfine runs the C ``fence_virt -T`` inside
+the namespace (so ``ip netns exec`` is not timed), in rounds alternating between the two
+daemons; the median of every run of an operation is reported and the ratio is ours / C.
 
 Network safety: all traffic stays in the namespaces made here (fence_virt_testinfra.netns).
 """
@@ -18,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -62,38 +64,50 @@ def daemon(kind: str, ns: NetNS, workdir: Path, setup: TcpSetup) -> Iterator[Dae
         process.stop()
 
 
-def hyperfine(ns: NetNS, key: Path, workdir: Path, runs: int) -> dict[str, float]:
-    """Median seconds per operation, hyperfine inside ``ns``."""
-    agent = f"{C_FENCE_VIRT} -T 127.0.0.1 -k {key}"
-    plan = [
-        ("status", f"{agent} -o status -H test", None),
-        ("list", f"{agent} -o list", None),
-        ("off", f"{agent} -o off -H test", f"{agent} -o on -H test"),
-        ("on", f"{agent} -o on -H test", f"{agent} -o off -H test"),
-    ]
-    medians = {}
-    for name, command, prepare in plan:
-        out = workdir / f"{name}.json"
-        argv = ["hyperfine", "-N", "--style", "none", "--warmup", "3", "--runs", str(runs)]
-        argv += ["--export-json", str(out)]
-        if prepare:
-            argv += ["--prepare", prepare]
-        ns.run(*argv, command, timeout=1800)
-        medians[name] = json.loads(out.read_text())["results"][0]["median"]
-    return medians
+def hyperfine_times(ns: NetNS, command: str, prepare: str | None, runs: int, out: Path):
+    """Seconds of each of ``runs`` runs of ``command``, hyperfine inside ``ns``."""
+    argv = ["hyperfine", "-N", "--style", "none", "--warmup", "3", "--runs", str(runs)]
+    argv += ["--export-json", str(out)]
+    if prepare:
+        argv += ["--prepare", prepare]
+    ns.run(*argv, command, timeout=1800)
+    return json.loads(out.read_text())["results"][0]["times"]
 
 
-def latency(kind: str, key: Path, workdir: Path, runs: int) -> dict[str, float]:
-    with netns(f"bt{kind[0]}") as ns:
-        setup = TcpSetup(key_file=key, uri="test:///default")
-        with daemon(kind, ns, workdir / f"lat-{kind}", setup):
-            check = ns.run(
-                C_FENCE_VIRT, "-T", "127.0.0.1", "-k", str(key), "-o", "status", "-H", "test",
-                check=False,
-            )  # fmt: skip
+def latency(key: Path, workdir: Path, runs: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Median seconds per operation and daemon. Both daemons run side by side in one
+    namespace (C on port 1229, ours on 1230) and are timed in alternating rounds, so load
+    from elsewhere on the machine falls on both alike."""
+    ports = {"c": 1229, "ours": 1230}
+    times: dict[str, dict[str, list[float]]] = {"c": {}, "ours": {}}
+    with netns("bt") as ns, contextlib.ExitStack() as stack:
+        for kind, port in ports.items():
+            setup = TcpSetup(key_file=key, uri="test:///default", port=port)
+            stack.enter_context(daemon(kind, ns, workdir / kind, setup))
+            agent = [C_FENCE_VIRT, "-T", "127.0.0.1", "-p", str(port), "-k", str(key)]
+            check = ns.run(*agent, "-o", "status", "-H", "test", check=False)
             if check.returncode != 0:
                 raise RuntimeError(f"{kind} daemon does not answer: {check.stdout}{check.stderr}")
-            return hyperfine(ns, key, workdir / f"lat-{kind}", runs)
+        for name, args, undo in PLAN:
+            for round_ in range(rounds):
+                for kind, port in ports.items():
+                    agent = f"{C_FENCE_VIRT} -T 127.0.0.1 -p {port} -k {key}"
+                    prepare = f"{agent} {undo}" if undo else None
+                    out = workdir / f"{kind}-{name}-{round_}.json"
+                    found = hyperfine_times(ns, f"{agent} {args}", prepare, runs // rounds, out)
+                    times[kind].setdefault(name, []).extend(found)
+    return {
+        kind: {op: statistics.median(t) for op, t in ops.items()} for kind, ops in times.items()
+    }
+
+
+#: (operation, agent arguments, what puts the VM back before each run)
+PLAN = [
+    ("status", "-o status -H test", None),
+    ("list", "-o list", None),
+    ("off", "-o off -H test", "-o on -H test"),
+    ("on", "-o on -H test", "-o off -H test"),
+]
 
 
 def report(lat: dict[str, dict[str, float]]) -> None:
@@ -110,7 +124,8 @@ def report(lat: dict[str, dict[str, float]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100, help="hyperfine runs per operation")
+    parser.add_argument("--runs", type=int, default=100, help="runs per operation and daemon")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds they split into")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -118,7 +133,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fvt-bench-") as tmp:
         work = Path(tmp)
         key = make_key(work / "fence_xvm.key")
-        lat = {kind: latency(kind, key, work, args.runs) for kind in ("c", "ours")}
+        lat = latency(key, work, args.runs, args.rounds)
     report(lat)
     if args.json:
         args.json.write_text(json.dumps({"latency": lat}, indent=2))

@@ -442,7 +442,9 @@ def test_two_requesters_may_use_the_same_seqno(tmp_path: Path) -> None:
     serving(body, tmp_path)
 
 
-def test_a_request_whose_reply_could_not_be_delivered_is_not_run_again(tmp_path: Path) -> None:
+def test_a_request_whose_reply_could_not_be_delivered_is_not_run_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     gone = asyncio.Event()
 
     class HangsUp(RecordingDispatcher):
@@ -464,7 +466,12 @@ def test_a_request_whose_reply_could_not_be_delivered_is_not_run_again(tmp_path:
         assert await h.refused(again) == b""
         assert len(h.dispatcher.fenced) == 1
 
-    serving(body, tmp_path, dispatcher=HangsUp())
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        serving(body, tmp_path, dispatcher=HangsUp())
+    lost, retransmit = drop_lines(caplog)
+    assert "request 1 seqno 8 domain vm1 from 198.51.100.7: carried out (answer 0)" in lost
+    assert "but the answer was lost: writing to client:" in lost
+    assert "retransmit of a request in progress or just answered" in retransmit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,6 +542,38 @@ def test_at_the_bound_the_server_stops_accepting(tmp_path: Path) -> None:
         silent[1].close()
 
     serving(body, tmp_path, max_connections=1, requester=lambda _address: "unix peer")
+
+
+def test_accept_failing_for_lack_of_descriptors_is_logged_once_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EMFILE: the process's descriptor limit is lowered to the lowest free descriptor for
+    a moment, so the server's accept(2) cannot get one; retries every 0.1 s say nothing more,
+    and the waiting client is served once descriptors are back."""
+    import resource
+
+    async def body(h: Harness) -> None:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        probe = os.dup(0)
+        os.close(probe)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (probe, hard))
+        try:
+            client.connect(str(tmp_path / "server.sock"))
+            await asyncio.sleep(0.5)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        reader, writer = await asyncio.open_connection(sock=client)
+        writer.write(request(Operation.STATUS))
+        assert await client_session(reader, writer, HashType.SHA256, KEY) == b"\x00"
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        serving(body, tmp_path, requester=lambda _address: "unix peer")
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert lines == [
+        "accepting connections fails: Too many open files",
+        "accepting connections again",
+    ]
 
 
 def test_stop_closes_the_socket_and_ends_open_connections(tmp_path: Path) -> None:

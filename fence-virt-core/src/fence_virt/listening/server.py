@@ -95,6 +95,7 @@ class StreamServer:
         self.sessions = StreamSessions(policy, log, drops=drops, history=history)
         self._slots = asyncio.Semaphore(max_connections)
         self._saturated = False
+        self._accept_failing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._acceptor: asyncio.Task[None] | None = None
         self._dispatcher: Dispatcher | None = None
@@ -154,9 +155,15 @@ class StreamServer:
             try:
                 sock, address = await self._loop.sock_accept(self._sock)
             except OSError as exc:
-                self.log.warning("accepting a connection failed: %s", exc.strerror or exc)
+                # logged once per episode: EMFILE would otherwise repeat every ACCEPT_RETRY
+                if not self._accept_failing:
+                    self._accept_failing = True
+                    self.log.warning("accepting connections fails: %s", exc.strerror or exc)
                 await asyncio.sleep(ACCEPT_RETRY)
                 continue
+            if self._accept_failing:
+                self._accept_failing = False
+                self.log.warning("accepting connections again")
             self._spawn(sock, address)
 
     def _warn_saturated(self) -> None:

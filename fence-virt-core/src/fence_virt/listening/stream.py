@@ -161,7 +161,11 @@ class StreamSessions:
             raise
         try:
             reply = await answer(request, requester, dispatcher, log=self.log)
-            await channel.write(reply)
+            try:
+                await channel.write(reply)
+            except RemoteError as exc:
+                lost = f"{about}: carried out (answer {reply[0]}), but the answer was lost: {exc}"
+                raise RemoteError(lost) from exc
         finally:
             self.history.complete(claimed)  # the dispatcher was asked: never run it twice
         self.log.debug("%s: answered %d", about, reply[0])
