@@ -5,13 +5,18 @@ between "bytes arrived" and "bytes to send back" is here, so the multicast, tcp,
 serial and vmchannel listeners behave alike and none copies another:
 
 * **keys** -- :func:`load_key` reads the shared key file (mode tightened to 0600, as C);
-  :func:`key_problem` is the side-effect-free check for ``fence_virt_listener_check``.
+  :func:`load_listener_key` adds the warnings for ``hash``/``auth`` = none; :func:`key_problem`
+  is the side-effect-free check for ``fence_virt_listener_check``.
 * **stream session** (fence_req transports: multicast connect-back, tcp, vsock) --
   :func:`receive_request` reads and verifies the 176-byte request where the client sends it
   first (tcp, vsock); :func:`serve` runs the challenge/response (:func:`authenticate`), asks
   the backend through the :class:`~fence_virt.types.Dispatcher` and writes the answer. It
   works on any :class:`Channel`; :class:`SocketChannel` is one over a stream socket with a
   deadline per read and write.
+* **stream server** (tcp, vsock) -- :class:`StreamServer` accepts connections on a listening
+  socket the plugin opened and serves each one concurrently (at most ``max_connections``),
+  with :class:`StreamSessions`: the request within its deadline, verified, duplicates and
+  replays dropped, the handshake, the answer -- all set by a :class:`StreamPolicy`.
 * **serial framing** (serial, vmchannel) -- :class:`SerialRequestReader` turns a guest's
   byte stream into requests, resynchronising on the magic; :func:`answer_serial` answers one.
   :func:`answer` is the fence_req counterpart :func:`serve` uses.
@@ -25,24 +30,23 @@ the multicast request, the peer IP (tcp), the peer CID (vsock), the guest's UUID
 Every failure a peer can cause is a :class:`~fence_virt.errors.RemoteError`: log it (through
 the drop log when it can be repeated at will), keep serving.
 
-A tcp or vsock listener, per accepted connection (a sketch; ``key``, ``credentials``,
-``history``, ``drops`` and ``log`` belong to the listener instance)::
+A tcp or vsock listener is its settings, its socket and a :class:`StreamServer` (a sketch:
+``settings``, ``open_socket`` and ``log`` are the plugin's own; ``key`` was read at create
+time with :func:`load_listener_key`)::
 
-    channel = SocketChannel(sock, timeout=1.0)               # C: 1 s to send the request
-    try:
-        request = await receive_request(channel, key, minimum_hash)
-        claimed = request_key(request)
-        if not history.claim(claimed):
-            return                                           # a retransmit: drop it
-        channel.timeout = 10.0                               # C: 10 s per handshake step
-        try:
-            await serve(request, channel, credentials, dispatcher, requester=peer, log=log)
-        finally:
-            history.complete(claimed)                        # never run it twice
-    except RemoteError as exc:
-        drops.drop(peer, str(exc))
-    finally:
-        channel.close()
+    async def start(self, dispatcher: Dispatcher) -> None:
+        policy = StreamPolicy(key, settings.hash, settings.auth)  # C: 1 s, then 10 s a step
+        self.server = StreamServer(
+            open_socket(settings),                   # bound and listening
+            policy,
+            requester=lambda peer: peer[0],          # tcp: the peer's numeric IP
+            log=log,
+            max_connections=settings.max_connections,
+        )
+        await self.server.start(dispatcher)
+
+    async def stop(self) -> None:
+        await self.server.stop()
 
 A serial listener, per guest stream: see :mod:`fence_virt.listening.serial`.
 
@@ -57,9 +61,10 @@ from fence_virt.listening.answers import FENCE_OPERATIONS, answer, answer_serial
 from fence_virt.listening.channel import SocketChannel
 from fence_virt.listening.droplog import DropLog
 from fence_virt.listening.history import HISTORY_WINDOW, HistoryKey, RequestHistory, request_key
-from fence_virt.listening.keys import key_problem, load_key
+from fence_virt.listening.keys import key_problem, load_key, load_listener_key
 from fence_virt.listening.replay import REPLAY_CAPACITY, REPLAY_WINDOW, ReplayGuard
 from fence_virt.listening.serial import NO_MAGIC, SerialRequestReader, Skipped
+from fence_virt.listening.server import MAX_CONNECTIONS, Requester, StreamServer
 from fence_virt.listening.session import (
     Channel,
     Credentials,
@@ -67,27 +72,43 @@ from fence_virt.listening.session import (
     receive_request,
     serve,
 )
+from fence_virt.listening.stream import (
+    IO_TIMEOUT,
+    REQUEST_TIMEOUT,
+    StreamPolicy,
+    StreamSessions,
+    TimedChannel,
+)
 
 __all__ = [
     "FENCE_OPERATIONS",
     "HISTORY_WINDOW",
+    "IO_TIMEOUT",
+    "MAX_CONNECTIONS",
     "NO_MAGIC",
     "REPLAY_CAPACITY",
     "REPLAY_WINDOW",
+    "REQUEST_TIMEOUT",
     "Channel",
     "Credentials",
     "DropLog",
     "HistoryKey",
     "ReplayGuard",
     "RequestHistory",
+    "Requester",
     "SerialRequestReader",
     "Skipped",
     "SocketChannel",
+    "StreamPolicy",
+    "StreamServer",
+    "StreamSessions",
+    "TimedChannel",
     "answer",
     "answer_serial",
     "authenticate",
     "key_problem",
     "load_key",
+    "load_listener_key",
     "receive_request",
     "request_key",
     "serve",

@@ -35,8 +35,9 @@ class SocketChannel:
         self._loop = asyncio.get_running_loop()
 
     async def read_exactly(self, size: int) -> bytes:
-        """``size`` bytes, or RemoteError: the peer was silent for :attr:`timeout` seconds,
-        closed the connection early (ProtocolError, naming how many bytes came) or reset it.
+        """``size`` bytes, or RemoteError: the peer did not send them all within
+        :attr:`timeout` seconds, closed the connection early (ProtocolError, naming how many
+        bytes came) or reset it.
         """
         received = bytearray()
         try:
@@ -49,6 +50,9 @@ class SocketChannel:
                         raise ProtocolError(message)
                     received += chunk
         except TimeoutError:
+            if received:
+                message = f"client sent only {len(received)} of {size} bytes in {self.timeout:g} s"
+                raise RemoteError(message) from None
             raise RemoteError(f"client sent nothing for {self.timeout:g} s") from None
         except OSError as exc:
             raise RemoteError(f"reading from client: {exc.strerror or exc}") from None

@@ -7,13 +7,14 @@ daemon. The file checks themselves are :mod:`fence_virt.files`'.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fence_virt.errors import UserError
 from fence_virt.files import read_secret_file, secret_file_problem
-from fence_virt.protocol import MAX_KEY_LEN
+from fence_virt.protocol import MAX_KEY_LEN, HashType
 
-__all__ = ["key_problem", "load_key"]
+__all__ = ["key_problem", "load_key", "load_listener_key"]
 
 
 def load_key(path: Path, *, required: bool) -> bytes:
@@ -36,3 +37,21 @@ def key_problem(path: Path) -> str | None:
     For ``fence_virt_listener_check`` (``--list-plugins``), which must have no side effects.
     """
     return secret_file_problem(path, what="key file")
+
+
+def load_listener_key(
+    path: Path, *, hash: HashType, auth: HashType, log: logging.Logger, where: str
+) -> bytes:
+    """:func:`load_key` for a listener configured with ``hash`` and ``auth``; warns on ``log``
+    for each of the two that is ``none`` (unsigned requests from anyone, no handshake).
+
+    :param where: the instance's block (``ConfigSection.path``), named in the warnings.
+    :returns: the key bytes; the file may be empty only when both are ``none``.
+    :raises fence_virt.errors.UserError: as :func:`load_key`.
+    """
+    key = load_key(path, required=hash is not HashType.NONE or auth is not HashType.NONE)
+    if hash is HashType.NONE:
+        log.warning("%s: hash = none accepts unsigned requests from anyone", where)
+    if auth is HashType.NONE:
+        log.warning("%s: auth = none skips the challenge/response exchange", where)
+    return key

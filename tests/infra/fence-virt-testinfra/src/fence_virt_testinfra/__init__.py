@@ -7,6 +7,8 @@ our own programs (:mod:`.ours`) as test peers, a sandboxed Pacemaker cluster
 (:mod:`.sandbox`, :mod:`.pacemaker`), throw-away plugin installs (:mod:`.plugins`). The pytest
 plugin (:mod:`.pytest_plugin`, ``pytest11`` entry point) turns them into fixtures.
 
+The C suite's TCP transport (its daemon's ``tcp`` listener, ``fence_virt -T``): :mod:`.c_tcp`.
+
 Nothing in fence-virt's distributions imports this package; it is installed in the
 development workspace only.
 """

@@ -1,0 +1,172 @@
+"""One accepted connection of a stream listener (tcp, vsock), transport-free.
+
+The client connects, sends one signed 176-byte fence_req, then the challenge/response runs
+and the host answers (c-suite-spec §1.3, §1.4, §9.1 #7). :class:`StreamSessions` holds what
+the connections of one listener instance share (key, deadlines, duplicate filter, replay
+memory, drop log) and serves each connection on any :class:`TimedChannel`;
+:class:`fence_virt.listening.StreamServer` is the runner that accepts them.
+
+Invariants, for every connection:
+
+* the request must arrive within ``request_timeout`` (C: 1 s after the accept) and verify
+  (exact size, hash at least ``hash``, signature) before anything else happens;
+* the same signed bytes are served at most once for :data:`~fence_virt.listening.REPLAY_WINDOW`
+  seconds: a stream client signs every request afresh and never resends it, so the
+  signature is remembered as soon as it verified -- a captured request cannot be played back
+  to harvest the host's challenge answers (§3.3), even if its original was never served;
+* a request (operation, seqno, case-folded domain) from one requester runs at most once at
+  a time and not again within 10 s of running (C's history, §5.8, which leaves out the
+  requester: there, two guests whose requests share a seqno -- the microsecond of their
+  clocks -- within 10 s shadow each other);
+* the dispatcher is asked nothing before both proofs passed; once it was asked, the request
+  counts as done even if the reply could not be delivered;
+* every failure a peer can cause is one line through the :class:`DropLog` (rate-limited)
+  and the end of the connection; nothing escapes :meth:`StreamSessions.handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from fence_virt.errors import RemoteError
+from fence_virt.listening.answers import answer
+from fence_virt.listening.droplog import DropLog
+from fence_virt.listening.history import RequestHistory, request_key
+from fence_virt.listening.replay import ReplayGuard
+from fence_virt.listening.session import Channel, Credentials, authenticate, receive_request
+from fence_virt.protocol import FenceRequest, HashType
+from fence_virt.types import Dispatcher
+
+__all__ = [
+    "IO_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "StreamPolicy",
+    "StreamSessions",
+    "TimedChannel",
+]
+
+#: seconds from the accept until the 176-byte request must be complete (C tcp.c, vsock.c)
+REQUEST_TIMEOUT = 1.0
+#: seconds for each step of the handshake and for the reply (C: 10)
+IO_TIMEOUT = 10.0
+
+
+class TimedChannel(Channel, Protocol):
+    """A :class:`~fence_virt.listening.Channel` whose per-step deadline the session sets
+    (:class:`~fence_virt.listening.SocketChannel` is one)."""
+
+    #: seconds each read or write may take
+    timeout: float
+
+
+@dataclass(frozen=True)
+class StreamPolicy:
+    """What a stream listener instance demands of its clients."""
+
+    #: the shared key (raw bytes of the key file)
+    key: bytes
+    #: the weakest request signature accepted (the listener's ``hash`` key)
+    hash: HashType
+    #: the challenge/response algorithm (``auth``); never sent, both sides must agree
+    auth: HashType
+    #: seconds from the accept to the complete request
+    request_timeout: float = REQUEST_TIMEOUT
+    #: seconds per handshake step and for the reply
+    io_timeout: float = IO_TIMEOUT
+
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(self.auth, self.key)
+
+
+class _About:
+    """Log argument naming a request; formatted only if the line is emitted."""
+
+    __slots__ = ("_request", "_requester")
+
+    def __init__(self, request: FenceRequest, requester: str) -> None:
+        self._request = request
+        self._requester = requester
+
+    def __str__(self) -> str:
+        request = self._request
+        return (
+            f"request {request.request} seqno {request.seqno} "
+            f"domain {request.domain or '-'} from {self._requester}"
+        )
+
+
+class StreamSessions:
+    """Serves the connections of one stream listener instance (see the module invariants).
+
+    Safe for any number of concurrent :meth:`handle` calls on one event loop.
+    """
+
+    def __init__(
+        self,
+        policy: StreamPolicy,
+        log: logging.Logger,
+        *,
+        drops: DropLog | None = None,
+        history: RequestHistory | None = None,
+        replays: ReplayGuard | None = None,
+    ) -> None:
+        """``log``: the listener instance's logger; ``drops``: where refused connections
+        are logged (default: a :class:`DropLog` on ``log`` without summary lines);
+        ``history`` and ``replays`` replace the 10-second duplicate filter and the replay
+        memory (tests)."""
+        self.policy = policy
+        self.log = log
+        self.drops = DropLog(log, what="connection") if drops is None else drops
+        self.history = RequestHistory() if history is None else history
+        self.replays = ReplayGuard() if replays is None else replays
+
+    async def handle(
+        self, channel: TimedChannel, requester: str, dispatcher: Dispatcher
+    ) -> bytes | None:
+        """Serve one connection to its end; the caller closes the channel afterwards.
+
+        :param requester: the identity the listener vouches for, from the peer's address
+            (numeric IP text for tcp, the CID in decimal for vsock); static maps check it.
+        :returns: the bytes answered, or ``None`` when the connection was refused (logged).
+        """
+        try:
+            return await self._serve(channel, requester, dispatcher)
+        except RemoteError as exc:
+            self.drops.drop(requester, str(exc))
+        except Exception:  # a bug must cost one connection, never the listener
+            self.log.exception("connection from %s: unexpected error", requester)
+        return None
+
+    async def _serve(self, channel: TimedChannel, requester: str, dispatcher: Dispatcher) -> bytes:
+        policy = self.policy
+        channel.timeout = policy.request_timeout
+        request = await receive_request(channel, policy.key, policy.hash)
+        age = self.replays.age(request)
+        if age is not None:
+            raise RemoteError(f"replayed copy of a request received {age:.0f} s ago")
+        self.replays.remember(request)
+        claimed = (requester, *request_key(request))
+        if not self.history.claim(claimed):
+            raise RemoteError("retransmit of a request in progress or just answered")
+        about = _About(request, requester)
+        self.log.debug("%s: accepted", about)
+        channel.timeout = policy.io_timeout
+        try:
+            await authenticate(channel, policy.credentials)
+        except BaseException:
+            self.history.release(claimed)  # nothing was done: the client may try again
+            raise
+        try:
+            reply = await answer(request, requester, dispatcher, log=self.log)
+            try:
+                await channel.write(reply)
+            except RemoteError as exc:
+                lost = f"{about}: carried out (answer {reply[0]}), but the answer was lost: {exc}"
+                raise RemoteError(lost) from exc
+        finally:
+            self.history.complete(claimed)  # the dispatcher was asked: never run it twice
+        self.log.debug("%s: answered %d", about, reply[0])
+        return reply

@@ -1,0 +1,71 @@
+"""A vsock listener instance's block (``listeners { vsock { ... } }``): schema and defaults.
+
+Keys and defaults are C's (vsock.c; c-suite-spec §1.4, §5.4): ``key_file``, ``hash``,
+``auth`` and ``port`` (1229; vsock ports are 32-bit numbers). The listener binds
+``VMADDR_CID_ANY``: every guest of this host (and the host's own hypervisor, if this host is
+a guest itself) can connect. Three keys are ours: ``max_connections``, ``request_timeout``
+(C: 1 s) and ``io_timeout`` (C: 10 s). As for tcp, ``auth`` is the challenge algorithm (C's
+vsock listener stores it into the ``hash`` minimum and always challenges with sha256, §3.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fence_virt.config import POSITIVE, Check, ConfigSection, at_least
+from fence_virt.listening import IO_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, StreamPolicy
+from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT, HashType
+
+__all__ = ["MAX_VSOCK_PORT", "VSOCK_PORT", "VsockSection", "VsockSettings", "resolve_settings"]
+
+#: the highest vsock port: 32 bits, without 0xFFFFFFFF (VMADDR_PORT_ANY, "any free port")
+MAX_VSOCK_PORT = 0xFFFFFFFE
+#: a vsock port number (``in_range`` would print the upper end as 4.29497e+09)
+VSOCK_PORT = Check(lambda port: 1 <= port <= MAX_VSOCK_PORT, f"a number from 1 to {MAX_VSOCK_PORT}")
+
+
+@dataclass(frozen=True)
+class VsockSection:
+    """The block as written."""
+
+    key_file: Path = Path(DEFAULT_KEY_FILE)
+    #: minimum hash type a request must be signed with
+    hash: HashType = HashType.SHA256
+    #: challenge/response algorithm; never on the wire, both sides must agree
+    auth: HashType = HashType.SHA256
+    port: Annotated[int, VSOCK_PORT] = DEFAULT_PORT
+    max_connections: Annotated[int, at_least(1)] = MAX_CONNECTIONS
+    request_timeout: Annotated[float, POSITIVE] = REQUEST_TIMEOUT
+    io_timeout: Annotated[float, POSITIVE] = IO_TIMEOUT
+
+
+@dataclass(frozen=True)
+class VsockSettings(VsockSection):
+    """A validated block."""
+
+    #: the listener instance's name (its block's name), for logs
+    name: str = "vsock"
+
+    def describe(self) -> str:
+        return f"vsock port {self.port} on any CID"
+
+    def policy(self, key: bytes) -> StreamPolicy:
+        """What every connection must satisfy, with the key read from :attr:`key_file`."""
+        return StreamPolicy(key, self.hash, self.auth, self.request_timeout, self.io_timeout)
+
+
+def resolve_settings(section: ConfigSection) -> VsockSettings:
+    """Load and check the block. :raises fence_virt.errors.ConfigError: file:line and why."""
+    raw = section.load(VsockSection)
+    return VsockSettings(
+        key_file=raw.key_file,
+        hash=raw.hash,
+        auth=raw.auth,
+        port=raw.port,
+        max_connections=raw.max_connections,
+        request_timeout=raw.request_timeout,
+        io_timeout=raw.io_timeout,
+        name=section.name,
+    )
