@@ -55,3 +55,20 @@ def test_both_request_types_share_c_s_key_with_the_domain_compared_without_case(
     assert request_key(SerialRequest(request=Operation.REBOOT, domain="vm1", seqno=98)) != (
         request_key(serial)
     )
+
+
+def test_keys_expire_in_completion_order() -> None:
+    now = [0.0]
+    history = RequestHistory(window=10, clock=lambda: now[0])
+    for key, at in (("a", 0.0), ("b", 5.0), ("a", 6.0)):
+        now[0] = at
+        history.release(key)
+        history.complete(key)  # a completed again later moves behind b
+    now[0] = 10.0
+    assert not history.claim("a")
+    assert not history.claim("b")
+    now[0] = 15.0
+    assert history.claim("b"), "b completed at 5 s has expired at 15 s"
+    assert not history.claim("a"), "a completed again at 6 s is still remembered"
+    now[0] = 16.0
+    assert history.claim("a")

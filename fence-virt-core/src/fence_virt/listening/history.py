@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from fence_virt.protocol import FenceRequest, SerialRequest
@@ -44,12 +45,16 @@ class RequestHistory:
         self._window = window
         self._clock = clock
         self._in_flight: set[Hashable] = set()
-        self._done: dict[Hashable, float] = {}
+        # completion order is time order (the clock is monotonic and a completed key moves
+        # to the end), so expired keys are always at the front: purging costs O(expired)
+        self._done: OrderedDict[Hashable, float] = OrderedDict()
         self._lock = threading.Lock()
 
     def _purge(self, now: float) -> None:
-        expired = [key for key, when in self._done.items() if now - when >= self._window]
-        for key in expired:
+        while self._done:
+            key, when = next(iter(self._done.items()))
+            if now - when < self._window:
+                return
             del self._done[key]
 
     def claim(self, key: Hashable) -> bool:
@@ -66,6 +71,7 @@ class RequestHistory:
         with self._lock:
             self._in_flight.discard(key)
             self._done[key] = self._clock()
+            self._done.move_to_end(key)
 
     def release(self, key: Hashable) -> None:
         """Forget a claimed ``key`` that was not carried out, so a retransmit may retry."""
