@@ -93,6 +93,8 @@ def signed_request(
         address=source,
         port=0 if source is None else args.port,
     )
+    if args.hash is HashType.NONE:
+        trace(args.debug, 3, "sign_request: no-op (HASH_NONE)")
     return sign_request(request, key).encode()
 
 

@@ -88,14 +88,20 @@ def connect_vsock(cid: str | int, port: int) -> socket.socket:
     return sock
 
 
-def fence_tcp(args: AgentArgs, key: bytes, connect: Connect = connect_tcp) -> int:
-    """One request to ``args.ipaddr:args.port``; the host's result, as for multicast."""
-    return _fence(args, key, args.ipaddr or "", connect, TCP_TRACES)
+def fence_tcp(args: AgentArgs, key: bytes, connect: Connect | None = None) -> int:
+    """One request to ``args.ipaddr:args.port``; the host's result, as for multicast.
+
+    ``connect`` defaults to :func:`connect_tcp` (looked up at call time).
+    """
+    return _fence(args, key, args.ipaddr or "", connect or connect_tcp, TCP_TRACES)
 
 
-def fence_vsock(args: AgentArgs, key: bytes, connect: Connect = connect_vsock) -> int:
-    """One request to vsock ``args.cid:args.port``; the host's result, as for multicast."""
-    return _fence(args, key, args.cid, connect, VSOCK_TRACES)
+def fence_vsock(args: AgentArgs, key: bytes, connect: Connect | None = None) -> int:
+    """One request to vsock ``args.cid:args.port``; the host's result, as for multicast.
+
+    ``connect`` defaults to :func:`connect_vsock` (looked up at call time).
+    """
+    return _fence(args, key, args.cid, connect or connect_vsock, VSOCK_TRACES)
 
 
 def _fence(args: AgentArgs, key: bytes, host: str | int, connect: Connect, traces: Traces) -> int:
