@@ -30,8 +30,8 @@ import pytest
 
 from fence_virt.agents import runner, stream, virt
 from fence_virt.listening import Credentials, SocketChannel, receive_request, serve
-from fence_virt.protocol import FenceRequest, HashType, Operation
-from fence_virt.protocol.constants import ADDRESS_SIZE
+from fence_virt.protocol import FENCE_REQ_SIZE, AuthExchange, FenceRequest, HashType, Operation
+from fence_virt.protocol.constants import ADDRESS_SIZE, CHALLENGE_SIZE
 from fence_virt.testing import RecordingDispatcher
 from fence_virt_testinfra import c_suite
 
@@ -312,3 +312,46 @@ def test_a_real_vsock_socket_is_made_but_never_connected() -> None:
 def test_tcp_connect_refuses_a_name_without_looking_it_up() -> None:
     with pytest.raises(OSError, match="not an IP address"):
         stream.connect_tcp("localhost", 1229)
+
+
+@pytest.mark.parametrize(
+    ("debug", "trace"),
+    [([], b""), (["-dd"], b"Error reading challenge hash: Broken pipe\n")],
+    ids=["quiet", "-dd"],
+)
+def test_host_that_hangs_up_instead_of_challenging(
+    debug: list[str],
+    trace: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    key_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """Test double: a host that proves itself, then closes instead of sending its challenge
+    (no real host does that on purpose). C prints the read error only from -d 2 on."""
+    key = key_path.read_bytes()
+
+    def half_host(sock: socket.socket) -> None:
+        with sock:
+            sock.settimeout(5)
+            received = b""
+            while len(received) < FENCE_REQ_SIZE + CHALLENGE_SIZE:
+                received += sock.recv(4096)
+            host = AuthExchange.for_host(HashType.SHA256, key)
+            host.receive_data(received[FENCE_REQ_SIZE:])
+            sock.sendall(host.data_to_send()[:CHALLENGE_SIZE])
+
+    threads: list[threading.Thread] = []
+
+    def connect(cid: str | int, port: int) -> socket.socket:
+        ours, theirs = socket.socketpair()
+        threads.append(threading.Thread(target=half_host, args=(theirs,), daemon=True))
+        threads[-1].start()
+        return ours
+
+    monkeypatch.setattr(stream, "connect_vsock", connect)
+    status = run_agent(*debug, "-S3", "-k", str(key_path), "-o", "off", "-H", "vm1")
+    out = capsysbinary.readouterr().out
+    assert status == 1
+    assert out.endswith(trace + b"Invalid response to challenge\nOperation failed\n")
+    assert b"Responding to challenge" not in out  # only from -d 3 on
+    threads[0].join(10)

@@ -1,4 +1,6 @@
-"""Guest-side fence agents: ``fence_xvm`` (multicast) and the machinery ``fence_virt`` reuses.
+"""Guest-side fence agents: ``fence_xvm`` (multicast, :mod:`.xvm`) and ``fence_virt`` (TCP
+and vsock, :mod:`.virt`), on one runner (:mod:`.runner`) and one client session
+(:mod:`.session`); only the transport differs (:mod:`.multicast`, :mod:`.stream`).
 
 Pacemaker starts an agent for every monitor, so start-up time is part of the contract. The
 agents import the wire codec's constants and enums (:mod:`fence_virt.protocol`) and builtin C
