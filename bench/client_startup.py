@@ -1,13 +1,17 @@
-"""Client end to end: ``fence_xvm -o status`` against the C fence_virtd, C agent vs ours.
+"""Client end to end: ``fence_xvm -o status`` (or ``fence_virt -T``) against the C
+fence_virtd, C agent vs ours.
 
 Run as root from the repository root::
 
-    .venv/bin/python bench/client_startup.py [--runs 100] [--tree NAME=DIR ...] [--interleave]
+    .venv/bin/python bench/client_startup.py [--agent fence_xvm|fence_virt] [--runs 100]
+        [--tree NAME=DIR ...] [--interleave]
 
 In one run: a private network namespace (only ``lo``), the C fence_virtd with the multicast
-listener and the libvirt test driver, then hyperfine (``-N``, inside the namespace so that
-``ip netns exec`` is not timed) on the C agent, ours, and the bare venv interpreter. Prints
-the medians, ours - bare, and the target: ours <= C + bare interpreter.
+listener (``--agent fence_xvm``, the default) or the tcp listener on 127.0.0.1 (``--agent
+fence_virt``: both agents run ``-T 127.0.0.1``) and the libvirt test driver, then hyperfine
+(``-N``, inside the namespace so that ``ip netns exec`` is not timed) on the C agent, ours,
+and the bare venv interpreter. Prints the medians, ours - bare, and the target: ours <= C +
+bare interpreter.
 
 Our agent runs as an installed one would: byte-compiled first and without
 PYTHONDONTWRITEBYTECODE / PYTHONUNBUFFERED from the caller's environment. Two diagnostic rows
@@ -16,7 +20,9 @@ show where our time goes: importing the wire codec, and ``-o metadata`` (no netw
 To compare code changes (A/B), ``--tree NAME=DIR`` adds rows (``-o status``, ``-o metadata``)
 for our agent loaded from ``DIR``, a directory holding a ``fence_virt`` package (say ``git
 archive`` of another commit unpacked there); a two-line launcher puts ``DIR`` first on
-``sys.path``, so compare tree rows with each other, not with the installed row. hyperfine
+``sys.path``, so compare tree rows with each other, not with the installed row. (Our
+``fence_virt -o metadata`` row passes ``-A 127.0.0.1``: an explicit target, as every
+fence_virt run here has; metadata never uses it.) hyperfine
 runs one command after the other, and on a shared machine the load drifts in between: a
 difference of a few ms between two rows can be that drift. ``--interleave`` instead runs
 every command once per round, in a new random order each round, ``--runs`` rounds, from a
@@ -35,46 +41,82 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import fence_virt
-from fence_virt_testinfra import c_suite
+from fence_virt_testinfra import c_suite, c_tcp
 from fence_virt_testinfra.netns import netns
-from fence_virt_testinfra.ours import FENCE_XVM as OURS
+from fence_virt_testinfra.ours import FENCE_XVM
 
 PYTHON = sys.executable
-C_ROW = "C fence_xvm -o status"
-OUR_ROW = "our fence_xvm -o status"
 BARE_ROW = "bare interpreter (python -c pass)"
 #: wall and CPU times (ms) of every run by command name; CPU may be empty
 Timings = tuple[dict[str, list[float]], dict[str, list[float]]]
 
 
-def commands(key: Path, trees: dict[str, Path]) -> dict[str, str]:
-    status = f"-k {key} -o status -H vm1"
+@dataclass(frozen=True)
+class Agent:
+    """One agent pair to time: names, programs, the options that pick its transport."""
+
+    name: str
+    #: the module of fence_virt.agents holding its main()
+    module: str
+    c_program: str
+    ours: str
+    #: before ``-o status``; ``-o metadata`` gets ``metadata_target``
+    target: str
+    metadata_target: str
+
+    @property
+    def c_row(self) -> str:
+        return f"C {self.name} {self.target} -o status".replace("  ", " ")
+
+    @property
+    def our_row(self) -> str:
+        return f"our {self.name} {self.target} -o status".replace("  ", " ")
+
+
+AGENTS = {
+    "fence_xvm": Agent("fence_xvm", "xvm", c_suite.C_FENCE_XVM, FENCE_XVM, "", ""),
+    "fence_virt": Agent(
+        "fence_virt",
+        "virt",
+        c_tcp.C_FENCE_VIRT,
+        str(Path(FENCE_XVM).parent / "fence_virt"),
+        "-T 127.0.0.1",
+        "-A 127.0.0.1",
+    ),
+}
+
+
+def commands(agent: Agent, key: Path, trees: dict[str, Path]) -> dict[str, str]:
+    status = f"{agent.target} -k {key} -o status -H vm1".strip()
+    metadata = f"{agent.metadata_target} -o metadata".strip()
     cmds = {
-        C_ROW: f"{c_suite.C_FENCE_XVM} {status}",
-        OUR_ROW: f"{OURS} {status}",
+        agent.c_row: f"{agent.c_program} {status}",
+        agent.our_row: f"{agent.ours} {status}",
         BARE_ROW: f"{PYTHON} -c pass",
         "diag: python -c 'import fence_virt.protocol'": f"{PYTHON} -c 'import fence_virt.protocol'",
-        "diag: our fence_xvm -o metadata": f"{OURS} -o metadata",
+        f"diag: our {agent.name} -o metadata": f"{agent.ours} {metadata}",
     }
     for name, launcher in trees.items():
-        cmds[f"{OUR_ROW} [{name}]"] = f"{launcher} {status}"
-        cmds[f"diag: our fence_xvm -o metadata [{name}]"] = f"{launcher} -o metadata"
+        cmds[f"{agent.our_row} [{name}]"] = f"{launcher} {status}"
+        cmds[f"diag: our {agent.name} -o metadata [{name}]"] = f"{launcher} {metadata}"
     return cmds
 
 
-def launcher(tree: Path, path: Path) -> Path:
-    """An executable that runs fence_xvm from ``tree``, byte-compiled first."""
-    if not (tree / "fence_virt" / "agents" / "xvm.py").is_file():
-        raise SystemExit(f"{tree} holds no fence_virt package with agents/xvm.py")
+def launcher(agent: Agent, tree: Path, path: Path) -> Path:
+    """An executable that runs the agent from ``tree``, byte-compiled first."""
+    if not (tree / "fence_virt" / "agents" / f"{agent.module}.py").is_file():
+        raise SystemExit(f"{tree} holds no fence_virt package with agents/{agent.module}.py")
     compileall.compile_dir(str(tree / "fence_virt"), quiet=1)
     path.write_text(
         f"#!{PYTHON}\n"
         "import sys\n"
+        f"sys.argv[0] = {agent.name!r}\n"
         f"sys.path.insert(0, {str(tree)!r})\n"
-        "from fence_virt.agents.xvm import main\n"
+        f"from fence_virt.agents.{agent.module} import main\n"
         "sys.exit(main())\n"
     )
     path.chmod(0o755)
@@ -142,10 +184,10 @@ def check(ns_argv: list[str], cmd: str) -> None:
         raise SystemExit(f"{cmd!r} failed ({result.returncode}): {result.stdout}{result.stderr}")
 
 
-def report(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+def report(agent: Agent, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
     medians = {name: statistics.median(times) for name, times in wall.items()}
-    c = medians[C_ROW]
-    ours = medians[OUR_ROW]
+    c = medians[agent.c_row]
+    ours = medians[agent.our_row]
     bare = medians[BARE_ROW]
     print("\nmedians (ms): wall" + (", agent CPU (user + sys)" if cpu else ""))
     for name, value in medians.items():
@@ -167,6 +209,12 @@ def parse_tree(text: str) -> tuple[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--agent",
+        choices=sorted(AGENTS),
+        default="fence_xvm",
+        help="fence_xvm (multicast listener) or fence_virt -T (tcp listener)",
+    )
     parser.add_argument("--runs", type=int, default=100, help="runs of each command")
     parser.add_argument(
         "--interleave", action="store_true", help="one run of each per round, CPU time too"
@@ -180,26 +228,35 @@ def main() -> None:
         help="also time our agent from DIR/fence_virt (repeatable)",
     )
     options = parser.parse_args()
-    if not c_suite.have_c_suite():
+    agent = AGENTS[options.agent]
+    if not c_tcp.have_c_fence_virt():
         raise SystemExit("the C fence-virt suite (fence-virt, fence-virtd) is not installed")
     compileall.compile_dir(str(Path(fence_virt.__file__).parent), quiet=1)
     with tempfile.TemporaryDirectory(prefix="fvt-bench-") as tmp, netns("bench") as ns:
         work = Path(tmp)
         trees = {
-            name: launcher(tree, work / f"fence_xvm-{index}")
+            name: launcher(agent, tree, work / f"{agent.name}-{index}")
             for index, (name, tree) in enumerate(options.tree)
         }
         key = c_suite.write_key(work / "fence_xvm.key")
-        setup = c_suite.MulticastSetup(key_file=key, uri=c_suite.write_test_node(work / "node.xml"))
-        with c_suite.c_fence_virtd(ns, work / "daemon", setup):
-            cmds = commands(key, trees)
+        uri = c_suite.write_test_node(work / "node.xml")
+        if agent.name == "fence_virt":
+            daemon = c_tcp.c_fence_virtd_tcp(
+                ns, work / "daemon", c_tcp.TcpSetup(key_file=key, uri=uri)
+            )
+        else:
+            daemon = c_suite.c_fence_virtd(
+                ns, work / "daemon", c_suite.MulticastSetup(key_file=key, uri=uri)
+            )
+        with daemon:
+            cmds = commands(agent, key, trees)
             for name, cmd in cmds.items():
                 if "-o status" in name:
                     check(ns.argv(), cmd)
             if options.interleave:
-                report(*interleaved(ns.argv(), cmds, options.runs))
+                report(agent, *interleaved(ns.argv(), cmds, options.runs))
             else:
-                report(*hyperfine(ns.argv(), cmds, options.runs, work / "hyperfine.json"))
+                report(agent, *hyperfine(ns.argv(), cmds, options.runs, work / "hyperfine.json"))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,12 @@ import pytest
 
 from fence_virt.protocol import HashType
 from fence_virt.testing import client_session
-from fence_virt_testinfra.c_tcp import TcpSetup, c_tcp_fence_virtd, have_c_tcp, run_c_fence_virt_tcp
+from fence_virt_testinfra.c_tcp import (
+    TcpSetup,
+    c_fence_virtd_tcp,
+    have_c_fence_virt,
+    run_c_fence_virt_tcp,
+)
 from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.ours import running_fence_virtd
 from fence_virt_testinfra.processes import Daemon
@@ -69,7 +74,7 @@ class Daemons:
 
     def c(self, ns: NetNS, setup: TcpSetup) -> Daemon:
         """The C fence_virtd with its tcp listener on ``setup``."""
-        return self._stack.enter_context(c_tcp_fence_virtd(ns, self._workdir("c"), setup))
+        return self._stack.enter_context(c_fence_virtd_tcp(ns, self._workdir("c"), setup))
 
 
 @pytest.fixture
@@ -81,7 +86,7 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
 @pytest.fixture(scope="session")
 def c_tcp() -> None:
     """Skip (saying why) when the C fence_virtd's tcp listener or fence_virt is missing."""
-    if not have_c_tcp():
+    if not have_c_fence_virt():
         pytest.skip("the C fence-virt suite is missing: install Debian fence-virt, fence-virtd")
 
 

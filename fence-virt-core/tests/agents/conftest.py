@@ -3,6 +3,10 @@
 Every run of a multicast agent (ours or the C ``fence_xvm``) happens inside a namespace made
 here: even argument-error cases, in case a case turns out valid and sends. The C agent
 (``c_fence_xvm``) and the namespace helpers come from :mod:`fence_virt_testinfra`.
+
+``fence_virt`` (ours: ``ours_virt``, C: ``c_fence_virt``) runs only with an explicit ``-T``
+(or ``ipaddr=``) inside such a namespace, never with ``-S``: without a target the C agent
+connects to 10.0.2.179, and a vsock connect leaves the machine.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from pathlib import Path
 import pytest
 
 from fence_virt_testinfra import c_suite
+from fence_virt_testinfra.c_tcp import C_FENCE_VIRT, have_c_fence_virt
 from fence_virt_testinfra.netns import NetNS, netns
 from fence_virt_testinfra.ours import FENCE_XVM
 from fence_virt_testinfra.tools import skip_unless_netns
 
 Runner = Callable[..., subprocess.CompletedProcess[bytes]]
+#: our fence_virt console script beside fence_xvm in the dev venv
+FENCE_VIRT = str(Path(FENCE_XVM).parent / "fence_virt")
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +34,21 @@ def ours() -> str:
     """Our fence_xvm console script in the dev venv."""
     assert os.access(FENCE_XVM, os.X_OK), f"{FENCE_XVM} missing: run uv sync --all-packages"
     return FENCE_XVM
+
+
+@pytest.fixture(scope="session")
+def ours_virt() -> str:
+    """Our fence_virt console script in the dev venv."""
+    assert os.access(FENCE_VIRT, os.X_OK), f"{FENCE_VIRT} missing: run uv sync --all-packages"
+    return FENCE_VIRT
+
+
+@pytest.fixture(scope="session")
+def c_fence_virt() -> str:
+    """The C fence_virt; skips without the C suite. Run it with an explicit -T only."""
+    if not have_c_fence_virt():
+        pytest.skip("the C fence-virt suite (fence_virt, fence_virtd, plugins) is not installed")
+    return C_FENCE_VIRT
 
 
 @pytest.fixture(scope="module")

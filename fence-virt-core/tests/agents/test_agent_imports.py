@@ -1,4 +1,5 @@
-"""What a fencing run of ``fence_xvm`` imports (issue 6: Pacemaker starts it per monitor).
+"""What a fencing run of ``fence_xvm`` or ``fence_virt`` imports (issue 6: Pacemaker starts
+an agent per monitor).
 
 Each case runs the real agent in a subprocess inside the test's namespace and lists
 ``sys.modules`` at its end, so a heavy import that creeps back onto the request path fails
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fence_virt_testinfra import c_suite
+from fence_virt_testinfra import c_suite, c_tcp
 from fence_virt_testinfra.netns import NetNS
 
 pytestmark = pytest.mark.netns
@@ -49,16 +50,21 @@ METADATA_NEVER = (
     "fence_virt.protocol.hostlist",
 )
 
+#: fence_virt -T: the same, over its TCP transport instead of multicast
+VIRT_REACHED = ("socket", "_sha256", "fence_virt.agents.stream", "fence_virt.protocol.exchange")
+VIRT_NEVER = ("fence_virt.agents.multicast",)
+
 # the agent as its console script runs it, then its modules on stderr (it writes none there)
 AGENT = (
     "import sys\n"
-    "sys.argv[0] = 'fence_xvm'\n"
-    "from fence_virt.agents.xvm import main\n"
+    "sys.argv[0] = {program!r}\n"
+    "from fence_virt.agents.{module} import main\n"
     "status = main()\n"
     "sys.stderr.write(' '.join(sorted(sys.modules)))\n"
     "sys.exit(status)\n"
 )
 PORT = 1251
+TCP_PORT = 1253
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +78,22 @@ def c_daemon(ns: NetNS, key: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         yield
 
 
-def run_agent(ns: NetNS, *argv: str) -> tuple[subprocess.CompletedProcess[bytes], set[str]]:
-    result = c_suite.run_in(ns, [sys.executable, "-c", AGENT, *argv])
+@pytest.fixture(scope="module")
+def c_tcp_daemon(ns: NetNS, key: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    if not c_tcp.have_c_fence_virt():
+        pytest.skip("the C fence-virt suite is not installed")
+    work = tmp_path_factory.mktemp("tcp-daemon")
+    uri = c_suite.write_test_node(work / "node.xml")
+    with c_tcp.c_fence_virtd_tcp(ns, work, c_tcp.TcpSetup(key_file=key, uri=uri, port=TCP_PORT)):
+        yield
+
+
+def run_agent(
+    ns: NetNS, *argv: str, module: str = "xvm", stdin: bytes | None = None
+) -> tuple[subprocess.CompletedProcess[bytes], set[str]]:
+    program = {"xvm": "fence_xvm", "virt": "fence_virt"}[module]
+    script = AGENT.format(program=program, module=module)
+    result = c_suite.run_in(ns, [sys.executable, "-c", script, *argv], stdin)
     return result, set(result.stderr.decode().split())
 
 
@@ -119,3 +139,49 @@ def test_a_request_the_c_daemon_answers(
     )
     assert (result.returncode, result.stdout.splitlines()[0]) == (status, first_line)
     check_modules(modules)
+
+
+def test_fence_virt_metadata_like_pacemaker_loads_no_sockets(ns: NetNS) -> None:
+    """stdin, no -T (an explicit vmchannel address instead: nothing may send here anyway)."""
+    result, modules = run_agent(
+        ns, module="virt", stdin=b"action=metadata\nchannel_address=127.0.0.1\n"
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith(b'<?xml version="1.0" ?>\n<resource-agent name="fence_virt"')
+    check_modules(modules, METADATA_REACHED)
+    assert sorted(modules.intersection((*METADATA_NEVER, "fence_virt.agents.stream"))) == []
+
+
+def test_fence_virt_tcp_status_nobody_answers(ns: NetNS, key: Path) -> None:
+    """Everything up to the connect: parse, key, sign, connect (refused: nothing listens)."""
+    result, modules = run_agent(
+        ns, "-T", "127.0.0.1", "-p", str(TCP_PORT + 1), "-k", str(key), "-o", "status",
+        "-H", "vm1", module="virt",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout.startswith(b"Unable to connect to fence_virtd host 127.0.0.1:1254 ")
+    check_modules(modules, ("socket", "_sha256", "fence_virt.agents.stream"))
+    assert sorted(modules.intersection(VIRT_NEVER)) == []
+
+
+@pytest.mark.c_suite
+@pytest.mark.usefixtures("c_tcp_daemon")
+@pytest.mark.parametrize(
+    ("operation", "status", "first_line"),
+    [
+        ("status", 0, b"Status: ON"),
+        ("list", 0, b"vm1" + b" " * 30 + b"11111111-1111-1111-1111-111111111111 on"),
+    ],
+    ids=["status", "list"],
+)
+def test_a_tcp_request_the_c_daemon_answers(
+    ns: NetNS, key: Path, operation: str, status: int, first_line: bytes
+) -> None:
+    """fence_virt -T: the whole path, challenge/response and result (or host list) included."""
+    result, modules = run_agent(
+        ns, "-T", "127.0.0.1", "-p", str(TCP_PORT), "-k", str(key), "-o", operation, "-H",
+        "vm1", "-t", "5", module="virt",
+    )  # fmt: skip
+    assert (result.returncode, result.stdout.splitlines()[0]) == (status, first_line)
+    check_modules(modules, VIRT_REACHED)
+    assert sorted(modules.intersection(VIRT_NEVER)) == []

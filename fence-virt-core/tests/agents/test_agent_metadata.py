@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from fence_virt.agents import text
+from fence_virt.agents import runner, text, virt
 from fence_virt.agents.xvm import OPTSTRING, PROGRAM
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "agents"
@@ -20,7 +20,24 @@ def test_metadata_equals_the_stored_c_output() -> None:
 
 def test_shared_table_reproduces_c_fence_virt_metadata() -> None:
     stored = (DATA / "fence_virt-metadata.xml").read_text()
-    assert text.metadata("fence_virt", FENCE_VIRT_OPTSTRING) == stored
+    assert (virt.PROGRAM, virt.OPTSTRING) == ("fence_virt", FENCE_VIRT_OPTSTRING)
+    assert text.metadata(virt.PROGRAM, virt.OPTSTRING) == stored
+
+
+def test_fence_virt_metadata_from_stdin_like_pacemaker(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """Pacemaker asks with no target at all; in-process, since fence_virt without -T would
+    use the vmchannel address if it got as far as sending (it does not: no transport runs)."""
+    monkeypatch.setattr(runner, "_read_stdin", lambda: b"action=metadata\nnodename=node1\n")
+    monkeypatch.setattr(virt, "fence", _never_sends)
+    assert runner.run(virt.AGENT, ["fence_virt"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert (out, err) == ((DATA / "fence_virt-metadata.xml").read_bytes(), b"")
+
+
+def _never_sends(*_args: object) -> int:
+    raise AssertionError("-o metadata reached the transport")
 
 
 @pytest.mark.netns
@@ -55,6 +72,18 @@ def test_schema_rejects_broken_metadata() -> None:
     assert not schema.validate(etree.fromstring(broken.encode()))
 
 
+def test_fence_virt_metadata_lists_its_parameters_in_c_order() -> None:
+    document = etree.fromstring(text.metadata(virt.PROGRAM, virt.OPTSTRING).encode())
+    names = [p.get("name") for p in document.iter("parameter")]
+    assert names == [
+        "debug", "serial_device", "serial_params", "channel_address", "ipport", "plug", "port",
+        "action", "timeout", "ipaddr", "vsock", "auth", "hash", "key_file", "delay", "domain",
+    ]  # fmt: skip
+    vsock = document.find("parameters/parameter[@name='vsock']/content")
+    assert vsock is not None
+    assert (vsock.get("type"), vsock.get("default")) == ("integer", "2")
+
+
 def test_metadata_lists_the_parameters_pacemaker_needs() -> None:
     document = etree.fromstring(text.metadata(PROGRAM, OPTSTRING).encode())
     names = [p.get("name") for p in document.iter("parameter")]
@@ -67,15 +96,18 @@ def test_metadata_lists_the_parameters_pacemaker_needs() -> None:
     assert (plug.get("required"), plug.get("obsoletes")) == ("1", "port")
 
 
-def test_metadata_validates_with_xmllint(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("program", "optstring"), [(PROGRAM, OPTSTRING), (virt.PROGRAM, virt.OPTSTRING)]
+)
+def test_metadata_validates_with_xmllint(tmp_path: Path, program: str, optstring: str) -> None:
     """The issue's check, with the tool packagers use."""
     import shutil
     import subprocess
 
     if shutil.which("xmllint") is None:
         pytest.skip("xmllint (libxml2-utils) is not installed")
-    document = tmp_path / "fence_xvm.xml"
-    document.write_text(text.metadata(PROGRAM, OPTSTRING))
+    document = tmp_path / f"{program}.xml"
+    document.write_text(text.metadata(program, optstring))
     result = subprocess.run(
         ["xmllint", "--noout", "--relaxng", str(DATA / "metadata.rng"), str(document)],
         capture_output=True,

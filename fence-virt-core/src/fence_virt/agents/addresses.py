@@ -1,4 +1,5 @@
-"""This machine's IP addresses, from one netlink ``RTM_GETADDR`` dump (like C's ip_lookup.c).
+"""IP addresses: this machine's, from one netlink ``RTM_GETADDR`` dump (like C's ip_lookup.c),
+and the check that a text is an address literal.
 
 Multicast requests go out once per local address of the chosen family, and each carries that
 address for the host to connect back to. Left out, as in C: ``::1`` and IPv6 link-local
@@ -45,6 +46,20 @@ class LocalAddress:
 
     def __repr__(self) -> str:
         return f"LocalAddress({self.text!r}, ifindex={self.ifindex})"
+
+
+def ip_family(text: str) -> int | None:
+    """AF_INET or AF_INET6 for an address literal (``inet_pton`` v4 first, as C), else None.
+
+    No name lookup: like C's ``fence_virt -T``, a host name is not an address.
+    """
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+        except OSError:
+            continue
+        return family
+    return None
 
 
 def local_addresses(family: int) -> list[LocalAddress]:

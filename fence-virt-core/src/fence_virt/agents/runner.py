@@ -20,7 +20,13 @@ Deliberate differences, all of them fail-safe or diagnostics:
   table pick one); all of fe80::/10 is skipped (C compared text prefixes); the netlink dump
   is read to its end (C read one 10 KiB buffer); point-to-point links use IFA_LOCAL.
 * Challenge mismatches print no hex dumps (C printed the expected digest).
-* ``-V`` prints this package's version on its second line; the ``-d`` dump has no address.
+* ``-V`` prints this package's version on its second line; the ``-d`` dump and the key-read
+  trace have no address.
+* fence_virt: ``-T`` must be an IP literal (an argument error; C tried nothing and printed a
+  stale errno); connect errors and a silent host name the real reason (C: "Bad file
+  descriptor" for a refused connection, "Operation now in progress" for a timeout); the
+  vsock connect is bounded by 3 s like the TCP one; serial device and vmchannel modes stop
+  with one line (:mod:`fence_virt.agents.virt`).
 """
 
 from __future__ import annotations

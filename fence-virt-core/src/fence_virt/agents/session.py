@@ -1,4 +1,8 @@
-"""One connection to a host: challenge/response, then the result byte or the host list.
+"""One connection to a host: the signed request, challenge/response, then the result.
+
+Shared by every transport that talks fence_req over a byte stream (c-suite-spec §1.2-§1.4):
+fence_xvm's multicast connect-back and fence_virt's TCP and vsock connections. Each names
+itself in the ``-d`` traces the way its C counterpart does (:class:`Traces`).
 
 Every handshake failure (EOF, reset, timeout, wrong proof) is a failure (1), never success:
 fence-virt bug rhbz#720767 made a host without the key able to fake a fenced VM.
@@ -8,34 +12,107 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 from fence_virt.agents.console import say, say_raw, say_text, trace
 from fence_virt.errors import AuthenticationError
+from fence_virt.protocol.auth import sign_request
 from fence_virt.protocol.constants import CHALLENGE_SIZE
-from fence_virt.protocol.enums import HashType, Response
+from fence_virt.protocol.enums import HashType, RequestFlag, Response
 from fence_virt.protocol.exchange import AuthExchange
+from fence_virt.protocol.fence_request import FenceRequest
 
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     import socket
 
+    from fence_virt.agents.addresses import LocalAddress
     from fence_virt.agents.options import AgentArgs
     from fence_virt.protocol.hostlist import HostState
 
 #: C reads the result into a ``char``: -1 stands for "no result" (a local failure)
 NO_RESULT = -1
 _RECV_SIZE = 4096
+_USEC_PER_SEC = 1_000_000
 
 
-def exchange(conn: socket.socket, args: AgentArgs, key: bytes) -> int:
-    """Authenticate both ways, then return the host's result as C's signed char."""
+class Traces:
+    """The ``-d`` lines one C transport prints around the exchange (levels 3, 3, 2, 3)."""
+
+    __slots__ = ("challenging", "done", "responding", "waiting")
+
+    def __init__(self, challenging: str, responding: str, done: str, waiting: str) -> None:
+        self.challenging = challenging
+        self.responding = responding
+        self.done = done
+        self.waiting = waiting
+
+
+#: client/mcast.c (fence_xvm's connect-back)
+MULTICAST_TRACES = Traces(
+    "Issuing TCP challenge",
+    "Responding to TCP challenge",
+    "TCP Exchange + Authentication done... ",
+    "Waiting for return value from XVM host",
+)
+#: client/tcp.c (fence_virt -T)
+TCP_TRACES = Traces(
+    "Issuing TCP challenge",
+    "Responding to TCP challenge",
+    "TCP Exchange + Authentication done... ",
+    "Waiting for return value from fence_virtd host",
+)
+#: client/vsock.c (fence_virt -S)
+VSOCK_TRACES = Traces(
+    "Issuing challenge",
+    "Responding to challenge",
+    "vsock Exchange + Authentication done... ",
+    "Waiting for return value from fence_virtd host",
+)
+
+
+def new_seqno() -> int:
+    """The request's seqno as C takes it: the microseconds of the clock (``tv_usec``)."""
+    return time.time_ns() // 1000 % _USEC_PER_SEC
+
+
+def signed_request(
+    args: AgentArgs, key: bytes, seqno: int, source: LocalAddress | None = None
+) -> bytes:
+    """The signed 176-byte fence_req_t of this run (c-suite-spec §2.2, §2.4).
+
+    ``source`` is the multicast connect-back address (its port is ``args.port``); TCP and
+    vsock requests carry none: addrlen, address, port and family stay zero, as in C.
+    """
+    request = FenceRequest.build(
+        args.op,
+        args.domain or "",
+        hashtype=HashType(args.hash),
+        seqno=seqno,
+        flags=RequestFlag.UUID if args.use_uuid else RequestFlag(0),
+        address=source,
+        port=0 if source is None else args.port,
+    )
+    if args.hash is HashType.NONE:
+        trace(args.debug, 3, "sign_request: no-op (HASH_NONE)")
+    return sign_request(request, key).encode()
+
+
+def exchange(
+    conn: socket.socket, args: AgentArgs, key: bytes, traces: Traces = MULTICAST_TRACES
+) -> int:
+    """Authenticate both ways, then return the host's result as C's signed char.
+
+    Each step may take ``args.timeout`` seconds. Returns :data:`NO_RESULT` when the result
+    byte does not come in time, ``Response.FAIL`` for any failure before it.
+    """
     conn.settimeout(args.timeout)
-    trace(args.debug, 3, "Issuing TCP challenge")
-    if not _authenticate(conn, args.auth, key):
+    trace(args.debug, 3, traces.challenging)
+    if not _authenticate(conn, args, key, traces):
         say("Invalid response to challenge")
         return Response.FAIL
-    trace(args.debug, 2, "TCP Exchange + Authentication done... ")
-    trace(args.debug, 3, "Waiting for return value from XVM host")
+    trace(args.debug, 2, traces.done)
+    trace(args.debug, 3, traces.waiting)
     try:
         first = conn.recv(1)
     except TimeoutError:
@@ -49,9 +126,15 @@ def exchange(conn: socket.socket, args: AgentArgs, key: bytes) -> int:
     return first[0] - 256 if first[0] >= 128 else first[0]
 
 
-def _authenticate(conn: socket.socket, auth: int, key: bytes) -> bool:
+def _authenticate(conn: socket.socket, args: AgentArgs, key: bytes, traces: Traces) -> bool:
     """Our challenge first, then the host's (c-suite-spec §3.2); False on any failure."""
-    handshake = AuthExchange.for_client(HashType(auth), key)
+    handshake = AuthExchange.for_client(HashType(args.auth), key)
+    if handshake.done:
+        # AUTH_NONE: C's sock_challenge and sock_response are no-ops that say so
+        trace(args.debug, 3, "sock_challenge: no-op (AUTH_NONE)")
+        trace(args.debug, 3, traces.responding)
+        trace(args.debug, 3, "sock_response: no-op (AUTH_NONE)")
+        return True
     received = 0
     try:
         while not handshake.done:
@@ -61,29 +144,40 @@ def _authenticate(conn: socket.socket, auth: int, key: bytes) -> bool:
             try:
                 data = conn.recv(handshake.bytes_needed)
             except TimeoutError:
-                _read_failed(received, "select", os.strerror(errno.ETIMEDOUT))
+                _read_failed(args.debug, received, "select", os.strerror(errno.ETIMEDOUT))
                 return False
             except OSError as exc:
-                _read_failed(received, "reading challenge response", exc.strerror)
+                _read_failed(args.debug, received, "reading", exc.strerror)
                 return False
             if not data:
-                _read_failed(received, "reading challenge response", os.strerror(errno.EPIPE))
+                _read_failed(args.debug, received, "reading", os.strerror(errno.EPIPE))
                 return False
             received += len(data)
             handshake.receive_data(data)
+            if received == CHALLENGE_SIZE:
+                # the host proved itself; now it challenges us
+                trace(args.debug, 3, traces.responding)
     except (OSError, AuthenticationError):
         return False
     return True
 
 
-def _read_failed(received: int, what: str, reason: str | None) -> None:
-    """C's diagnostic while it waits for the host's answer to our challenge.
+def _read_failed(debug: int, received: int, what: str, reason: str | None) -> None:
+    """C's diagnostic when a read of the handshake fails (simple_auth.c).
 
-    The C agent prints it without a newline, so "Invalid response to challenge" follows on
-    the same line; kept byte for byte.
+    While it waits for the host's answer to our challenge the C agent prints it always, and
+    without a newline, so "Invalid response to challenge" follows on the same line; kept byte
+    for byte. While it waits for the host's challenge it prints only from ``-d 2`` on.
     """
     if received < CHALLENGE_SIZE:
-        say_text(f"Error: select: {reason}\n" if what == "select" else f"Error {what}: {reason}")
+        if what == "select":
+            say(f"Error: select: {reason}")
+        else:
+            say_text(f"Error reading challenge response: {reason}")
+    elif what == "select":
+        trace(debug, 2, f"Error: select: {reason}")
+    else:
+        trace(debug, 2, f"Error reading challenge hash: {reason}")
 
 
 def _read_hostlist(conn: socket.socket, first: bytes) -> int:

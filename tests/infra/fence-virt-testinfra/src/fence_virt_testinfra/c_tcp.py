@@ -1,33 +1,25 @@
-"""The C suite's TCP transport as a test peer: the C fence_virtd with its ``tcp`` listener,
-and the C ``fence_virt -T`` agent.
+"""The C fence_virtd with its tcp listener, and the C ``fence_virt`` agent, as test peers.
 
-:class:`TcpSetup` writes a ``fence_virt.conf`` for the tcp listener that the C daemon and
-ours both read, so a test can run the same client commands against either;
-:func:`c_tcp_fence_virtd` runs the C daemon on it inside a namespace the test made
-(``fence_virt_testinfra.netns``) and always kills it, by PID. :func:`run_c_fence_virt_tcp`
-runs the C agent, always with an explicit ``-T`` (without one it would write to a serial
-port or a vmchannel address), inside such a namespace.
+The counterpart of :mod:`fence_virt_testinfra.c_suite` for ``fence_virt -T`` (the
+reference recipes, "TCP listener"): :class:`TcpSetup` writes a ``fence_virt.conf`` for the
+tcp listener and the libvirt backend, :func:`c_fence_virtd_tcp` runs the C daemon on it
+inside a namespace the test made and kills it by PID afterwards.
 
-For the other direction (our agent against the C listener), start the C daemon with
-:func:`c_tcp_fence_virtd` and point the agent at ``setup.address``/``setup.port``.
-
-How the C daemon is run follows the reference recipes (§3c): ``stdbuf -oL``, ``-F -d 99``
-so its log says when the socket listens, an own ``-p`` pid file and ``module_path``. Its
-tcp listener stores ``auth`` into the hash minimum and always challenges with sha256
-(c-suite-spec §3.3), so :class:`TcpSetup` writes ``auth`` only when a test sets it.
+Safety: the C ``fence_virt`` without ``-T`` connects to 10.0.2.179 (vmchannel) or writes to
+a serial device, and with ``-S`` it connects over vsock, which leaves this machine. Run it
+only through :func:`run_c_fence_virt`, which refuses argv without an explicit target.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from fence_virt_testinfra.c_suite import C_FENCE_VIRTD, c_plugin_dir, kill, run_in
+from fence_virt_testinfra.c_suite import MulticastSetup, c_fence_virtd, have_c_suite, run_in
 from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.processes import Daemon
 
@@ -35,109 +27,93 @@ __all__ = [
     "C_FENCE_VIRT",
     "TCP_READY",
     "TcpSetup",
-    "c_tcp_fence_virtd",
-    "have_c_tcp",
+    "blackhole",
+    "c_fence_virtd_tcp",
+    "have_c_fence_virt",
+    "run_c_fence_virt",
     "run_c_fence_virt_tcp",
 ]
 
-#: the C agent under its own name: serial/vmchannel by default, TCP with -T, vsock with -S
+#: the one C agent binary; started under this name it is fence_virt (serial/TCP/vsock modes)
 C_FENCE_VIRT = "/usr/sbin/fence_virt"
-#: what the C tcp listener logs (at -d 99) once its socket listens, per family
-TCP_READY = {"ipv4": "ipv4_listen: Success", "ipv6": "ipv6_listen: Success"}
+#: what the C tcp listener logs (at -d 4 and up) once it listens: ipv4_listen / ipv6_listen
+TCP_READY = "_listen: Success"
 
 
-def have_c_tcp() -> bool:
-    """The C daemon, its tcp listener plugin, the C fence_virt and stdbuf are installed."""
-    plugins = c_plugin_dir()
-    return (
-        os.access(C_FENCE_VIRTD, os.X_OK)
-        and os.access(C_FENCE_VIRT, os.X_OK)
-        and plugins is not None
-        and Path(plugins, "tcp.so").exists()
-        and shutil.which("stdbuf") is not None
-    )
+def have_c_fence_virt() -> bool:
+    """The C suite (daemon and plugins) and the C fence_virt agent are installed."""
+    return have_c_suite() and os.access(C_FENCE_VIRT, os.X_OK)
 
 
 @dataclass
-class TcpSetup:
-    """One tcp listener + backend configuration, written as fence_virt.conf."""
+class TcpSetup(MulticastSetup):
+    """One tcp listener + libvirt backend configuration, written as fence_virt.conf.
 
-    key_file: Path
-    #: libvirt URI of the ``libvirt`` backend
-    uri: str = "test:///default"
-    address: str = "127.0.0.1"
-    port: int = 1229
-    family: str = "ipv4"
-    hash: str = "sha256"
-    #: written only when set (see the module docstring for what C makes of it)
-    auth: str | None = None
+    The fields of :class:`~fence_virt_testinfra.c_suite.MulticastSetup` keep their meaning
+    (``interface`` is unused); ``address`` is where the listener binds, by default the
+    loopback address of ``family`` (127.0.0.1 or ::1), as C's default.
+
+    ``backend``/``backend_block`` put another backend in (our daemon on the in-memory test
+    backend, say); the C daemon knows only ``libvirt``.
+
+    ``hash`` and ``auth`` are written only when they differ from the default ``sha256``:
+    C's tcp listener (server/tcp.c, 4.12.1) stores the ``auth`` key into its *hash*
+    setting and always challenges with sha256, so a written default ``auth`` would reset
+    the ``hash`` minimum. ``auth = "sha1"`` therefore means, to the C daemon, "accept
+    sha1-signed requests, challenge with sha256".
+    """
+
     #: the backend plugin; anything but ``libvirt`` needs :attr:`backend_block`
     backend: str = "libvirt"
     #: the body of ``backends { }`` for another backend, e.g. ``memory { vm = "vm1"; }``
     backend_block: str | None = None
-    #: static-map groups: (group name, requester IPs, VM names/UUIDs)
-    groups: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
 
     def config_text(self, module_path: str | None = None) -> str:
         """The configuration; ``module_path`` is where the C daemon finds its plugins."""
+        address = self.address or ("::1" if self.family == "ipv6" else "127.0.0.1")
         modules = f'\tmodule_path = "{module_path}";\n' if module_path else ""
-        head = f'fence_virtd {{\n\tlistener = "tcp";\n\tbackend = "{self.backend}";\n{modules}}}\n'
-        values = {
-            "key_file": str(self.key_file),
-            "address": self.address,
-            "port": str(self.port),
-            "family": self.family,
-            "hash": self.hash,
-        }
-        if self.auth is not None:
-            values["auth"] = self.auth
-        lines = "".join(f'\t\t{key} = "{value}";\n' for key, value in values.items())
-        listener = f"listeners {{\n\ttcp {{\n{lines}\t}}\n}}\n"
-        body = self.backend_block or f'libvirt {{\n\t\turi = "{self.uri}";\n\t}}'
-        return head + listener + f"backends {{\n\t{body}\n}}\n" + self._groups_text()
-
-    def _groups_text(self) -> str:
-        if not self.groups:
-            return ""
-        blocks = []
-        for name, ips, vms in self.groups:
-            lines = [f'\t\tname = "{name}";']
-            lines += [f'\t\tip = "{ip}";' for ip in ips]
-            lines += [f'\t\tuuid = "{vm}";' for vm in vms]
-            blocks.append("\tgroup {\n" + "\n".join(lines) + "\n\t}\n")
-        return "groups {\n" + "".join(blocks) + "}\n"
-
-    def write(self, path: Path, module_path: str | None = None) -> Path:
-        """Write the config (mode 0600: fence_virtd would chmod it and say so)."""
-        path.write_text(self.config_text(module_path))
-        path.chmod(0o600)
-        return path
+        backend = self.backend_block or f'libvirt {{\n\t\turi = "{self.uri}";\n\t}}'
+        return (
+            f'fence_virtd {{\n\tlistener = "tcp";\n\tbackend = "{self.backend}";\n{modules}}}\n'
+            "listeners {\n\ttcp {\n"
+            f'\t\tkey_file = "{self.key_file}";\n\t\taddress = "{address}";\n'
+            f'\t\tport = "{self.port}";\n\t\tfamily = "{self.family}";\n'
+            + "".join(
+                f'\t\t{name} = "{value}";\n'
+                for name, value in (("hash", self.hash), ("auth", self.auth))
+                if value != "sha256"
+            )
+            + "\t}\n}\n"
+            f"backends {{\n\t{backend}\n}}\n" + self._groups_text()
+        )
 
 
 @contextmanager
-def c_tcp_fence_virtd(
-    ns: NetNS, workdir: Path, setup: TcpSetup, *, timeout: float = 10.0
-) -> Iterator[Daemon]:
-    """The C fence_virtd with its tcp listener (foreground, debug log) in ``ns``; returns
-    once the socket listens, kills the daemon by PID on exit.
-
-    :raises RuntimeError: the C suite's plugins are missing, or the daemon exited (its log
-        in the message).
-    :raises TimeoutError: the socket did not listen within ``timeout`` seconds.
-    """
-    plugins = c_plugin_dir()
-    if plugins is None:
-        raise RuntimeError("the C fence-virtd plugins are not installed")
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = setup.write(workdir / "fence_virt.conf", module_path=plugins)
-    argv = ns.argv("stdbuf", "-oL", "-eL", C_FENCE_VIRTD, "-F", "-d", "99")
-    argv += ["-p", str(workdir / "fence_virtd.pid"), "-f", str(config)]
-    daemon = Daemon(argv, workdir / "fence_virtd.log")
-    try:
-        daemon.wait_for_log(TCP_READY[setup.family], timeout)
+def c_fence_virtd_tcp(ns: NetNS, workdir: Path, setup: TcpSetup) -> Iterator[Daemon]:
+    """The C fence_virtd serving ``setup`` in ``ns`` once it listens; killed by PID on exit."""
+    with c_fence_virtd(ns, workdir, setup, ready=TCP_READY) as daemon:
         yield daemon
-    finally:
-        kill(daemon)
+
+
+def run_c_fence_virt(
+    ns: NetNS, argv: Sequence[str], stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """The C ``fence_virt ARGV`` inside ``ns`` (bytes out), like :func:`.c_suite.run_in`.
+
+    Raises ValueError unless the run has an explicit TCP target (``-T`` in argv, or
+    ``ipaddr=`` on stdin when argv is empty) and no vsock option (``-S``, ``vsock``).
+    """
+    words = list(argv)
+    if words:
+        targeted = any(word.startswith("-T") for word in words)
+        vsock = any(word.startswith("-") and "S" in word.lstrip("-") for word in words)
+    else:
+        data = stdin or b""
+        targeted = b"ipaddr=" in data
+        vsock = b"vsock" in data.lower()
+    if not targeted or vsock:
+        raise ValueError(f"refusing to run the C fence_virt without -T or with -S: {words}")
+    return run_in(ns, [C_FENCE_VIRT, *words], stdin, timeout)
 
 
 def run_c_fence_virt_tcp(
@@ -152,13 +128,30 @@ def run_c_fence_virt_tcp(
 
     The agent prints its failures (``Operation failed``, challenge errors) on stdout.
     """
-    argv = [C_FENCE_VIRT, "-T", address, "-k", str(key)]
-    if port is not None:
-        argv += ["-p", str(port)]
-    done = run_in(ns, [*argv, *args], timeout=timeout)
+    argv = ["-T", address, "-k", str(key), *(["-p", str(port)] if port is not None else [])]
+    done = run_c_fence_virt(ns, [*argv, *args], timeout=timeout)
     return subprocess.CompletedProcess(
         done.args,
         done.returncode,
         done.stdout.decode(errors="replace"),
         done.stderr.decode(errors="replace"),
     )
+
+
+def blackhole(ns: NetNS, network: str = "198.51.100.1/24", name: str = "fvtbh") -> str:
+    """An address in ``ns`` that never answers: connects to it time out.
+
+    A veth pair with both ends inside ``ns``: ``{name}0`` holds ``network``, ``{name}1`` is
+    up without an address, and a permanent neighbour entry sends the frames for the
+    network's .50 to a MAC nobody has, so the other end drops them (the kernel here has no
+    dummy interfaces). Nothing leaves the namespace. Returns that address.
+    """
+    prefix = network.split("/", 1)[0].rsplit(".", 1)[0]
+    silent = f"{prefix}.50"
+    ns.ip("link", "add", f"{name}0", "type", "veth", "peer", "name", f"{name}1")
+    ns.ip("addr", "add", network, "dev", f"{name}0")
+    for end in (f"{name}0", f"{name}1"):
+        ns.ip("link", "set", end, "up")
+    ns.ip("neigh", "add", silent, "lladdr", "02:00:00:00:00:50", "dev", f"{name}0", "nud",
+          "permanent")  # fmt: skip
+    return silent
