@@ -29,6 +29,7 @@ from fence_virt_testinfra.c_tcp import (
 from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.ours import running_fence_virtd
 from fence_virt_testinfra.processes import Daemon
+from fence_virt_testinfra.tools import unavailable
 
 #: the in-memory backend (tests/plugins) with two running VMs
 MEMORY_BACKEND = 'memory {\n\t\tvm = "vm1";\n\t\tvm = "vm2";\n\t}'
@@ -87,7 +88,7 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
 def c_tcp() -> None:
     """Skip (saying why) when the C fence_virtd's tcp listener or fence_virt is missing."""
     if not have_c_fence_virt():
-        pytest.skip("the C fence-virt suite is missing: install Debian fence-virt, fence-virtd")
+        unavailable("the C fence-virt suite is missing: install Debian fence-virt, fence-virtd")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from fence_virt_testinfra.c_suite import write_key
+from fence_virt_testinfra.tools import unavailable
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
@@ -59,7 +60,7 @@ def served(log: str, listener: str, operation: str, domain: str) -> int:
 
 def test_tcp_instances_beside_a_multicast_one(ns, tmp_path, daemons, fence_xvm, fence_virt) -> None:
     if not entry_points(group="fence_virt.listeners", name="multicast"):
-        pytest.skip("fence-virt-listener-multicast is not installed")
+        unavailable("fence-virt-listener-multicast is not installed")
     key_a, key_b = write_key(tmp_path / "a.key"), write_key(tmp_path / "b.key")
     daemon = daemons.ours_text(ns, config_text(key_a, key_b))
 

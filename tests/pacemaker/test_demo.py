@@ -18,6 +18,7 @@ import pytest
 from fence_virt_testinfra.c_suite import have_c_suite
 from fence_virt_testinfra.ours import missing_daemon_plugins, our_agent
 from fence_virt_testinfra.plugins import repo_root
+from fence_virt_testinfra.tools import unavailable
 
 pytestmark = pytest.mark.netns
 
@@ -64,7 +65,7 @@ def host_key_state() -> bytes | None:
 
 def test_demo_fences_with_our_stack(tmp_path: Path) -> None:
     if our_agent() is None or missing_daemon_plugins():
-        pytest.skip(f"our stack is incomplete: {missing_daemon_plugins() or 'no fence_xvm'}")
+        unavailable(f"our stack is incomplete: {missing_daemon_plugins() or 'no fence_xvm'}")
     before = host_key_state()
     result = run_demo(tmp_path)
     assert_fenced(result)
@@ -76,7 +77,7 @@ def test_demo_fences_with_our_stack(tmp_path: Path) -> None:
 
 def test_demo_keeps_an_existing_key(tmp_path: Path) -> None:
     if our_agent() is None or missing_daemon_plugins():
-        pytest.skip("our stack is incomplete")
+        unavailable("our stack is incomplete")
     result = run_demo(tmp_path, plant_key=True)
     assert_fenced(result)
     assert f"key: using the existing {KEY_FILE}" in result.stdout
@@ -85,7 +86,7 @@ def test_demo_keeps_an_existing_key(tmp_path: Path) -> None:
 @pytest.mark.c_suite
 def test_demo_with_c_stand_ins(tmp_path: Path) -> None:
     if not have_c_suite():
-        pytest.skip("the C fence-virt suite is not installed")
+        unavailable("the C fence-virt suite is not installed")
     result = run_demo(tmp_path, "--c-suite")
     assert_fenced(result)
     assert "C suite stand-ins (forced by --c-suite)" in result.stdout

@@ -37,7 +37,7 @@ from fence_virt_testinfra.pacemaker import (
 from fence_virt_testinfra.processes import Daemon
 from fence_virt_testinfra.qemu import QEMU_BINARY, QemuGuest, tiny_guest
 from fence_virt_testinfra.sandbox import Sandbox
-from fence_virt_testinfra.tools import skip_unless_installed
+from fence_virt_testinfra.tools import skip_unless_installed, unavailable
 
 pytestmark = [pytest.mark.netns, pytest.mark.qemu]
 
@@ -86,11 +86,11 @@ def guest(libvirtd: Libvirtd) -> Iterator[QemuGuest]:
 
 def _skip_missing_pieces(agent: str, daemon: str) -> None:
     if agent == "ours" and our_agent() is None:
-        pytest.skip("our fence_xvm agent (console script fence_xvm, issue 6) is not installed")
+        unavailable("our fence_xvm agent (console script fence_xvm, issue 6) is not installed")
     if daemon == "ours" and missing_daemon_plugins():
-        pytest.skip(f"our fence_virtd lacks {', '.join(missing_daemon_plugins())}")
+        unavailable(f"our fence_virtd lacks {', '.join(missing_daemon_plugins())}")
     if "c" in (agent, daemon) and not have_c_suite():
-        pytest.skip("the C fence-virt suite (fence-virt, fence-virtd) is not installed")
+        unavailable("the C fence-virt suite (fence-virt, fence-virtd) is not installed")
 
 
 def _start_daemon(

@@ -22,7 +22,7 @@ from fence_virt_testinfra import c_suite
 from fence_virt_testinfra.c_tcp import C_FENCE_VIRT, have_c_fence_virt
 from fence_virt_testinfra.netns import NetNS, netns
 from fence_virt_testinfra.ours import FENCE_XVM
-from fence_virt_testinfra.tools import skip_unless_netns
+from fence_virt_testinfra.tools import skip_unless_netns, unavailable
 
 Runner = Callable[..., subprocess.CompletedProcess[bytes]]
 #: our fence_virt console script beside fence_xvm in the dev venv
@@ -47,7 +47,7 @@ def ours_virt() -> str:
 def c_fence_virt() -> str:
     """The C fence_virt; skips without the C suite. Run it with an explicit -T only."""
     if not have_c_fence_virt():
-        pytest.skip("the C fence-virt suite (fence_virt, fence_virtd, plugins) is not installed")
+        unavailable("the C fence-virt suite (fence_virt, fence_virtd, plugins) is not installed")
     return C_FENCE_VIRT
 
 

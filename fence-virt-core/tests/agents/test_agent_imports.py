@@ -18,6 +18,7 @@ import pytest
 
 from fence_virt_testinfra import c_suite, c_tcp
 from fence_virt_testinfra.netns import NetNS
+from fence_virt_testinfra.tools import unavailable
 
 pytestmark = pytest.mark.netns
 
@@ -70,7 +71,7 @@ TCP_PORT = 1253
 @pytest.fixture(scope="module")
 def c_daemon(ns: NetNS, key: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     if not c_suite.have_c_suite():
-        pytest.skip("the C fence-virt suite is not installed")
+        unavailable("the C fence-virt suite is not installed")
     work = tmp_path_factory.mktemp("daemon")
     uri = c_suite.write_test_node(work / "node.xml")
     setup = c_suite.MulticastSetup(key_file=key, uri=uri, port=PORT)
@@ -81,7 +82,7 @@ def c_daemon(ns: NetNS, key: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def c_tcp_daemon(ns: NetNS, key: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     if not c_tcp.have_c_fence_virt():
-        pytest.skip("the C fence-virt suite is not installed")
+        unavailable("the C fence-virt suite is not installed")
     work = tmp_path_factory.mktemp("tcp-daemon")
     uri = c_suite.write_test_node(work / "node.xml")
     with c_tcp.c_fence_virtd_tcp(ns, work, c_tcp.TcpSetup(key_file=key, uri=uri, port=TCP_PORT)):

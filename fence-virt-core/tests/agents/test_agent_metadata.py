@@ -9,6 +9,7 @@ from lxml import etree
 
 from fence_virt.agents import runner, text, virt
 from fence_virt.agents.xvm import OPTSTRING, PROGRAM
+from fence_virt_testinfra.tools import unavailable
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "agents"
 FENCE_VIRT_OPTSTRING = "dD:P:A:p:M:n:H:o:t:?hVT:S::C:c:k:w:"
@@ -105,7 +106,7 @@ def test_metadata_validates_with_xmllint(tmp_path: Path, program: str, optstring
     import subprocess
 
     if shutil.which("xmllint") is None:
-        pytest.skip("xmllint (libxml2-utils) is not installed")
+        unavailable("xmllint (libxml2-utils) is not installed")
     document = tmp_path / f"{program}.xml"
     document.write_text(text.metadata(program, optstring))
     result = subprocess.run(

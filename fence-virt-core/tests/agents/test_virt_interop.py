@@ -32,7 +32,7 @@ from fence_virt_testinfra.c_tcp import TcpSetup, blackhole, c_fence_virtd_tcp
 from fence_virt_testinfra.netns import NetNS, netns
 from fence_virt_testinfra.ours import running_fence_virtd
 from fence_virt_testinfra.processes import Daemon
-from fence_virt_testinfra.tools import skip_unless_netns
+from fence_virt_testinfra.tools import skip_unless_netns, unavailable
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
@@ -193,7 +193,7 @@ def our_fence_virtd_tcp(ns: NetNS, workdir: Path, setup: TcpSetup) -> Iterator[D
         f"{group}:{name}" for group, name in needed if not entry_points(group=group, name=name)
     ]
     if missing:
-        pytest.skip(f"our fence_virtd lacks {', '.join(missing)}")
+        unavailable(f"our fence_virtd lacks {', '.join(missing)}")
     workdir.mkdir(parents=True, exist_ok=True)
     with running_fence_virtd(ns, workdir, setup.write(workdir / "fence_virt.conf")) as daemon:
         yield daemon

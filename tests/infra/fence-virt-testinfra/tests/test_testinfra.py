@@ -91,3 +91,16 @@ def test_no_distribution_imports_the_test_infrastructure() -> None:
         if any(name.split(".")[0] == "fence_virt_testinfra" for name in _imports(path))
     ]
     assert offenders == []
+
+
+def test_missing_infrastructure_skips_by_hand_and_fails_under_scripts_test(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fence_virt_testinfra.tools import NO_SKIP_VARIABLE, unavailable
+
+    monkeypatch.delenv(NO_SKIP_VARIABLE, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed: x"):
+        unavailable("not installed: x")
+    monkeypatch.setenv(NO_SKIP_VARIABLE, "1")
+    with pytest.raises(pytest.fail.Exception, match=r"not installed: x \(scripts/test installs it"):
+        unavailable("not installed: x")

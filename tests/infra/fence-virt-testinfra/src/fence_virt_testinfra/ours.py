@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import pytest
-
 from fence_virt_testinfra.c_suite import MulticastSetup
 from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.processes import Daemon
+from fence_virt_testinfra.tools import unavailable
 
 __all__ = [
     "FENCE_VIRTD",
@@ -103,7 +102,7 @@ def our_fence_virtd(
     """
     missing = missing_daemon_plugins()
     if missing:
-        pytest.skip(f"our fence_virtd lacks {', '.join(missing)}")
+        unavailable(f"our fence_virtd lacks {', '.join(missing)}")
     workdir.mkdir(parents=True, exist_ok=True)
     config = setup.write(workdir / "fence_virt.conf")
     with running_fence_virtd(ns, workdir, config, debug=debug) as daemon:

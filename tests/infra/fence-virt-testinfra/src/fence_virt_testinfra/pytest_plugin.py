@@ -49,7 +49,7 @@ from fence_virt_testinfra.libvirtd import LIBVIRTD_TOOLS, Libvirtd, running_libv
 from fence_virt_testinfra.netns import NetNS, netns
 from fence_virt_testinfra.qemu import QEMU_BINARY, QemuGuest, tiny_guest
 from fence_virt_testinfra.setns import NetnsLoop, in_netns
-from fence_virt_testinfra.tools import skip_unless_installed, skip_unless_netns
+from fence_virt_testinfra.tools import skip_unless_installed, skip_unless_netns, unavailable
 from fence_virt_testinfra.topology import GuestHost, guest_and_host
 
 __all__ = [
@@ -140,7 +140,7 @@ def key_file(tmp_path: Path) -> Path:
 def c_suite() -> None:
     """Skip (saying why) when the C suite is not installed."""
     if not have_c_suite():
-        pytest.skip(
+        unavailable(
             "the C fence-virt suite is missing: install Debian fence-virt, fence-virtd, coreutils"
         )
 
