@@ -1,6 +1,6 @@
 """GuestSocketServer over real UNIX sockets: the host connects to each guest's socket, as
 fence_virtd does to QEMU's (c-suite-spec §1.5, §7.2); the guest side is a Python listener
-(``fence_virt_testinfra.guest_sockets.GuestEnd``) writing what a guest's fence_virt writes.
+(``fence_virt.testing.guests.GuestEnd``) writing what a guest's fence_virt writes.
 The dispatcher is the kit's recording one (what reaches the backend, answered as told)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fence_virt import Target
 from fence_virt.listening import GuestSocketServer, RequestHistory
 from fence_virt.protocol import SERIAL_MAGIC, HostState, Operation, Response
 from fence_virt.testing import RecordingDispatcher
-from fence_virt_testinfra.guest_sockets import GuestEnd, short_tmp_dir
+from fence_virt.testing.guests import GuestEnd, short_tmp_dir
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,8 +10,8 @@
   reconnect after a libvirtd restart.
 * :func:`socket_paths`, :func:`in_directory`, :class:`GuestSocketWatch`: the UNIX sockets of
   running domains' serial ports or channels (C's discovery rule), kept current from events.
-* :class:`GuestChannelListener` and its settings: the serial and vmchannel listeners, shared
-  by their two plugins.
+* :class:`GuestChannelListener`, :class:`GuestChannelPlugin` and the settings: the serial
+  and vmchannel listeners, shared by their two plugins.
 
 Everything but :class:`LifecycleWatch` blocks: call it from worker threads.
 """
@@ -21,9 +21,11 @@ from __future__ import annotations
 from fence_virt_libvirt.channels import (
     ChannelMode,
     GuestChannelListener,
+    GuestChannelPlugin,
     GuestChannelSection,
     GuestChannelSettings,
     channel_availability,
+    create_channel_listener,
     load_channel_settings,
 )
 from fence_virt_libvirt.domains import (
@@ -58,6 +60,7 @@ __all__ = [
     "DomainState",
     "Fencer",
     "GuestChannelListener",
+    "GuestChannelPlugin",
     "GuestChannelSection",
     "GuestChannelSettings",
     "GuestSocket",
@@ -70,6 +73,7 @@ __all__ = [
     "Located",
     "bind_running_loop",
     "channel_availability",
+    "create_channel_listener",
     "current_state",
     "describe",
     "domain_xml",

@@ -9,7 +9,9 @@ over this module, since a plugin may not import another plugin. The parts:
   from libvirt lifecycle events;
 * :class:`fence_virt.listening.GuestSocketServer` (core's listener toolkit) serves each
   socket in a task of its own, with the domain's UUID as the requester identity;
-* :class:`GuestChannelListener` joins the two as a :class:`fence_virt.Listener`.
+* :class:`GuestChannelListener` joins the two as a :class:`fence_virt.Listener`;
+* :class:`GuestChannelPlugin` holds the two hooks; each plugin subclasses it with its own
+  docstring (the ``--list-plugins`` description) and default mode.
 
 The block keeps C's keys (``listeners { serial { uri = ...; path = ...; mode = ...; } }``):
 
@@ -38,7 +40,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fence_virt import Availability, Dispatcher
+from fence_virt import Availability, Dispatcher, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import BackendError, ConfigError, LocalError, UserError
 from fence_virt.listening import GuestSocketServer
@@ -50,9 +52,11 @@ from fence_virt_libvirt.hypervisor import probe, quiet_libvirt
 __all__ = [
     "ChannelMode",
     "GuestChannelListener",
+    "GuestChannelPlugin",
     "GuestChannelSection",
     "GuestChannelSettings",
     "channel_availability",
+    "create_channel_listener",
     "load_channel_settings",
 ]
 
@@ -60,6 +64,8 @@ __all__ = [
 LOGGER_PREFIX = "fence_virt.listener."
 
 _NUMBER = re.compile(r"[+-]?[0-9]+")
+
+log = logging.getLogger("fence_virt_libvirt")
 
 
 class ChannelMode(enum.Enum):
@@ -167,6 +173,24 @@ def channel_availability(section: ConfigSection, default_mode: ChannelMode) -> A
     return Availability.yes(settings.describe())
 
 
+def create_channel_listener(
+    section: ConfigSection, default_mode: ChannelMode
+) -> GuestChannelListener:
+    """``fence_virt_listener_create``: the listener for one instance's block.
+
+    :raises fence_virt.errors.ConfigError: as :func:`load_channel_settings`.
+    """
+    settings = load_channel_settings(section, default_mode)
+    if settings.directory is None:
+        log.warning(
+            "%s: no path: the %s sockets of every domain are used, wherever they are "
+            "(set path to the directory of the guests' fencing sockets)",
+            section.path,
+            settings.mode.kind.value,
+        )
+    return GuestChannelListener(settings)
+
+
 class GuestChannelListener:
     """:class:`fence_virt.Listener` serving the guests' serial or vmchannel sockets."""
 
@@ -220,3 +244,19 @@ class GuestChannelListener:
         server, self._server = self._server, None
         if server is not None:
             await server.close()
+
+
+class GuestChannelPlugin:
+    """The hooks of the serial and vmchannel listener plugins; subclass it with a docstring
+    and a :attr:`default_mode`."""
+
+    #: the mode of a block without a ``mode`` key
+    default_mode: ChannelMode = ChannelMode.SERIAL
+
+    @hookimpl
+    def fence_virt_listener_check(self, section: ConfigSection) -> Availability:
+        return channel_availability(section, self.default_mode)
+
+    @hookimpl
+    def fence_virt_listener_create(self, section: ConfigSection) -> GuestChannelListener:
+        return create_channel_listener(section, self.default_mode)

@@ -1,11 +1,10 @@
-"""The QEMU side of a guest's serial or vmchannel socket, in Python, for tests of listeners.
+"""For tests of listeners that serve guests on UNIX sockets (serial, vmchannel): the QEMU side.
 
-QEMU listens on a guest's UNIX socket (libvirt ``<source mode='bind'>``) and fence_virtd
+QEMU listens on a guest's UNIX socket (libvirt ``<source mode='bind'>``) and the host daemon
 connects to it (c-suite-spec §1.5). :class:`GuestEnd` listens on such a path as QEMU would and
 lets a test write what a guest's ``fence_virt`` writes -- serial requests, junk, half a
-request -- and read the host's answers. It speaks the protocol with fence-virt's own codec
-(:mod:`fence_virt.protocol`); the C ``fence_virt`` on a socat PTY is the other guest
-(:mod:`fence_virt_testinfra.channels`).
+request -- and read the host's answers, with the product's own codec. :func:`guest_harness`
+makes a :class:`~fence_virt.testing.ListenerHarness` of it for the listener contract suite.
 
 UNIX socket paths are limited to 107 bytes, which pytest's ``tmp_path`` can exceed:
 :func:`short_tmp_dir` gives a short directory under ``/tmp``.
@@ -17,8 +16,9 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fence_virt.protocol import (
     SERIAL_MAGIC,
@@ -30,11 +30,16 @@ from fence_virt.protocol import (
     SerialRequest,
     SerialResponse,
 )
+from fence_virt.testing.listener_contract import ClientRequest, ListenerHarness
 
-__all__ = ["GuestEnd", "short_tmp_dir"]
+_T = TypeVar("_T")
+
+__all__ = ["GuestEnd", "guest_harness", "malformed_serial_inputs", "short_tmp_dir"]
 
 #: seconds a test waits for the host by default
 DEFAULT_TIMEOUT = 10.0
+#: seconds a harness client waits for an answer that may rightly not come (a dropped copy)
+NO_ANSWER = 2.0
 
 
 @contextlib.contextmanager
@@ -116,10 +121,13 @@ class GuestEnd:
         self._arrived.set()
 
     async def connected(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Wait until the host is connected; TimeoutError otherwise."""
+        """Wait until the host is connected (a connection it has closed does not count);
+        TimeoutError otherwise."""
         assert self._arrived is not None, "start() first"
         async with asyncio.timeout(timeout):
-            await self._arrived.wait()
+            while self._streams is None or self._streams[0].at_eof():
+                self._arrived.clear()
+                await self._arrived.wait()
 
     def _line(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._streams is None:
@@ -188,3 +196,72 @@ class GuestEnd:
                 self._pending.clear()
                 states += decoder.feed(data)
         return decoder.response, states
+
+
+def malformed_serial_inputs() -> tuple[bytes, ...]:
+    """What a guest may write that a serial listener must drop without acting: a console
+    line, 74 zero bytes (C would carry out request 0 for domain ""), a request with a wrong
+    magic (C does not check it), one with a flag no client sets, and a request cut short
+    (the next request's magic then lands in its zero padding)."""
+    valid = SerialRequest(request=int(Operation.OFF), domain="vm1", seqno=4242).encode()
+    return (
+        b"login: \r\n",
+        bytes(len(valid)),
+        b"xxxx" + valid[4:],
+        valid[:4] + bytes([valid[4], 0x40]) + valid[6:],
+        valid[:40],
+    )
+
+
+def guest_harness(
+    *, plugin: object, name: str, config: str, socket: Path, requester: str
+) -> ListenerHarness:
+    """A :class:`~fence_virt.testing.ListenerHarness` whose client is a :class:`GuestEnd` on
+    ``socket``: for a listener that finds the guest's socket (through ``config``) and connects
+    to it. Each test's coroutine runs on a fresh loop, with the guest listening first.
+
+    :param requester: the identity the listener must vouch for: the guest's domain UUID.
+    :returns: a harness with ``send``, ``send_bytes``, :func:`malformed_serial_inputs` and
+        ``send_copies`` (copies written back to back), for :class:`ListenerContract` and
+        :class:`RetransmitContract`.
+    """
+    guest = GuestEnd(socket)
+
+    async def answer_of(request: ClientRequest, copies: int, timeout: float) -> Response | None:
+        await guest.connected()
+        data = guest.request(request.operation, request.domain, seqno=request.seqno)
+        await guest.send(data * copies)
+        try:
+            return Response(await guest.answer(timeout))
+        except TimeoutError:
+            return None
+
+    async def send(request: ClientRequest) -> Response | None:
+        return await answer_of(request, 1, DEFAULT_TIMEOUT)
+
+    async def send_copies(request: ClientRequest, copies: int) -> Response | None:
+        return await answer_of(request, copies, NO_ANSWER)
+
+    async def send_bytes(data: bytes) -> None:
+        await guest.connected()
+        await guest.send(data)
+
+    def run(coro: Coroutine[Any, Any, _T]) -> _T:
+        async def with_guest() -> _T:
+            async with guest:
+                return await coro
+
+        return asyncio.run(with_guest())
+
+    return ListenerHarness(
+        plugin=plugin,
+        name=name,
+        config=config,
+        requester=requester,
+        send=send,
+        send_bytes=send_bytes,
+        malformed=malformed_serial_inputs(),
+        send_copies=send_copies,
+        run=run,
+        timeout=15,
+    )
