@@ -126,7 +126,8 @@ def test_an_instances_own_groups_replace_the_top_level_map(lab, daemons, pty_gue
         '\t\t\t\tuuid = "nothing-here";\n\t\t\t}\n\t\t}\n\t}\n}\n'
         f'backends {{\n\tlibvirt {{\n\t\turi = "{lab.uri}";\n\t}}\n}}\n'
         # the top-level map would allow it: the instance's own map decides
-        f'groups {{\n\tgroup {{\n\t\tuuid = "{guest.uuid}";\n\t\tuuid = "{target.name}";\n\t}}\n}}\n'
+        f'groups {{\n\tgroup {{\n\t\tuuid = "{guest.uuid}";\n'
+        f'\t\tuuid = "{target.name}";\n\t}}\n}}\n'
     )
     pty_guests.wait(tty)
     done = c_fence_virt(tty, "-o", "off", "-H", target.name, "-t", "20")

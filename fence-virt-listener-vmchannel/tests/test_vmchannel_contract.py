@@ -4,23 +4,16 @@ default mode: a domain of libvirt's test driver (a node file, in-process) with a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fence_virt.testing import ListenerContract, ListenerHarness, RetransmitContract
-from fence_virt.testing.guests import guest_harness, short_tmp_dir
+from fence_virt.testing.guests import guest_harness
 from fence_virt_listener_vmchannel import VmchannelListenerPlugin
 from fence_virt_testinfra.channels import socket_domain_xml
 
 GUEST_UUID = "c0a7ac70-0000-4000-8000-0000000000c2"
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    with short_tmp_dir() as path:
-        yield path
 
 
 class TestVmchannelListenerContract(ListenerContract, RetransmitContract):

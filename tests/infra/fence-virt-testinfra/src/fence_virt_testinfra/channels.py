@@ -184,14 +184,16 @@ class SerialSetup:
 #: what the C serial listener logs (at -d 5 and up) just before it reads the running domains
 #: and subscribes to their events (``event_thread`` in server/virt-serial.c)
 C_SERIAL_READY = "Registering domain event cbs"
-#: seconds from that line until the events are surely subscribed (a few libvirt calls)
-_C_SUBSCRIBE_GRACE = 0.5
+#: seconds from that line until the dispatch loop surely runs: ``serial_init`` sleeps 1 s
+#: after starting the event thread, and the events are subscribed meanwhile
+_C_SUBSCRIBE_GRACE = 1.2
 
 
 @contextmanager
 def c_fence_virtd_serial(workdir: Path, setup: SerialSetup) -> Iterator[Daemon]:
     """The C fence_virtd (foreground, ``-d 99``) with the serial listener; killed by PID on
-    exit. Returns once its event thread has read the running domains and subscribed."""
+    exit. Returns once its event thread has read the running domains and subscribed, and its
+    dispatch loop runs."""
     plugins = c_plugin_dir()
     if plugins is None:
         raise RuntimeError("the C fence-virtd plugins are not installed")
