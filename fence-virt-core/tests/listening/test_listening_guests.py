@@ -381,6 +381,8 @@ def test_a_socket_that_is_not_there_yet_is_retried_with_one_warning(
 
 
 def test_a_socket_closed_by_qemu_is_reconnected(sock_dir, run, dispatcher, caplog):
+    caplog.set_level(logging.INFO)
+
     async def scenario():
         server = GuestSocketServer(dispatcher, **FAST)
         async with GuestEnd(sock_dir / "vm1.sock") as guest:
@@ -477,3 +479,29 @@ def test_magic_alone_is_not_a_request(sock_dir, run, dispatcher, caplog):
 
     assert run(scenario()) is Response.SUCCESS
     assert len(lines(caplog, "4 bytes: incomplete request")) == 1
+
+
+def test_after_qemu_closed_the_socket_failing_to_reconnect_is_quiet_for_a_while(
+    sock_dir, run, dispatcher, caplog
+):
+    """QEMU closes its end when the domain stops, before libvirt says so: the reconnect
+    attempts meanwhile are debug lines, not warnings."""
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario():
+        server = GuestSocketServer(dispatcher, **FAST)
+        guest = GuestEnd(sock_dir / "vm1.sock")
+        await guest.start()
+        server.add(VM1, str(sock_dir / "vm1.sock"))
+        await guest.connected()
+        await guest.close()  # QEMU exits: its socket is gone
+        await asyncio.sleep(10 * FAST["retry_interval"])
+        server.remove(VM1)  # the domain's stop event
+        await server.close()
+
+    run(scenario())
+    failures = [r for r in caplog.records if "cannot connect" in r.getMessage()]
+    assert len(failures) >= 3
+    assert {r.levelno for r in failures} == {logging.DEBUG}
+    closed = [r for r in caplog.records if "closed at the other end" in r.getMessage()]
+    assert [r.levelno for r in closed] == [logging.INFO]

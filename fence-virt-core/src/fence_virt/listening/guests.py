@@ -21,7 +21,9 @@ discovery, from lifecycle events). Invariants:
   key -- within 10 s (or while it runs) is dropped without an answer, as in C; unlike C's one
   history per listener, one guest's requests never suppress another's;
 * a lost socket (EOF, reset, a write that timed out) is reconnected every ``retry_interval``
-  seconds until :meth:`GuestSocketServer.remove`, which cancels the task and closes the socket.
+  seconds until :meth:`GuestSocketServer.remove`, which cancels the task and closes the
+  socket; a socket closed by QEMU is the normal start of a domain's stop, so failing to
+  reconnect is not a warning for :data:`STOP_GRACE` seconds after that.
 
 Typical use, in a listener whose discovery reports sockets as domains start and stop::
 
@@ -50,6 +52,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "IDLE_TIMEOUT",
     "RETRY_INTERVAL",
+    "STOP_GRACE",
     "WRITE_TIMEOUT",
     "GuestSocketServer",
 ]
@@ -62,6 +65,10 @@ IDLE_TIMEOUT = 1.0
 WRITE_TIMEOUT = 10.0
 #: seconds between attempts to (re)connect a socket that is not answering
 RETRY_INTERVAL = 1.0
+#: seconds after the other end closed a socket during which failing to reconnect is logged
+#: at debug level only: libvirt reports a domain stopped once it has reaped QEMU, which can
+#: take seconds after QEMU closed its sockets (a destroy waits for the process to exit)
+STOP_GRACE = 10.0
 #: bytes read from a socket at once
 _CHUNK = 4096
 
@@ -83,6 +90,10 @@ class _Guest:
 
 class _Lost(Exception):
     """The socket cannot be used any more; the message says why."""
+
+
+class _Closed(_Lost):
+    """The other end closed the socket (QEMU exited or restarted its chardev)."""
 
 
 class GuestSocketServer:
@@ -164,17 +175,19 @@ class GuestSocketServer:
     # one socket ------------------------------------------------------------------------------
 
     async def _serve(self, guest: _Guest) -> None:
-        drops = DropLog(self._log, schedule=asyncio.get_running_loop().call_later, what="input")
-        failures = 0
+        loop = asyncio.get_running_loop()
+        drops = DropLog(self._log, schedule=loop.call_later, what="input")
+        quiet_until = 0.0  # connect failures before this loop time are expected: debug only
+        warned = False
         while True:
             try:
                 reader, writer = await self._connect(guest)
             except OSError as exc:
-                failures += 1
-                level = logging.WARNING if failures == 1 else logging.DEBUG
                 why = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or exc
+                loud = not warned and loop.time() >= quiet_until
+                warned = warned or loud
                 self._log.log(
-                    level,
+                    logging.WARNING if loud else logging.DEBUG,
                     "%s: cannot connect: %s (retrying every %g s)",
                     guest,
                     why,
@@ -183,12 +196,18 @@ class GuestSocketServer:
                 await asyncio.sleep(self._retry_interval)
                 continue
             self._log.info("serving %s", guest)
-            failures = 0
+            warned = False
             self._connected.add(guest)
             try:
                 await self._converse(guest, reader, writer, drops)
+            except _Closed as exc:
+                # QEMU exits (its end closes) a moment before libvirt reports the domain
+                # stopped and remove() is called: expected, so not a warning yet
+                self._log.info("%s: %s; reconnecting", guest, exc)
+                quiet_until = loop.time() + STOP_GRACE
             except _Lost as exc:
                 self._log.warning("%s: %s; reconnecting", guest, exc)
+                quiet_until = 0.0
             finally:
                 self._connected.discard(guest)
                 writer.close()
@@ -219,7 +238,7 @@ class GuestSocketServer:
             except OSError as exc:
                 raise _Lost(f"reading: {exc.strerror or exc}") from None
             if not data:
-                raise _Lost("the socket was closed at the other end")
+                raise _Closed("the socket was closed at the other end")
             for event in framing.feed(data):
                 if isinstance(event, Skipped):
                     drops.drop(str(guest), f"{event.size} bytes: {event.reason}")
