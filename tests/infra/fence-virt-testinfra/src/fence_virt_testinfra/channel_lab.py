@@ -50,6 +50,10 @@ class Guest:
     channels: list[Path] = field(default_factory=list)
 
 
+def _quiet(_context: object, _error: object) -> None:
+    return None
+
+
 class Lab:
     """Domains with guest sockets on one libvirtd's test driver (see the module docstring)."""
 
@@ -57,6 +61,7 @@ class Lab:
         self.libvirtd = libvirtd
         self.uri = libvirtd.test_uri
         self.dir = sock_dir
+        libvirt.registerErrorHandler(_quiet, None)  # errors arrive as exceptions anyway
         self.conn = libvirt.open(self.uri)
         self._started: list[str] = []
         self._defined: list[str] = []
