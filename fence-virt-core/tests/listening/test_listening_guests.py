@@ -294,7 +294,7 @@ def test_a_guest_flooding_its_socket_does_not_hold_up_another(sock_dir, run, dis
     took, sent = run(scenario())
     assert sent > 200, "the flood did not flood"
     assert len(took) > 20
-    assert max(took) < 0.5, took
+    assert max(took) < 1.0, took
     calm = [t.domain for _op, t in dispatcher.fenced if t.requester == VM2]
     assert calm == [f"calm{n}" for n in range(len(took))]
     assert len([t for _op, t in dispatcher.fenced if t.requester == VM1]) > 100
