@@ -8,12 +8,26 @@
   :class:`fence_virt.Target`, answering :class:`fence_virt.protocol.Response`.
 * :class:`LifecycleWatch`: domain lifecycle events on the asyncio loop (``libvirtaio``), with
   reconnect after a libvirtd restart.
+* :func:`socket_paths`, :func:`in_directory`, :class:`GuestSocketWatch`: the UNIX sockets of
+  running domains' serial ports or channels (C's discovery rule), kept current from events.
+* :class:`GuestChannelListener`, :class:`GuestChannelPlugin` and the settings: the serial
+  and vmchannel listeners, shared by their two plugins.
 
 Everything but :class:`LifecycleWatch` blocks: call it from worker threads.
 """
 
 from __future__ import annotations
 
+from fence_virt_libvirt.channels import (
+    ChannelMode,
+    GuestChannelListener,
+    GuestChannelPlugin,
+    GuestChannelSection,
+    GuestChannelSettings,
+    channel_availability,
+    create_channel_listener,
+    load_channel_settings,
+)
 from fence_virt_libvirt.domains import (
     DomainState,
     Located,
@@ -27,6 +41,8 @@ from fence_virt_libvirt.domains import (
 )
 from fence_virt_libvirt.eventloop import bind_running_loop
 from fence_virt_libvirt.events import DomainEvent, LifecycleEvent, LifecycleWatch
+from fence_virt_libvirt.guests import DeviceKind, GuestSocket, in_directory, socket_paths
+from fence_virt_libvirt.guestwatch import GuestSocketWatch
 from fence_virt_libvirt.hypervisor import (
     Hypervisor,
     HypervisorUnreachable,
@@ -38,9 +54,17 @@ from fence_virt_libvirt.hypervisor import (
 from fence_virt_libvirt.operations import Fencer
 
 __all__ = [
+    "ChannelMode",
+    "DeviceKind",
     "DomainEvent",
     "DomainState",
     "Fencer",
+    "GuestChannelListener",
+    "GuestChannelPlugin",
+    "GuestChannelSection",
+    "GuestChannelSettings",
+    "GuestSocket",
+    "GuestSocketWatch",
     "Hypervisor",
     "HypervisorUnreachable",
     "LibvirtCallFailed",
@@ -48,14 +72,19 @@ __all__ = [
     "LifecycleWatch",
     "Located",
     "bind_running_loop",
+    "channel_availability",
+    "create_channel_listener",
     "current_state",
     "describe",
     "domain_xml",
+    "in_directory",
     "list_all",
     "list_domains",
+    "load_channel_settings",
     "locate",
     "probe",
     "quiet_libvirt",
+    "socket_paths",
     "state_name",
     "wait_for_state",
 ]

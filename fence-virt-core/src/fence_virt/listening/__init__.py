@@ -24,6 +24,9 @@ serial and vmchannel listeners behave alike and none copies another:
   retransmitted request once (C's 10-second history, also while the request runs);
   :class:`ReplayGuard` refuses a captured signed request played back later.
 * **drop log** -- :class:`DropLog` logs each dropped input once, rate-limited.
+* **guest sockets** (serial, vmchannel) -- :class:`GuestSocketServer` connects to each
+  guest's UNIX socket it is given and serves it in a task of its own: framing, answers,
+  duplicates, drop log, reconnects (:mod:`fence_virt.listening.guests`).
 
 The requester identity is always passed in by the listener, which alone knows it: the IP in
 the multicast request, the peer IP (tcp), the peer CID (vsock), the guest's UUID (serial).
@@ -48,7 +51,8 @@ time with :func:`load_listener_key`)::
     async def stop(self) -> None:
         await self.server.stop()
 
-A serial listener, per guest stream: see :mod:`fence_virt.listening.serial`.
+A serial listener, per guest stream: see :mod:`fence_virt.listening.serial`; the whole
+runner for guest sockets is :class:`GuestSocketServer`.
 
 This package imports only :mod:`fence_virt.errors`, :mod:`fence_virt.protocol`,
 :mod:`fence_virt.types` and :mod:`fence_virt.files`: never the daemon, the configuration or
@@ -60,6 +64,7 @@ from __future__ import annotations
 from fence_virt.listening.answers import FENCE_OPERATIONS, answer, answer_serial
 from fence_virt.listening.channel import SocketChannel
 from fence_virt.listening.droplog import DropLog
+from fence_virt.listening.guests import GuestSocketServer
 from fence_virt.listening.history import HISTORY_WINDOW, HistoryKey, RequestHistory, request_key
 from fence_virt.listening.keys import key_problem, load_key, load_listener_key
 from fence_virt.listening.replay import REPLAY_CAPACITY, REPLAY_WINDOW, ReplayGuard
@@ -92,6 +97,7 @@ __all__ = [
     "Channel",
     "Credentials",
     "DropLog",
+    "GuestSocketServer",
     "HistoryKey",
     "ReplayGuard",
     "RequestHistory",
