@@ -213,7 +213,7 @@ def test_replay_of_a_served_request_is_refused(ns_loop, key_file, py_client, cap
 
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert ns_loop.run(scenario()) == ["vm1", "vm2"]
-    assert "replayed copy of a request served 0 s ago" in caplog.text
+    assert "replayed copy of a request received 0 s ago" in caplog.text
 
 
 def test_late_copies_are_refused_as_replays_once_the_window_ends(
@@ -239,7 +239,7 @@ def test_late_copies_are_refused_as_replays_once_the_window_ends(
 
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert ns_loop.run(scenario()) == ["vm1", "vm2", "vm1"]
-    assert caplog.text.count("replayed copy of a request served") == 1
+    assert caplog.text.count("replayed copy of a request received") == 1
 
 
 def test_requests_beyond_max_requests_are_dropped(ns_loop, key_file, py_client, caplog) -> None:
