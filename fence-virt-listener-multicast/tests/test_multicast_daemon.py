@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import socket
+import time
 
 import pytest
 
@@ -182,3 +183,47 @@ def test_unauthenticated_mode_only_when_configured(ns, key_file, daemons, fence_
     assert (done.returncode, done.stdout) == (0, "Status: ON\n")
     signed = fence_xvm(ns, key_file, "-C", "none", "-o", "status", "-H", "vm1")
     assert (signed.returncode, signed.stdout) == (0, "Status: ON\n")
+
+
+#: ``fence_xvm -H $'caf\xe9'``: the byte 0xE9 (Latin-1 e-acute), not UTF-8; subprocess writes
+#: a lone surrogate escape back as that byte
+LATIN1_NAME = "caf\udce9"
+
+
+def test_a_latin1_name_from_the_c_agent_fails_at_once(ns, key_file, daemons, fence_xvm) -> None:
+    """Issue 21 B6: the authentic request cannot name a VM of ours (no UTF-8 name); it is
+    answered FAIL at once, without the backend, instead of leaving fence_xvm to its timeout."""
+    daemon = daemons.ours(ns, key_file)
+    started = time.monotonic()
+    done = fence_xvm(ns, key_file, "-t", "20", "-o", "off", "-H", LATIN1_NAME)
+    elapsed = time.monotonic() - started
+    assert (done.returncode, done.stdout) == (1, "Operation failed\n"), done.stderr
+    assert elapsed < 5, f"answered after {elapsed:.1f} s: the client waited for its timeout"
+    log = daemon.log()
+    assert re.search(
+        r"request 1 seqno \d+ domain caf\\xe9 from 127\.0\.0\.1: cannot be carried out "
+        r"\(domain is not valid UTF-8.*\): answered 1",
+        log,
+    ), log
+    assert "INFO: off " not in log, "the backend must not be asked"
+    # the same agent with a real name is still served
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"
+
+
+def test_static_map_entries_in_either_ipv4_mapped_form_match(
+    ns, key_file, daemons, fence_xvm
+) -> None:
+    """Issue 21 D10: ``::ffff:7f00:1`` (hex) and ``::ffff:127.0.0.1`` in a static map are the
+    IPv4 requester 127.0.0.1 that the C fence_xvm connects back from."""
+    groups = (
+        'groups {\n\tgroup {\n\t\tip = "::ffff:7f00:1";\n\t\tuuid = "vm1";\n\t}\n'
+        '\tgroup {\n\t\tip = "::FFFF:127.0.0.1";\n\t\tuuid = "vm2";\n\t}\n'
+        '\tgroup {\n\t\tip = "198.51.100.9";\n\t\tuuid = "vm3";\n\t}\n}\n'
+    )
+    backend = "".join(f'\t\tvm = "vm{n}";\n' for n in (1, 2, 3))
+    backend = "backends {\n\tmemory {\n" + backend + "\t}\n}\n"
+    daemons.ours(ns, key_file, backend=backend + groups)
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm2").stdout == "Status: ON\n"
+    denied = fence_xvm(ns, key_file, "-o", "status", "-H", "vm3")
+    assert (denied.returncode, denied.stdout) == (3, "Permission denied\n")
