@@ -227,3 +227,24 @@ def test_static_map_entries_in_either_ipv4_mapped_form_match(
     assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm2").stdout == "Status: ON\n"
     denied = fence_xvm(ns, key_file, "-o", "status", "-H", "vm3")
     assert (denied.returncode, denied.stdout) == (3, "Permission denied\n")
+
+
+def test_a_repeated_key_warns_with_both_lines_and_the_last_wins_as_in_c(
+    ns, key_file, daemons, fence_xvm
+) -> None:
+    """Issue 21 D11: a C config whose multicast block says ``port`` twice still serves on the
+    last port (as the C daemon would), and the log names both lines."""
+    text = (
+        'fence_virtd {\n\tlistener = "multicast";\n\tbackend = "memory";\n}\n'
+        "listeners {\n\tmulticast {\n"
+        f'\t\tkey_file = "{key_file}";\n\t\tinterface = "lo";\n'
+        '\t\tport = "1230";\n\t\tport = "1229";\n\t}\n}\n'
+        'backends {\n\tmemory {\n\t\tvm = "vm1";\n\t}\n}\n'
+    )
+    daemon = daemons.ours_text(ns, text)
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"
+    assert re.search(
+        r"fence_virt\.conf:10: key 'port' in listeners/multicast is written 2 times "
+        r"\(also at line 9\): the last one is used",
+        daemon.log(),
+    ), daemon.log()

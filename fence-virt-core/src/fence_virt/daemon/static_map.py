@@ -43,6 +43,7 @@ _GROUP_KEYS = frozenset({"name", "ip", "uuid"})
 
 
 def _warn_unknown_keys(group: ConfigNode) -> None:
+    """Unknown keys, and a repeated ``name`` (the last wins, as in C), each one warning."""
     for entry in group.values:
         if entry.key.casefold() not in _GROUP_KEYS:
             log.warning(
@@ -51,6 +52,17 @@ def _warn_unknown_keys(group: ConfigNode) -> None:
                 entry.line,
                 entry.key,
             )
+    names = group.values_named("name")
+    if len(names) > 1:
+        log.warning(
+            "%s:%d: key 'name' in a groups/group block is written %d times (also at line%s "
+            "%s): the last one is used",
+            group.source,
+            names[-1].line,
+            len(names),
+            "s" if len(names) > 2 else "",
+            ", ".join(str(entry.line) for entry in names[:-1]),
+        )
 
 
 def address_of(text: str) -> IPv4Address | IPv6Address | None:
