@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 import socket
+import subprocess
 import time
 
 import pytest
+
+from fence_virt_testinfra.ours import FENCE_XVM
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
@@ -248,3 +251,35 @@ def test_a_repeated_key_warns_with_both_lines_and_the_last_wins_as_in_c(
         r"\(also at line 9\): the last one is used",
         daemon.log(),
     ), daemon.log()
+
+
+def test_a_unicast_multicast_address_is_refused_before_anything_is_sent(
+    ns, key_file, daemons, fence_xvm
+) -> None:
+    """Issue 21 D12: ``-a 127.0.0.1`` names no group. The C agent says it cannot join it,
+    sends nothing and waits its whole timeout; ours stops at once with the reason (also for
+    validate-all, so Pacemaker's validation catches it) and sends nothing either."""
+    daemon = daemons.ours(ns, key_file)
+    theirs = fence_xvm(ns, key_file, "-a", "127.0.0.1", "-t", "2", "-o", "status", "-H", "vm1")
+    assert theirs.returncode == 1
+    assert "Failed to add multicast membership to transmit socket 127.0.0.1" in theirs.stdout + (
+        theirs.stderr
+    )
+    assert "Timed out waiting for response" in theirs.stdout + theirs.stderr
+    refused = "Invalid multicast address: '127.0.0.1' is not a multicast group (224.0.0.0/4)\n"
+    for operation in ("status", "validate-all"):
+        started = time.monotonic()
+        mine = subprocess.run(
+            ns.argv(
+                FENCE_XVM, "-k", str(key_file), "-a", "127.0.0.1", "-o", operation, "-H", "vm1"
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert mine.returncode == 1, mine
+        assert mine.stdout.startswith(refused), mine.stdout
+        assert time.monotonic() - started < 2
+    assert "seqno" not in daemon.log(), "no request may reach the daemon"
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"
