@@ -413,6 +413,20 @@ def test_an_authentic_request_with_an_undecodable_domain_is_answered_fail_at_onc
     assert "retransmit of a request in progress or just answered" in retransmit
 
 
+def test_list_and_monitor_ignore_an_undecodable_domain_as_c_does(tmp_path: Path) -> None:
+    """Their domain field plays no part (C never reads it), so they are served as usual."""
+
+    async def body(h: Harness) -> None:
+        data = raw_domain_request(Operation.HOSTLIST, b"caf\xe9", key=KEY, seqno=41)
+        assert (await h.call(data))[0] == 0xFD
+        data = raw_domain_request(Operation.DEVSTATUS, b"x" * 64, key=KEY, seqno=42)
+        assert await h.call(data) == b"\x00"
+        assert [(op, t.domain) for op, t in h.dispatcher.fenced] == [(Operation.DEVSTATUS, "")]
+        assert ("hostlist", PEER[0]) in h.dispatcher.calls
+
+    serving(body, tmp_path)
+
+
 def test_an_unknown_operation_code_is_answered_fail_at_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -171,10 +171,10 @@ class _Origin:
             entries = [e for e in node.values if e.key.casefold() in _folded(spec.keys)]
             return bool(entries), tuple(self._convert_entry(spec, e) for e in entries)
         for key in spec.keys:
-            entries = node.values_named(key)
-            if entries:
-                self._warn_repeated(f"key {entries[-1].key!r}", [e.line for e in entries])
-                return True, self._convert_entry(spec, entries[-1])
+            written = node.values_named(key)
+            if written:
+                self._warn_repeated(f"key {written[-1].key!r}", [e.line for e in written])
+                return True, self._convert_entry(spec, written[-1])
         return False, None
 
     def _warn_repeated(self, what: str, lines: list[int]) -> None:

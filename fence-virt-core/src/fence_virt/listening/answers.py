@@ -55,6 +55,11 @@ FENCE_OPERATIONS = frozenset(
 )
 
 
+#: operations whose domain field plays no part (C ignores it): served even when it does not
+#: decode
+_UNTARGETED = frozenset({Operation.DEVSTATUS, Operation.HOSTLIST})
+
+
 async def answer(
     request: FenceRequest | UnservableRequest,
     requester: str,
@@ -66,14 +71,17 @@ async def answer(
 
     :param request: the verified request, or the :class:`~fence_virt.protocol.
         UnservableRequest` :func:`~fence_virt.protocol.verify_request` raised for an authentic
-        one it could not decode: that one answers ``FAIL`` and the dispatcher is not asked.
+        one it could not decode: that one answers ``FAIL`` and the dispatcher is not asked,
+        unless it is a list or monitor request, whose domain plays no part (served as usual).
     :param requester: the identity static maps check (IP text, vsock CID in decimal).
     :param log: where the three warnings (unservable request, unknown operation, failed
         list) go; the listener's own logger, so lines name the listener.
     :returns: one result byte, or the host-list stream (0xFD ... terminator, 0).
     """
     if isinstance(request, UnservableRequest):
-        return bytes([_refuse_unservable(request, requester, log or _default_log)])
+        if request.request.request not in _UNTARGETED:
+            return bytes([_refuse_unservable(request, requester, log or _default_log)])
+        request = request.request  # the domain plays no part: served as C serves it
     target = Target(
         domain=request.domain,
         by_uuid=request.by_uuid,
