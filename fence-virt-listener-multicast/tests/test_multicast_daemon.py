@@ -10,8 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 import socket
+import subprocess
+import time
 
 import pytest
+
+from fence_virt_testinfra.ours import FENCE_XVM
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
@@ -182,3 +186,100 @@ def test_unauthenticated_mode_only_when_configured(ns, key_file, daemons, fence_
     assert (done.returncode, done.stdout) == (0, "Status: ON\n")
     signed = fence_xvm(ns, key_file, "-C", "none", "-o", "status", "-H", "vm1")
     assert (signed.returncode, signed.stdout) == (0, "Status: ON\n")
+
+
+#: ``fence_xvm -H $'caf\xe9'``: the byte 0xE9 (Latin-1 e-acute), not UTF-8; subprocess writes
+#: a lone surrogate escape back as that byte
+LATIN1_NAME = "caf\udce9"
+
+
+def test_a_latin1_name_from_the_c_agent_fails_at_once(ns, key_file, daemons, fence_xvm) -> None:
+    """Issue 21 B6: the authentic request cannot name a VM of ours (no UTF-8 name); it is
+    answered FAIL at once, without the backend, instead of leaving fence_xvm to its timeout."""
+    daemon = daemons.ours(ns, key_file)
+    started = time.monotonic()
+    done = fence_xvm(ns, key_file, "-t", "20", "-o", "off", "-H", LATIN1_NAME)
+    elapsed = time.monotonic() - started
+    assert (done.returncode, done.stdout) == (1, "Operation failed\n"), done.stderr
+    assert elapsed < 5, f"answered after {elapsed:.1f} s: the client waited for its timeout"
+    log = daemon.log()
+    assert re.search(
+        r"request 1 seqno \d+ domain caf\\xe9 from 127\.0\.0\.1: cannot be carried out "
+        r"\(domain is not valid UTF-8.*\): answered 1",
+        log,
+    ), log
+    assert "INFO: off " not in log, "the backend must not be asked"
+    # the same agent with a real name is still served
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"
+
+
+def test_static_map_entries_in_either_ipv4_mapped_form_match(
+    ns, key_file, daemons, fence_xvm
+) -> None:
+    """Issue 21 D10: ``::ffff:7f00:1`` (hex) and ``::ffff:127.0.0.1`` in a static map are the
+    IPv4 requester 127.0.0.1 that the C fence_xvm connects back from."""
+    groups = (
+        'groups {\n\tgroup {\n\t\tip = "::ffff:7f00:1";\n\t\tuuid = "vm1";\n\t}\n'
+        '\tgroup {\n\t\tip = "::FFFF:127.0.0.1";\n\t\tuuid = "vm2";\n\t}\n'
+        '\tgroup {\n\t\tip = "198.51.100.9";\n\t\tuuid = "vm3";\n\t}\n}\n'
+    )
+    backend = "".join(f'\t\tvm = "vm{n}";\n' for n in (1, 2, 3))
+    backend = "backends {\n\tmemory {\n" + backend + "\t}\n}\n"
+    daemons.ours(ns, key_file, backend=backend + groups)
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm2").stdout == "Status: ON\n"
+    denied = fence_xvm(ns, key_file, "-o", "status", "-H", "vm3")
+    assert (denied.returncode, denied.stdout) == (3, "Permission denied\n")
+
+
+def test_a_repeated_key_warns_with_both_lines_and_the_last_wins_as_in_c(
+    ns, key_file, daemons, fence_xvm
+) -> None:
+    """Issue 21 D11: a C config whose multicast block says ``port`` twice still serves on the
+    last port (as the C daemon would), and the log names both lines."""
+    text = (
+        'fence_virtd {\n\tlistener = "multicast";\n\tbackend = "memory";\n}\n'
+        "listeners {\n\tmulticast {\n"
+        f'\t\tkey_file = "{key_file}";\n\t\tinterface = "lo";\n'
+        '\t\tport = "1230";\n\t\tport = "1229";\n\t}\n}\n'
+        'backends {\n\tmemory {\n\t\tvm = "vm1";\n\t}\n}\n'
+    )
+    daemon = daemons.ours_text(ns, text)
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"
+    assert re.search(
+        r"fence_virt\.conf:10: key 'port' in listeners/multicast is written 2 times "
+        r"\(also at line 9\): the last one is used",
+        daemon.log(),
+    ), daemon.log()
+
+
+def test_a_unicast_multicast_address_is_refused_before_anything_is_sent(
+    ns, key_file, daemons, fence_xvm
+) -> None:
+    """Issue 21 D12: ``-a 127.0.0.1`` names no group. The C agent says it cannot join it,
+    sends nothing and waits its whole timeout; ours stops at once with the reason (also for
+    validate-all, so Pacemaker's validation catches it) and sends nothing either."""
+    daemon = daemons.ours(ns, key_file)
+    theirs = fence_xvm(ns, key_file, "-a", "127.0.0.1", "-t", "2", "-o", "status", "-H", "vm1")
+    assert theirs.returncode == 1
+    assert "Failed to add multicast membership to transmit socket 127.0.0.1" in theirs.stdout + (
+        theirs.stderr
+    )
+    assert "Timed out waiting for response" in theirs.stdout + theirs.stderr
+    refused = "Invalid multicast address: '127.0.0.1' is not a multicast group (224.0.0.0/4)\n"
+    for operation in ("status", "validate-all"):
+        started = time.monotonic()
+        mine = subprocess.run(
+            ns.argv(
+                FENCE_XVM, "-k", str(key_file), "-a", "127.0.0.1", "-o", operation, "-H", "vm1"
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert mine.returncode == 1, mine
+        assert mine.stdout.startswith(refused), mine.stdout
+        assert time.monotonic() - started < 2
+    assert "seqno" not in daemon.log(), "no request may reach the daemon"
+    assert fence_xvm(ns, key_file, "-o", "status", "-H", "vm1").stdout == "Status: ON\n"

@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 VM3 = "vm3-with-a-long-name-0123456789"
 UUID2 = "22222222-2222-2222-2222-222222222222"
 UUID3 = "33333333-3333-3333-3333-333333333333"
+#: ``-H $'caf\xe9'``: a Latin-1 name (the byte 0xE9 on the wire, not UTF-8), issue 21 B6
+LATIN1_NAME = "caf\udce9"
 #: replaced by the path of a key the daemons do not have
 WRONG_KEY = "{wrong key}"
 
@@ -73,6 +75,7 @@ OPERATIONS = Table(
         ("sha512 request", ("-c", "sha512", "-o", "status", "-H", "vm2")),
         ("sha1 request refused", ("-c", "sha1", "-t", "2", "-o", "off", "-H", "vm2")),
         ("wrong key", ("-k", WRONG_KEY, "-t", "2", "-o", "off", "-H", "vm2")),
+        ("off latin-1 name", ("-o", "off", "-H", LATIN1_NAME)),
         ("list at the end", ("-o", "list")),
     ]
 )
@@ -214,6 +217,7 @@ def test_operations_names_uuids_hashes_and_keys(matrix: Matrix) -> None:
     assert ours["status after off"] == (2, "Status: OFF\n")
     assert ours["list after"][1].split()[2::3] == ["off", "on", "on"]
     assert ours["wrong key"] == (1, "Timed out waiting for response\nOperation failed\n")
+    assert ours["off latin-1 name"] == (1, "Operation failed\n"), "answered, not timed out"
     ours_log = matrix.logs["ours"]
     assert "sha256 signature mismatch (wrong key?)" in ours_log
     assert "hash type sha1 weaker than required sha256" in ours_log

@@ -22,6 +22,7 @@ from fence_virt.config import ConfigSection, parse_text
 from fence_virt.errors import UserError
 from fence_virt.listening import RequestHistory
 from fence_virt.protocol import AuthExchange, HashType, HostState, Operation, Response
+from fence_virt.testing.factories import fence_datagram, raw_domain_request
 from fence_virt_listener_multicast.listener import MulticastListener
 from fence_virt_listener_multicast.settings import resolve_settings
 
@@ -213,7 +214,7 @@ def test_replay_of_a_served_request_is_refused(ns_loop, key_file, py_client, cap
 
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert ns_loop.run(scenario()) == ["vm1", "vm2"]
-    assert "replayed copy of a request served 0 s ago" in caplog.text
+    assert "replayed copy of a request received 0 s ago" in caplog.text
 
 
 def test_late_copies_are_refused_as_replays_once_the_window_ends(
@@ -239,7 +240,7 @@ def test_late_copies_are_refused_as_replays_once_the_window_ends(
 
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert ns_loop.run(scenario()) == ["vm1", "vm2", "vm1"]
-    assert caplog.text.count("replayed copy of a request served") == 1
+    assert caplog.text.count("replayed copy of a request received") == 1
 
 
 def test_requests_beyond_max_requests_are_dropped(ns_loop, key_file, py_client, caplog) -> None:
@@ -351,3 +352,82 @@ def test_netns_thread_really_is_isolated(ns_loop) -> None:
 
     assert ns_loop.run(interfaces()) == ["lo"]
     assert os.path.exists(f"/run/netns/{ns_loop.ns.name}")
+
+
+async def answer_of(data: bytes, key: bytes, send, port: int = 1229) -> bytes:
+    """Send one datagram and take the connect-back on 127.0.0.1:``port``, as fence_xvm."""
+    answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def on_connect(reader, writer) -> None:
+        exchange = AuthExchange.for_client(HashType.SHA256, key)
+        while not exchange.done:
+            if out := exchange.data_to_send():
+                writer.write(out)
+            else:
+                exchange.receive_data(await reader.readexactly(exchange.bytes_needed))
+        answered.set_result(await reader.read())
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", port, reuse_address=True)
+    try:
+        send(data)
+        return await asyncio.wait_for(answered, 5)
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("domain", "shown"),
+    [(b"caf\xe9", "caf\\xe9"), (b"x" * 64, "x" * 64)],
+    ids=["latin-1", "no-nul"],
+)
+def test_an_authentic_request_that_names_no_decodable_vm_is_answered_fail(
+    ns_loop, key_file, py_client, caplog, domain, shown
+) -> None:
+    """Issue 21 B6: connected back to and answered FAIL at once; the dispatcher is not asked,
+    and a retransmit of it is one request (C's history), not a second answer."""
+
+    async def scenario() -> tuple[bytes, list[str]]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher)
+        try:
+            data = raw_domain_request(
+                Operation.OFF, domain, key=py_client.key, address="127.0.0.1", port=1229
+            )
+            reply = await answer_of(data, py_client.key, py_client.send)
+            assert await py_client.call(Operation.STATUS, "vm1", seqno=8) == b"\x00"
+            return reply, dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.WARNING, logger=LOG):
+        assert ns_loop.run(scenario()) == (bytes([Response.FAIL]), ["vm1"])
+    assert f"domain {shown} from 127.0.0.1: cannot be carried out" in caplog.text
+
+
+def test_an_ipv4_mapped_requester_is_named_dotted(ns_loop, key_file, py_client, caplog) -> None:
+    """Issue 21 D10: a request whose connect-back address is ``::ffff:127.0.0.1`` is
+    connected back to over IPv6 and logged and vouched for as C writes it (not
+    ``::ffff:7f00:1``)."""
+
+    async def scenario() -> tuple[bytes, list[str]]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher)
+        try:
+            data = fence_datagram(
+                Operation.STATUS,
+                "vm1",
+                key=py_client.key,
+                seqno=11,
+                address="::ffff:127.0.0.1",
+                port=1229,
+            )
+            reply = await answer_of(data, py_client.key, py_client.send)
+            return reply, [target.requester for _, target in dispatcher.calls]
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.DEBUG, logger=LOG):
+        assert ns_loop.run(scenario()) == (b"\x00", ["::ffff:127.0.0.1"])
+    assert "domain vm1 from ::ffff:127.0.0.1: answered 0" in caplog.text
+    assert "7f00" not in caplog.text

@@ -25,6 +25,8 @@ from fence_virt_testinfra.netns import NetNS, netns
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
 UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+#: ``-H $'caf\xe9'``: a Latin-1 name (the byte 0xE9 on the wire, not UTF-8), issue 21 B6
+LATIN1_NAME = "caf\udce9"
 #: replaced by the path of a key the daemons do not have
 WRONG_KEY = "{wrong key}"
 #: two addresses of the daemon's namespace (on lo): a client connecting to one comes from it
@@ -72,6 +74,7 @@ OPERATIONS = Table(
         ("sha512 request", ("-c", "sha512", "-o", "status", "-H", "test")),
         ("sha1 request refused", ("-c", "sha1", "-o", "off", "-H", "test")),
         ("wrong key", ("-k", WRONG_KEY, "-o", "off", "-H", "test")),
+        ("off latin-1 name", ("-o", "off", "-H", LATIN1_NAME)),
         ("list at the end", ("-o", "list")),
     )
 )
@@ -223,6 +226,7 @@ def test_operations_names_uuids_hashes_and_keys(matrix: Matrix) -> None:
     assert c["status after off"] == (2, "Status: OFF\n")
     assert ours["list while off"] == (0, f"{'test':<32} {UUID} off\n")
     assert ours["wrong key"] == _HUNG_UP
+    assert ours["off latin-1 name"] == (1, "Operation failed\n"), "answered, not hung up"
     ours_log = matrix.logs["ours"]
     assert "dropped connection from 127.0.0.1: sha256 signature mismatch (wrong key?)" in ours_log
     assert "dropped connection from 127.0.0.1: hash type sha1 weaker than required" in ours_log

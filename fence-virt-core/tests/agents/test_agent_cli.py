@@ -130,6 +130,19 @@ def test_shared_table_reproduces_c_fence_virt_help() -> None:
     [
         (["-t", "4294967326"], b"Invalid timeout: '4294967326'\n"),
         (["-i", "ipv4", "-a", "ff05::3:1"], b"Invalid multicast address: 'ff05::3:1'\n"),
+        # issue 21 D12: C accepts it here, then cannot join it and times out
+        (
+            ["-a", "127.0.0.1"],
+            b"Invalid multicast address: '127.0.0.1' is not a multicast group (224.0.0.0/4)\n",
+        ),
+        (
+            ["-a", "240.0.0.1"],
+            b"Invalid multicast address: '240.0.0.1' is not a multicast group (224.0.0.0/4)\n",
+        ),
+        (
+            ["-i", "ipv6", "-a", "2001:db8::1"],
+            b"Invalid multicast address: '2001:db8::1' is not a multicast group (ff00::/8)\n",
+        ),
     ],
 )
 def test_we_refuse_what_c_silently_mangles(

@@ -286,3 +286,29 @@ def test_domain_that_is_not_utf8_is_refused(capsysbinary: pytest.CaptureFixture[
     args = parse_argv("-H", b"vm\xe9".decode(errors="surrogateescape"))
     assert args.failed
     assert capsysbinary.readouterr().out == b"Invalid domain name: 'vm\xe9' (not UTF-8)\n"
+
+
+@pytest.mark.parametrize(
+    ("words", "group"),
+    [
+        (["-a", "224.0.0.0"], True),
+        (["-a", "239.255.255.255"], True),
+        (["-a", "225.0.0.12"], True),
+        (["-a", "ff02::1"], True),
+        (["-i", "ipv6", "-a", "ff05::3:9"], True),
+        (["-a", "223.255.255.255"], False),
+        (["-a", "240.0.0.0"], False),
+        (["-a", "127.0.0.1"], False),
+        (["-a", "198.51.100.1"], False),
+        (["-a", "::1"], False),
+        (["-a", "fe80::1"], False),
+    ],
+)
+def test_only_a_multicast_group_is_a_multicast_address(
+    words: list[str], group: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21 D12: a unicast ``multicast_address`` is refused before anything is sent."""
+    args = parse_argv(*words, "-o", "status", "-H", "vm1")
+    runner._check(AGENT, args)
+    assert args.failed is not group
+    assert ("is not a multicast group" in capsys.readouterr().out) is not group

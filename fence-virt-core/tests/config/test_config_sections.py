@@ -384,3 +384,46 @@ def test_schema_must_be_a_dataclass_with_supported_types() -> None:
         load_section(None, dict, where="x")
     with pytest.raises(LocalError, match="unsupported field type"):
         load_section(None, Unsupported, where="x")
+
+
+def test_a_key_or_block_written_twice_warns_with_both_lines_and_the_last_wins(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 21 D11: C lets the last win without a word; so do we (C configs keep loading),
+    but every line of the repeated key or block is named."""
+    node = section(
+        'listeners {\n\tmulticast {\n\t\tport = "1";\n\t\tPORT = "2";\n\t\tfamily = "ipv4";\n'
+        '\t\tport = "3";\n\t}\n\tmulticast {\n\t\tport = "4";\n\t}\n}',
+        "listeners",
+    )
+    warnings: list[ConfigWarning] = []
+    with caplog.at_level(logging.WARNING, logger="fence_virt.config"):
+        loaded = load_section(node, Listeners, where="listeners", warnings=warnings)
+    assert loaded.multicast is not None
+    assert loaded.multicast.port == 4
+    assert [str(w) for w in warnings] == [
+        "fence_virt.conf:8: block 'multicast' in listeners is written 2 times "
+        "(also at line 2): the last one is used"
+    ]
+    first = load_section(node.children[0], Multicast, where="listeners/multicast")
+    assert first.port == 3
+    assert caplog.messages[-1] == (
+        "fence_virt.conf:6: key 'port' in listeners/multicast is written 3 times "
+        "(also at lines 3, 4): the last one is used"
+    )
+
+
+def test_repeatable_keys_and_blocks_and_aliases_do_not_warn() -> None:
+    node = section(
+        'groups {\n group {\n  uuid = "a";\n  uuid = "b";\n  ip = "1";\n  ip = "2";\n }\n'
+        ' group {\n  uuid = "c";\n }\n}',
+        "groups",
+    )
+    warnings: list[ConfigWarning] = []
+    loaded = load_section(node, Groups, where="groups", warnings=warnings)
+    assert [g.uuid for g in loaded.groups] == [("a", "b"), ("c",)]
+    node = section(
+        'd { listener = "l"; backend = "b"; wait_for_init = "1"; wait_for_backend = "0"; }', "d"
+    )
+    assert load_section(node, Daemon, where="fence_virtd", warnings=warnings).wait_for_init
+    assert warnings == []

@@ -369,3 +369,53 @@ def test_a_listener_that_fails_half_way_is_stopped(tmp_path: Path) -> None:
     asyncio.run(main())
     assert not (tmp_path / "half.sock").exists(), "the half-started listener kept its socket"
     assert backend.calls == ["start", "stop"]
+
+
+@pytest.mark.parametrize(
+    ("inner", "line", "what"),
+    [
+        ('plugin = "memory";\n plugin = "memory";\n', 5, "key 'plugin'"),
+        ('groups { group { ip = "x"; uuid = "vm1"; } }\n groups { }\n', 5, "block 'groups'"),
+    ],
+    ids=["plugin", "groups"],
+)
+def test_an_instance_s_own_plugin_or_groups_written_twice_is_an_error(
+    tmp_path: Path, inner: str, line: int, what: str
+) -> None:
+    """Issue 21 D11: these are ours (C has neither); the last of two would silently choose the
+    plugin or the static map, so both lines are named and the daemon stops."""
+    text = (
+        'fence_virtd { listener = "a"; backend = "memory"; }\n'
+        f'listeners {{\n a {{\n {inner} socket = "{tmp_path}/a.sock";\n }}\n}}\n'
+        'backends { memory { vm = "vm1"; } }\n'
+    )
+    with pytest.raises(
+        ConfigError,
+        match=rf"^x\.conf:{line}: listeners/a: {what} is written twice \(first at line 4\)",
+    ):
+        Daemon.from_config(parse_text(text, source="x.conf"))
+
+
+def test_keys_c_reads_once_warn_when_repeated_and_the_last_wins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 21 D11: a C config with ``backend`` or a group's ``name`` twice still loads, as in
+    C, with one warning naming both lines."""
+    text = (
+        'fence_virtd {\n listener = "memory";\n backend = "nosuch";\n backend = "memory";\n}\n'
+        f'listeners {{ memory {{ socket = "{tmp_path}/m.sock"; }} }}\n'
+        'groups {\n group {\n  name = "a";\n  name = "b";\n  ip = "x";\n  uuid = "vm1";\n }\n}\n'
+        'backends { memory { vm = "vm1"; } }\n'
+    )
+    with caplog.at_level(logging.WARNING):
+        daemon = Daemon.from_config(parse_text(text, source="x.conf"))
+    assert daemon.backend_entry.name == "memory"
+    assert [g.name for g in daemon.listeners[0].static_map.groups] == ["b"]
+    assert (
+        "x.conf:4: key 'backend' in fence_virtd is written 2 times (also at line 3): "
+        "the last one is used" in caplog.messages
+    )
+    assert (
+        "x.conf:10: key 'name' in a groups/group block is written 2 times (also at line 9): "
+        "the last one is used" in caplog.messages
+    )

@@ -76,3 +76,43 @@ def test_canonical_uuid_detection() -> None:
 def test_one_uuid_rule_for_targets(domain: str, by_uuid: bool, expected: str | None) -> None:
     assert domain_uuid(domain, by_uuid=by_uuid) == expected
     assert Target(domain=domain, by_uuid=by_uuid, requester="r", seqno=1).uuid == expected
+
+
+MAPPED = """
+groups {
+    group { ip = "::ffff:7f00:1"; uuid = "vm1"; }
+    group { ip = "::FFFF:198.51.100.11"; uuid = "vm2"; }
+    group { ip = "198.51.100.12"; uuid = "vm3"; }
+    group { ip = "2001:DB8::1"; uuid = "vm4"; }
+    group { ip = "7"; uuid = "vm5"; }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("requester", "target"),
+    [
+        ("127.0.0.1", "vm1"),
+        ("::ffff:127.0.0.1", "vm1"),
+        ("::ffff:7f00:1", "vm1"),
+        ("198.51.100.11", "vm2"),
+        ("::ffff:198.51.100.11", "vm2"),
+        ("::ffff:c633:640c", "vm3"),
+        ("::ffff:198.51.100.12", "vm3"),
+        ("2001:db8:0::1", "vm4"),
+        ("7", "vm5"),
+    ],
+)
+def test_ip_entries_match_an_ipv4_mapped_requester_in_either_form(requester, target) -> None:
+    """Issue 21 D10: C compares text, so ``::ffff:127.0.0.1`` never matched ``127.0.0.1``;
+    here an IPv4-mapped address is its IPv4 address, written either way."""
+    smap = StaticMap.from_config(parse_text(MAPPED))
+    assert smap.allows(requester, target)
+    others = {"vm1", "vm2", "vm3", "vm4", "vm5"} - {target}
+    assert not any(smap.allows(requester, other) for other in others)
+
+
+@pytest.mark.parametrize("requester", ["127.0.0.2", "::ffff:127.0.0.2", "::1", "07", "vm1"])
+def test_other_requesters_match_no_mapped_entry(requester) -> None:
+    smap = StaticMap.from_config(parse_text(MAPPED))
+    assert not any(smap.allows(requester, f"vm{n}") for n in range(1, 6))

@@ -24,10 +24,10 @@ import pytest
 
 from fence_virt import Target
 from fence_virt.errors import LocalError
-from fence_virt.listening import StreamPolicy, StreamServer
+from fence_virt.listening import ReplaySettings, StreamPolicy, StreamServer
 from fence_virt.protocol import HashType, HostListDecoder, Operation, Response
 from fence_virt.testing import RecordingDispatcher, client_session
-from fence_virt.testing.factories import fence_request, other_key
+from fence_virt.testing.factories import fence_request, other_key, raw_domain_request
 
 KEY = b"stream key\n"
 LOGGER = "fence_virt.listener.stream-test"
@@ -110,6 +110,7 @@ def serving(
     dispatcher: RecordingDispatcher | None = None,
     max_connections: int = 8,
     requester: Callable[[object], str] = peer_ip,  # type: ignore[assignment]
+    replay: ReplaySettings | None = None,
     **changes: object,
 ) -> None:
     """Run ``body`` against a started server; stop it afterwards whatever happens."""
@@ -125,6 +126,7 @@ def serving(
             requester=requester,
             log=logging.getLogger(LOGGER),
             max_connections=max_connections,
+            replay=replay,
         )
         await server.start(recorder)
         try:
@@ -213,6 +215,11 @@ BAD_REQUESTS = {
     "weak-hash": (request(Operation.OFF, hashtype=HashType.SHA1), "weaker than required"),
     "unsigned": (request(Operation.OFF, hashtype=HashType.NONE), "weaker than required"),
     "random": (os.urandom(176), ""),
+    # a name no UTF-8 client sends, but from a stranger: never answered
+    "latin-1-wrong-key": (
+        raw_domain_request(Operation.OFF, b"caf\xe9", key=other_key(KEY)),
+        "sha256 signature mismatch",
+    ),
 }
 
 
@@ -363,6 +370,76 @@ def test_a_flood_of_garbage_connections_then_a_valid_request(
 
 
 # ---------------------------------------------------------------------------------------------
+# authentic, but nothing to carry out: FAIL at once (issue 21, B6)
+
+UNSERVABLE = {
+    "latin-1": (
+        b"caf\xe9",
+        "domain caf\\xe9 from 198.51.100.7: cannot be carried out "
+        "(domain is not valid UTF-8: b'caf\\xe9'): answered 1",
+    ),
+    "no-nul": (
+        b"v" * 64,
+        f"domain {'v' * 64} from 198.51.100.7: cannot be carried out "
+        "(domain field has no NUL terminator): answered 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNSERVABLE, ids=list(UNSERVABLE))
+def test_an_authentic_request_with_an_undecodable_domain_is_answered_fail_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    """C answers such a request (the lookup fails); silence would cost the client its
+    whole timeout. The handshake runs first, then FAIL, without asking the dispatcher."""
+    domain, line = UNSERVABLE[case]
+
+    async def body(h: Harness) -> None:
+        started = time.monotonic()
+        data = raw_domain_request(Operation.OFF, domain, key=KEY, seqno=31)
+        assert await h.call(data) == bytes([Response.FAIL])
+        assert time.monotonic() - started < 1.0
+        assert h.dispatcher.calls == []
+        retransmit = h.connect()  # freshly signed, same request: C's 10-s history
+        retransmit.sendall(raw_domain_request(Operation.OFF, domain, key=KEY, seqno=31))
+        assert await h.refused(retransmit) == b""
+        assert await h.call(request(Operation.OFF, seqno=31)) == b"\x00", "another request"
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        serving(body, tmp_path)
+    [refusal] = [m for m in caplog.messages if "cannot be carried out" in m]
+    assert refusal == f"request 1 seqno 31 {line}"
+    [retransmit] = drop_lines(caplog)
+    assert "retransmit of a request in progress or just answered" in retransmit
+
+
+def test_list_and_monitor_ignore_an_undecodable_domain_as_c_does(tmp_path: Path) -> None:
+    """Their domain field plays no part (C never reads it), so they are served as usual."""
+
+    async def body(h: Harness) -> None:
+        data = raw_domain_request(Operation.HOSTLIST, b"caf\xe9", key=KEY, seqno=41)
+        assert (await h.call(data))[0] == 0xFD
+        data = raw_domain_request(Operation.DEVSTATUS, b"x" * 64, key=KEY, seqno=42)
+        assert await h.call(data) == b"\x00"
+        assert [(op, t.domain) for op, t in h.dispatcher.fenced] == [(Operation.DEVSTATUS, "")]
+        assert ("hostlist", PEER[0]) in h.dispatcher.calls
+
+    serving(body, tmp_path)
+
+
+def test_an_unknown_operation_code_is_answered_fail_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(h: Harness) -> None:
+        assert await h.call(request(99)) == bytes([Response.FAIL])  # type: ignore[arg-type]
+        assert h.dispatcher.calls == []
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        serving(body, tmp_path)
+    assert "request 99 from 198.51.100.7: no such operation" in caplog.messages
+
+
+# ---------------------------------------------------------------------------------------------
 # duplicates and replays
 
 
@@ -379,6 +456,51 @@ def test_the_same_signed_bytes_run_once(tmp_path: Path, caplog: pytest.LogCaptur
         serving(body, tmp_path)
     [line] = drop_lines(caplog)
     assert "replayed copy of a request received 0 s ago" in line
+
+
+def test_replays_are_logged_once_per_requester(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(h: Harness) -> None:
+        data = request(Operation.STATUS)
+        assert await h.call(data) == b"\x00"
+        for peer in [("198.51.100.7", port) for port in range(20)] + [("198.51.100.8", 1)]:
+            client = h.connect(peer)
+            client.sendall(data)
+            assert await h.refused(client) == b""
+        assert len(h.dispatcher.calls) == 1
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        serving(body, tmp_path)
+    replays = [line for line in drop_lines(caplog) if "replayed copy" in line]
+    assert [line.split(":")[0] for line in replays] == [
+        "dropped connection from 198.51.100.7",
+        "dropped connection from 198.51.100.8",
+    ]
+    assert "refused 19 more replayed requests from 198.51.100.7 in the last 60 s" in (
+        caplog.messages
+    ), "the stop writes the count of what was not logged"
+
+
+def test_the_replay_memory_survives_a_restart_in_its_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "replay-tcp.state"
+    data = request(Operation.STATUS)
+
+    async def first(h: Harness) -> None:
+        assert await h.call(data) == b"\x00"
+
+    async def second(h: Harness) -> None:
+        replay = h.connect()
+        replay.sendall(data)
+        assert await h.refused(replay) == b""
+        assert h.dispatcher.calls == []
+        assert await h.call(request(Operation.STATUS)) == b"\x00", "a fresh request runs"
+
+    replay = ReplaySettings(window=600, state_file=state)
+    for run, place in ((first, "before"), (second, "after")):
+        (tmp_path / place).mkdir()
+        serving(run, tmp_path / place, replay=replay)
+    assert state.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_captured_request_cannot_be_replayed_even_if_its_first_use_failed(

@@ -13,6 +13,7 @@ from fence_virt.protocol import (
     FenceRequest,
     HashType,
     Operation,
+    UnservableRequest,
     challenge_response,
     check_challenge_response,
     exchange_required,
@@ -20,6 +21,7 @@ from fence_virt.protocol import (
     sign_request,
     verify_request,
 )
+from fence_virt.testing.factories import raw_domain_request
 
 KEY = bytes(range(256)) * 16
 DIGESTS = {
@@ -139,8 +141,9 @@ def test_verify_wrong_length_is_a_protocol_error():
 def test_verified_request_must_still_decode():
     data = bytearray(bytes(176))
     data[4:68] = b"\xff" * 64
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolError) as caught:
         verify_request(bytes(data), KEY, HashType.NONE)
+    assert isinstance(caught.value, UnservableRequest), "hash none: verified, so answered"
 
 
 # --- challenge / response -------------------------------------------------------------
@@ -275,3 +278,54 @@ def test_exchange_auth_none_is_absent(factory):
 def test_exchange_rejects_bad_own_challenge():
     with pytest.raises(LocalError):
         AuthExchange.for_client(HashType.SHA256, KEY, challenge=b"short")
+
+
+# --- authentic but unservable (issue 21, B6) ------------------------------------------
+
+
+LATIN1 = b"caf\xe9"  # fence_xvm -H $'caf\xe9': a C agent sends the name byte for byte
+
+
+@pytest.mark.parametrize(
+    ("domain", "reason", "shown"),
+    [
+        (LATIN1, "domain is not valid UTF-8", "caf\\xe9"),
+        (b"v" * 64, "domain field has no NUL terminator", "v" * 64),
+        (b"\xff" * 64, "domain field has no NUL terminator", "\\xff" * 64),
+    ],
+    ids=["latin-1", "no-nul", "no-nul-not-utf8"],
+)
+def test_an_authentic_request_whose_domain_does_not_decode_is_unservable(domain, reason, shown):
+    """Signed with the key, so a host answers it (FAIL) rather than dropping it."""
+    data = raw_domain_request(Operation.OFF, domain, key=KEY, seqno=77, address="198.51.100.9")
+    with pytest.raises(UnservableRequest, match=reason) as caught:
+        verify_request(data, KEY, HashType.SHA256)
+    problem = caught.value
+    assert isinstance(problem, ProtocolError)
+    assert problem.domain == domain
+    assert problem.shown_domain == shown
+    request = problem.request
+    assert (request.request, request.seqno, request.domain) == (Operation.OFF, 77, "")
+    assert request.connect_back() == ("198.51.100.9", 0)
+    assert request.hash == data[112:]
+
+
+@pytest.mark.parametrize(
+    ("key", "minimum", "error"),
+    [
+        (bytes(reversed(KEY)), HashType.SHA256, "signature mismatch"),
+        (KEY, HashType.SHA512, "weaker than required"),
+    ],
+    ids=["wrong-key", "weak-hash"],
+)
+def test_an_undecodable_domain_is_unservable_only_once_authenticated(key, minimum, error):
+    """Authentication comes first: garbage from a stranger is never answered."""
+    data = raw_domain_request(Operation.OFF, LATIN1, key=key)
+    with pytest.raises(AuthenticationError, match=error):
+        verify_request(data, KEY, minimum)
+
+
+def test_an_unknown_operation_code_verifies_and_decodes():
+    """Answered FAIL by the listeners (fence_virt.listening.answer), like C, not dropped."""
+    data = sign_request(FenceRequest.build(99, "vm1", hashtype=HashType.SHA256, seqno=1), KEY)
+    assert verify_request(data.encode(), KEY, HashType.SHA256).request == 99

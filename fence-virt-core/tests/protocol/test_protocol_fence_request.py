@@ -155,6 +155,48 @@ def test_connect_back_unknown_family():
         req.connect_back()
 
 
+@pytest.mark.parametrize(
+    ("address", "text"),
+    [
+        ("198.51.100.9", "198.51.100.9"),
+        ("2001:db8::9", "2001:db8::9"),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1"),
+        ("::ffff:7f00:1", "::ffff:127.0.0.1"),
+        ("::ffff:198.51.100.9", "::ffff:198.51.100.9"),
+    ],
+)
+def test_connect_back_text_is_what_c_logs(address, text):
+    """inet_ntop writes an IPv4-mapped address dotted; Python 3.11's str() would not."""
+    req = FenceRequest.build(
+        Operation.OFF,
+        "vm1",
+        hashtype=HashType.NONE,
+        seqno=1,
+        address=ip_address(address),
+        port=1229,
+    )
+    assert req.connect_back() == (text, 1229)
+
+
+def test_decode_without_domain_keeps_every_other_field():
+    signed = sign_request(
+        FenceRequest.build(
+            Operation.REBOOT,
+            "vm1",
+            hashtype=HashType.SHA256,
+            seqno=5,
+            address=ip_address("198.51.100.9"),
+            port=1300,
+        ),
+        KEY,
+    )
+    data = bytearray(signed.encode())
+    data[4:68] = b"x" * 64
+    request, domain = FenceRequest.decode_without_domain(bytes(data))
+    assert request == signed.replace(domain="")
+    assert domain == b"x" * 64
+
+
 def test_frozen():
     req = FenceRequest(request=1, hashtype=2)
     with pytest.raises(AttributeError):

@@ -1,10 +1,13 @@
 """What a datagram must pass before the host connects back; pure logic, no sockets.
 
-Order: exact length, hash strength, signature (all in :func:`fence_virt.protocol.verify_request`),
-then a connect-back address the host can use. Retransmits are the listener's business
-(:class:`fence_virt.listening.RequestHistory`); :class:`fence_virt.listening.ReplayGuard`
-catches a *captured* datagram played back after that 10-second window (c-suite-spec §3.3,
-§9.2 #7).
+Order: exact length, hash strength, signature (all in
+:func:`fence_virt.protocol.verify_request`), then a connect-back address the host can use.
+An authentic request whose domain does not decode
+(:class:`fence_virt.protocol.UnservableRequest`) passes: the host connects back and answers
+it ``FAIL``, as C does, instead of leaving the client to its timeout. Retransmits are the
+listener's business (:class:`fence_virt.listening.RequestHistory`);
+:class:`fence_virt.listening.ReplayGuard` catches a *captured* datagram played back after
+that 10-second window (c-suite-spec §3.3, §9.2 #7).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from ipaddress import ip_address
 
 from fence_virt.errors import ProtocolError
 from fence_virt.listening import HistoryKey, request_key
-from fence_virt.protocol import FenceRequest, HashType, verify_request
+from fence_virt.protocol import FenceRequest, HashType, UnservableRequest, verify_request
 
 __all__ = ["Accepted", "check_datagram"]
 
@@ -23,24 +26,36 @@ __all__ = ["Accepted", "check_datagram"]
 class Accepted:
     """An authenticated request and where to connect back to."""
 
+    #: the authentic fields (with an empty domain when :attr:`unservable`)
     request: FenceRequest
     #: IP text from the packet (not the UDP source); also the requester for static maps
     host: str
     port: int
+    #: set when the domain does not decode: the request is answered FAIL, never carried out
+    unservable: UnservableRequest | None = None
+
+    @property
+    def received(self) -> FenceRequest | UnservableRequest:
+        """What to answer: the request, or why it cannot be carried out."""
+        return self.request if self.unservable is None else self.unservable
 
     @property
     def history_key(self) -> HistoryKey:
         """C's duplicate key: operation, seqno and the case-folded domain (history.c)."""
-        return request_key(self.request)
+        return request_key(self.received)
 
 
 def check_datagram(data: bytes, key: bytes, minimum: HashType) -> Accepted:
     """Verify one datagram; ProtocolError or AuthenticationError says why it is dropped."""
-    request = verify_request(data, key, minimum)
+    unservable = None
+    try:
+        request = verify_request(data, key, minimum)
+    except UnservableRequest as problem:
+        request, unservable = problem.request, problem
     host, port = request.connect_back()
     address = ip_address(host)
     if address.is_unspecified or address.is_multicast:
         raise ProtocolError(f"connect-back address {host} is not a host address")
     if port == 0:
         raise ProtocolError("connect-back port is 0")
-    return Accepted(request, host, port)
+    return Accepted(request, host, port, unservable)

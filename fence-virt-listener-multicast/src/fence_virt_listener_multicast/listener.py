@@ -10,8 +10,15 @@ Invariants:
 * while the connect-back of a request is pending, copies carrying *another* address (a guest
   sends one per local address) queue behind it and are tried in turn if it fails, as the
   single-threaded C host would try them;
-* the signature of every copy of an answered request is refused for 10 minutes
-  (:class:`fence_virt.listening.ReplayGuard`);
+* the signature of every datagram that verified -- every copy of every request, however
+  many addresses the guest has, served or not -- is refused for ``replay_window`` seconds
+  (:class:`fence_virt.listening.ReplayGuard`: no per-request limit; memory bounded by its
+  capacity) and kept across restarts in ``replay_state``
+  (:class:`fence_virt.listening.ReplayStore`); a guest's retransmits are freshly signed,
+  so they are never mistaken for replays. Replays are logged once per sending IP and
+  minute (:class:`fence_virt.listening.SourceLog`);
+* an authentic request whose domain does not decode is connected back to and answered
+  ``FAIL``, with one log line, without asking the backend (as C answers it);
 * at most ``max_requests`` requests are in progress; further datagrams are dropped.
 """
 
@@ -28,8 +35,10 @@ from fence_virt.listening import (
     DropLog,
     HistoryKey,
     ReplayGuard,
+    ReplayStore,
     RequestHistory,
     SocketChannel,
+    SourceLog,
     serve,
 )
 from fence_virt_listener_multicast.datagram import Accepted, check_datagram
@@ -41,24 +50,19 @@ __all__ = ["MulticastListener"]
 #: loggers are named per instance: ``fence_virt.listener.<instance name>``
 LOGGER_PREFIX = "fence_virt.listener."
 
-#: copies of one request remembered (other addresses to try; signatures to refuse later)
-MAX_COPIES = 16
-
 
 @dataclass
 class _Request:
-    """A request in progress and the copies of it that arrived meanwhile."""
+    """A request in progress and the addresses its copies came with."""
 
-    #: addresses still to try for the connect-back
+    #: the copy that started it, named in log lines
+    first: Accepted
+    #: copies with addresses still to try for the connect-back (each address once: at most
+    #: one per address the guest has)
     candidates: list[Accepted]
-    #: every copy received, the first included
-    copies: list[Accepted]
     connected: bool = False
 
     def add_copy(self, accepted: Accepted) -> None:
-        if len(self.copies) >= MAX_COPIES:
-            return
-        self.copies.append(accepted)
         if not self.connected and all(
             (c.host, c.port) != (accepted.host, accepted.port) for c in self.candidates
         ):
@@ -90,6 +94,11 @@ def _sender(addr: tuple[str | object, ...]) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
+def _sender_ip(sender: str) -> str:
+    """The IP of a ``_sender`` text: what counts as one source of replays."""
+    return sender.rpartition(":")[0].strip("[]") or sender
+
+
 class _About:
     """Log argument naming a request; formatted only if the line is emitted."""
 
@@ -99,8 +108,10 @@ class _About:
         self._accepted = accepted
 
     def __str__(self) -> str:
-        request, host = self._accepted.request, self._accepted.host
-        domain = request.domain or "-"
+        accepted = self._accepted
+        request, host = accepted.request, accepted.host
+        shown = request.domain if accepted.unservable is None else accepted.unservable.shown_domain
+        domain = shown or "-"
         return f"request {request.request} seqno {request.seqno} domain {domain} from {host}"
 
 
@@ -115,8 +126,10 @@ class MulticastListener:
         self.log = logging.getLogger(LOGGER_PREFIX + settings.name)
         self._credentials = Credentials(settings.auth, key)
         self._history = RequestHistory() if history is None else history
-        self._replays = ReplayGuard()
+        self._replays = ReplayGuard(settings.replay.window, log=self.log)
+        self._store: ReplayStore | None = None
         self._drops = DropLog(self.log, what="datagram")
+        self._replay_log = SourceLog(self._drops, what="replayed copies")
         self._requests: dict[HistoryKey, _Request] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._transport: asyncio.DatagramTransport | None = None
@@ -133,9 +146,18 @@ class MulticastListener:
         self._dispatcher = dispatcher
         loop = asyncio.get_running_loop()
         self._drops = DropLog(self.log, schedule=loop.call_later, what="datagram")
-        self._transport, self._receiver = await loop.create_datagram_endpoint(
-            lambda: _Receiver(self), sock=sock
-        )
+        self._replay_log = SourceLog(self._drops, what="replayed copies", schedule=loop.call_later)
+        state_file = self._settings.replay.state_file
+        if state_file is not None and self._store is None:
+            self._store = ReplayStore(self._replays, state_file, self.log)
+            self._store.open()
+        try:
+            self._transport, self._receiver = await loop.create_datagram_endpoint(
+                lambda: _Receiver(self), sock=sock
+            )
+        except BaseException:
+            await self._close_store()
+            raise
         self.log.info("listening on %s", self.describe())
 
     async def stop(self) -> None:
@@ -147,6 +169,13 @@ class MulticastListener:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._replay_log.flush()
+        await self._close_store()
+
+    async def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
 
     @property
     def in_progress(self) -> int:
@@ -161,8 +190,10 @@ class MulticastListener:
             return
         age = self._replays.age(accepted.request)
         if age is not None:
-            self._drops.drop(sender, f"replayed copy of a request served {age:.0f} s ago")
+            reason = f"replayed copy of a request received {age:.0f} s ago"
+            self._replay_log.refuse(_sender_ip(sender), sender, reason)
             return
+        self._replays.remember(accepted.request)
         key = accepted.history_key
         if not self._history.claim(key):
             self.log.debug(
@@ -170,15 +201,13 @@ class MulticastListener:
             )
             if (running := self._requests.get(key)) is not None:
                 running.add_copy(accepted)
-            else:  # a late copy of a request already answered
-                self._replays.remember(accepted.request)
             return
         if len(self._tasks) >= self._settings.max_requests:
             self._history.release(key)
             self._drops.drop(sender, f"{len(self._tasks)} requests in progress (max_requests)")
             return
         self.log.debug("%s: accepted (UDP from %s)", _About(accepted), sender)
-        self._requests[key] = _Request([accepted], [accepted])
+        self._requests[key] = _Request(accepted, [accepted])
         task = asyncio.get_running_loop().create_task(self._run(key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -191,15 +220,13 @@ class MulticastListener:
             if connected is not None:
                 await self._serve(*connected)
         except Exception:
-            self.log.exception("%s: unexpected error", _About(request.copies[0]))
+            self.log.exception("%s: unexpected error", _About(request.first))
         finally:
             del self._requests[key]
             if connected is None:
                 self._history.release(key)
             else:
                 self._history.complete(key)
-                for copy in request.copies:
-                    self._replays.remember(copy.request)
 
     async def _connect(self, request: _Request) -> tuple[Accepted, SocketChannel] | None:
         """Try each address the request came with, in arrival order; None if none answers."""
@@ -230,7 +257,7 @@ class MulticastListener:
         assert self._dispatcher is not None
         try:
             reply = await serve(
-                accepted.request,
+                accepted.received,
                 channel,
                 self._credentials,
                 self._dispatcher,

@@ -1,10 +1,11 @@
 """A multicast listener instance's block (``listeners { multicast { ... } }``): schema,
 defaults and validation.
 
-Keys and defaults are C's (c-suite-spec §5.4); three keys are ours (``max_requests``,
-``connect_timeout``, ``io_timeout``). Differences: an unknown ``interface`` is an error (C
-silently listens on any), ``family`` may be left out when ``address`` says it, and the address
-must be a multicast group of that family.
+Keys and defaults are C's (c-suite-spec §5.4); five keys are ours (``max_requests``,
+``connect_timeout``, ``io_timeout``, and ``replay_window`` / ``replay_state`` for the replay
+memory, :class:`fence_virt.listening.ReplaySettings`). Differences: an unknown ``interface``
+is an error (C silently listens on any), ``family`` may be left out when ``address`` says
+it, and the address must be a multicast group of that family.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Annotated
 
-from fence_virt.config import PORT, POSITIVE, ConfigSection, at_least
+from fence_virt.config import ABSOLUTE_PATH, PORT, POSITIVE, ConfigSection, at_least
+from fence_virt.listening import (
+    HISTORY_WINDOW,
+    REPLAY_WINDOW,
+    ReplaySettings,
+    default_replay_state,
+)
 from fence_virt.protocol import (
     DEFAULT_IPV4_GROUP,
     DEFAULT_IPV6_GROUP,
@@ -62,6 +69,11 @@ class MulticastSection:
     max_requests: Annotated[int, at_least(1)] = MAX_REQUESTS
     connect_timeout: Annotated[float, POSITIVE] = CONNECT_TIMEOUT
     io_timeout: Annotated[float, POSITIVE] = IO_TIMEOUT
+    #: seconds every received signature is refused again; below C's 10-s history it would
+    #: add nothing
+    replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
+    #: the replay memory's state file; default ``default_replay_state(instance)``
+    replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class MulticastSettings:
     max_requests: int
     connect_timeout: float
     io_timeout: float
+    replay: ReplaySettings
 
     def describe(self) -> str:
         where = f"[{self.group}]" if self.family is Family.IPV6 else str(self.group)
@@ -105,6 +118,9 @@ def resolve_settings(section: ConfigSection) -> MulticastSettings:
         max_requests=raw.max_requests,
         connect_timeout=raw.connect_timeout,
         io_timeout=raw.io_timeout,
+        replay=ReplaySettings(
+            raw.replay_window, raw.replay_state or default_replay_state(section.name)
+        ),
     )
 
 

@@ -45,6 +45,7 @@ class TcpListener:
             requester=peer_ip,
             log=self.log,
             max_connections=settings.max_connections,
+            replay=settings.replay,
         )
         await self.server.start(dispatcher)
         self.log.info("listening on %s", self.describe())

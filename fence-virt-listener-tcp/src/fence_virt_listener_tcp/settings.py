@@ -1,12 +1,14 @@
 """A tcp listener instance's block (``listeners { tcp { ... } }``): schema, defaults, checks.
 
-Keys and defaults are C's (tcp.c; c-suite-spec §5.4, §2.8): ``key_file``, ``hash``, ``auth``,
-``family``, ``address`` (default 127.0.0.1, or ::1 for ipv6: loopback only) and ``port``
-(1229). Three keys are ours: ``max_connections``, ``request_timeout`` (C: 1 s) and
-``io_timeout`` (C: 10 s). Differences: ``auth`` is the challenge algorithm, as for multicast
-(C's tcp listener stores it into the ``hash`` minimum and always challenges with sha256,
-§3.3); ``family`` may be left out when ``address`` is an IP address of either family; an
-address that is neither an IP address nor a name of the family is an error at its line.
+Keys and defaults are C's (tcp.c; c-suite-spec §5.4, §2.8): ``key_file``, ``hash``,
+``auth``, ``family``, ``address`` (default 127.0.0.1, or ::1 for ipv6: loopback only) and
+``port`` (1229). Five keys are ours: ``max_connections``, ``request_timeout`` (C: 1 s),
+``io_timeout`` (C: 10 s), and ``replay_window`` / ``replay_state`` for the replay memory
+(:class:`fence_virt.listening.ReplaySettings`). Differences: ``auth`` is the challenge
+algorithm, as for multicast (C's tcp listener stores it into the ``hash`` minimum and always
+challenges with sha256, §3.3); ``family`` may be left out when ``address`` is an IP address
+of either family; an address that is neither an IP address nor a name of the family is an
+error at its line.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Annotated
 
-from fence_virt.config import PORT, POSITIVE, ConfigSection, at_least
-from fence_virt.listening import IO_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, StreamPolicy
+from fence_virt.config import ABSOLUTE_PATH, PORT, POSITIVE, ConfigSection, at_least
+from fence_virt.listening import (
+    HISTORY_WINDOW,
+    IO_TIMEOUT,
+    MAX_CONNECTIONS,
+    REPLAY_WINDOW,
+    REQUEST_TIMEOUT,
+    ReplaySettings,
+    StreamPolicy,
+    default_replay_state,
+)
 from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT, HashType
 
 __all__ = ["DEFAULT_ADDRESSES", "Family", "TcpSection", "TcpSettings", "resolve_settings"]
@@ -56,6 +67,10 @@ class TcpSection:
     max_connections: Annotated[int, at_least(1)] = MAX_CONNECTIONS
     request_timeout: Annotated[float, POSITIVE] = REQUEST_TIMEOUT
     io_timeout: Annotated[float, POSITIVE] = IO_TIMEOUT
+    #: seconds every verified signature is refused again (below C's 10-s history: nothing)
+    replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
+    #: the replay memory's state file; default ``default_replay_state(instance)``
+    replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,7 @@ class TcpSettings:
     max_connections: int
     request_timeout: float
     io_timeout: float
+    replay: ReplaySettings
 
     def describe(self) -> str:
         where = f"[{self.address}]" if self.family is Family.IPV6 else str(self.address)
@@ -98,6 +114,9 @@ def resolve_settings(section: ConfigSection) -> TcpSettings:
         max_connections=raw.max_connections,
         request_timeout=raw.request_timeout,
         io_timeout=raw.io_timeout,
+        replay=ReplaySettings(
+            raw.replay_window, raw.replay_state or default_replay_state(section.name)
+        ),
     )
 
 

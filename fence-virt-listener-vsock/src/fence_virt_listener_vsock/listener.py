@@ -44,6 +44,7 @@ class VsockListener:
             requester=peer_cid,
             log=self.log,
             max_connections=settings.max_connections,
+            replay=settings.replay,
         )
         await self.server.start(dispatcher)
         self.log.info("listening on %s", self.describe())

@@ -3,9 +3,11 @@
 Keys and defaults are C's (vsock.c; c-suite-spec §1.4, §5.4): ``key_file``, ``hash``,
 ``auth`` and ``port`` (1229; vsock ports are 32-bit numbers). The listener binds
 ``VMADDR_CID_ANY``: every guest of this host (and the host's own hypervisor, if this host is
-a guest itself) can connect. Three keys are ours: ``max_connections``, ``request_timeout``
-(C: 1 s) and ``io_timeout`` (C: 10 s). As for tcp, ``auth`` is the challenge algorithm (C's
-vsock listener stores it into the ``hash`` minimum and always challenges with sha256, §3.3).
+a guest itself) can connect. Five keys are ours: ``max_connections``, ``request_timeout``
+(C: 1 s), ``io_timeout`` (C: 10 s), and ``replay_window`` / ``replay_state`` for the replay
+memory (:class:`fence_virt.listening.ReplaySettings`). As for tcp, ``auth`` is the challenge
+algorithm (C's vsock listener stores it into the ``hash`` minimum and always challenges with
+sha256, §3.3).
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fence_virt.config import POSITIVE, Check, ConfigSection, at_least
-from fence_virt.listening import IO_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT, StreamPolicy
+from fence_virt.config import ABSOLUTE_PATH, POSITIVE, Check, ConfigSection, at_least
+from fence_virt.listening import (
+    HISTORY_WINDOW,
+    IO_TIMEOUT,
+    MAX_CONNECTIONS,
+    REPLAY_WINDOW,
+    REQUEST_TIMEOUT,
+    ReplaySettings,
+    StreamPolicy,
+    default_replay_state,
+)
 from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT, HashType
 
 __all__ = ["MAX_VSOCK_PORT", "VSOCK_PORT", "VsockSection", "VsockSettings", "resolve_settings"]
@@ -39,6 +50,10 @@ class VsockSection:
     max_connections: Annotated[int, at_least(1)] = MAX_CONNECTIONS
     request_timeout: Annotated[float, POSITIVE] = REQUEST_TIMEOUT
     io_timeout: Annotated[float, POSITIVE] = IO_TIMEOUT
+    #: seconds every verified signature is refused again (below C's 10-s history: nothing)
+    replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
+    #: the replay memory's state file; default ``default_replay_state(instance)``
+    replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,13 @@ class VsockSettings(VsockSection):
         """What every connection must satisfy, with the key read from :attr:`key_file`."""
         return StreamPolicy(key, self.hash, self.auth, self.request_timeout, self.io_timeout)
 
+    @property
+    def replay(self) -> ReplaySettings:
+        """The replay window and state file (by default the instance's own)."""
+        return ReplaySettings(
+            self.replay_window, self.replay_state or default_replay_state(self.name)
+        )
+
 
 def resolve_settings(section: ConfigSection) -> VsockSettings:
     """Load and check the block. :raises fence_virt.errors.ConfigError: file:line and why."""
@@ -67,5 +89,7 @@ def resolve_settings(section: ConfigSection) -> VsockSettings:
         max_connections=raw.max_connections,
         request_timeout=raw.request_timeout,
         io_timeout=raw.io_timeout,
+        replay_window=raw.replay_window,
+        replay_state=raw.replay_state,
         name=section.name,
     )

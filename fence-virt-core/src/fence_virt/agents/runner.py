@@ -15,7 +15,8 @@ Deliberate differences, all of them fail-safe or diagnostics:
 * A host list cut short (EOF or timeout before the terminator) exits 1; C exited 0.
 * Numbers beyond a C int are rejected; C truncated them (``-t 4294967326`` became 30).
 * A multicast address that is not a literal of its family is rejected up front (C sent to
-  0.0.0.0); a domain that is not UTF-8 is rejected (the codec sends UTF-8).
+  0.0.0.0), and so is a unicast one (C failed to join it, sent nothing and timed out); a
+  domain that is not UTF-8 is rejected (the codec sends UTF-8).
 * IPv6 requests leave through the interface of their source address (C let the routing
   table pick one); all of fe80::/10 is skipped (C compared text prefixes); the netlink dump
   is read to its end (C read one 10 KiB buffer); point-to-point links use IFA_LOCAL.

@@ -14,13 +14,22 @@
 
 from __future__ import annotations
 
-from fence_virt.config.checks import NON_NEGATIVE, PORT, POSITIVE, Check, at_least, in_range
+from fence_virt.config.checks import (
+    ABSOLUTE_PATH,
+    NON_NEGATIVE,
+    PORT,
+    POSITIVE,
+    Check,
+    at_least,
+    in_range,
+)
 from fence_virt.config.parser import MAX_DEPTH, load_file, parse_text
 from fence_virt.config.section import ConfigSection
 from fence_virt.config.sections import ConfigWarning, load_section
 from fence_virt.config.tree import ConfigNode, ConfigTree, ConfigValue
 
 __all__ = [
+    "ABSOLUTE_PATH",
     "MAX_DEPTH",
     "NON_NEGATIVE",
     "PORT",

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["NON_NEGATIVE", "PORT", "POSITIVE", "Check", "at_least", "in_range"]
+__all__ = ["ABSOLUTE_PATH", "NON_NEGATIVE", "PORT", "POSITIVE", "Check", "at_least", "in_range"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +52,5 @@ PORT = in_range(1, 65535)
 POSITIVE = Check(lambda value: value > 0, "a number above 0")
 #: zero or more
 NON_NEGATIVE = at_least(0)
+#: a file the daemon writes: relative to which directory would be a guess
+ABSOLUTE_PATH = Check(lambda value: Path(value).is_absolute(), "an absolute path")

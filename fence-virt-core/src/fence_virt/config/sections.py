@@ -17,11 +17,13 @@ Field metadata:
   (``field(default=0, metadata={"key": "wait_for_init", "aliases": ("wait_for_backend",)})``);
 * ``node_value``: ``True`` to take the section's own value (``group = "web" { ... }``).
 
-Semantics: the last occurrence of a key wins (as in C); missing keys take the dataclass
-default, a missing key without default is an error. Values are parsed strictly -- C reads
-numbers with ``atoi``, so ``port = "12ab"`` means 12 and ``port = "abc"`` means 0 there; here both
-are errors at the value's ``file:line``. Booleans accept a decimal integer (non-zero is true, as
-with ``atoi``) or ``yes/no``, ``true/false``, ``on/off`` (C would read those words as 0).
+Semantics: the last occurrence of a key wins (as in C), and a key or block that holds one
+value but is written more than once is warned about, naming every line; missing keys take
+the dataclass default, a missing key without default is an error. Values are parsed
+strictly -- C reads numbers with ``atoi``, so ``port = "12ab"`` means 12 and
+``port = "abc"`` means 0 there; here both are errors at the value's ``file:line``. Booleans
+accept a decimal integer (non-zero is true, as with ``atoi``) or ``yes/no``,
+``true/false``, ``on/off`` (C would read those words as 0).
 Unknown keys and unknown blocks do not fail: each is logged on the ``fence_virt.config``
 logger and appended to the caller's ``warnings`` list.
 """
@@ -169,10 +171,23 @@ class _Origin:
             entries = [e for e in node.values if e.key.casefold() in _folded(spec.keys)]
             return bool(entries), tuple(self._convert_entry(spec, e) for e in entries)
         for key in spec.keys:
-            entry = node.entry(key)
-            if entry is not None:
-                return True, self._convert_entry(spec, entry)
+            written = node.values_named(key)
+            if written:
+                self._warn_repeated(f"key {written[-1].key!r}", [e.line for e in written])
+                return True, self._convert_entry(spec, written[-1])
         return False, None
+
+    def _warn_repeated(self, what: str, lines: list[int]) -> None:
+        """One warning when a key or block that holds one value is written more than once:
+        the last wins, as in C, but a forgotten earlier line is usually a mistake."""
+        if len(lines) < 2:
+            return
+        earlier = ", ".join(str(line) for line in lines[:-1])
+        message = (
+            f"{what} in {self.where or 'top level'} is written {len(lines)} times "
+            f"(also at line{'s' if len(lines) > 2 else ''} {earlier}): the last one is used"
+        )
+        _warn(ConfigWarning(message, self.source, lines[-1] or None), self.warnings)
 
     def _read_sections(self, spec: _FieldSpec) -> tuple[bool, object]:
         assert spec.section is not None
@@ -183,6 +198,7 @@ class _Origin:
             loaded = tuple(self._load(child, spec.section, path) for child in children)
             return bool(children) or spec.required, loaded
         if children:
+            self._warn_repeated(f"block {children[-1].name!r}", [c.line for c in children])
             return True, self._load(children[-1], spec.section, path)
         if spec.required:
             return True, self._load(None, spec.section, path)

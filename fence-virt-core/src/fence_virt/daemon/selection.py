@@ -26,7 +26,7 @@ from fence_virt.daemon.defaults import BACKEND_PREFERENCE, LISTENER_PREFERENCE
 from fence_virt.daemon.layout import check_instance_names, check_layout
 from fence_virt.daemon.settings import daemon_settings
 from fence_virt.daemon.static_map import StaticMap
-from fence_virt.errors import UserError
+from fence_virt.errors import ConfigError, UserError
 from fence_virt.plugins import (
     PluginEntry,
     PluginHooks,
@@ -211,6 +211,10 @@ def _listener(config: ConfigTree, instance: str, why: str) -> ListenerPlan:
             raise stray.error(
                 None, f"listeners/{instance}: a group block belongs inside groups {{ }}"
             )
+        plugins = [(e.line, f"key {e.key!r}") for e in node.values_named(PLUGIN_KEY)]
+        _refuse_twice(instance, plugins, config.source)
+        maps = [(c.line, f"block {c.name!r}") for c in node.children_named(GROUPS_BLOCK)]
+        _refuse_twice(instance, maps, config.source)
         plugin_entry = node.entry(PLUGIN_KEY)
         plugin = plugin_entry.value if plugin_entry is not None else instance
         if (groups := node.child(GROUPS_BLOCK)) is not None:
@@ -222,6 +226,18 @@ def _listener(config: ConfigTree, instance: str, why: str) -> ListenerPlan:
         )
     section = ConfigSection(f"listeners/{instance}", node, config.source)
     return ListenerPlan(instance, load_named(PluginKind.LISTENER, plugin), section, static_map, why)
+
+
+def _refuse_twice(instance: str, where: list[tuple[int, str]], source: str | None) -> None:
+    """``plugin`` and ``groups`` are ours (C has neither): one of each per instance, since
+    the last of two would silently choose the plugin or the static map."""
+    if len(where) > 1:
+        (first, _), (line, what) = where[0], where[1]
+        raise ConfigError(
+            f"listeners/{instance}: {what} is written twice (first at line {first}): keep one",
+            path=source,
+            line=line or None,
+        )
 
 
 def _listeners(config: ConfigTree, names: tuple[str, ...]) -> tuple[ListenerPlan, ...]:

@@ -12,18 +12,23 @@ Config::
 
 Without any group every authenticated requester may act on every VM (as in C). A requester
 that looks like a canonical UUID is matched against ``uuid`` entries, anything else against
-``ip`` entries; comparisons are case-insensitive and textual (no IP normalisation, as in C).
+``ip`` entries. Comparisons are case-insensitive; where the requester and an ``ip`` entry
+both parse as IP addresses they are compared as addresses (C compares the text): an
+IPv4-mapped IPv6 address is its IPv4 address, so ``127.0.0.1``, ``::ffff:127.0.0.1`` and
+``::ffff:7f00:1`` are one requester, and ``2001:DB8::1`` is ``2001:db8:0::1``. Anything
+else (a vsock CID, a name) is compared as text.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from fence_virt.config import ConfigNode, ConfigTree
 from fence_virt.types import domain_uuid
 
-__all__ = ["Group", "StaticMap", "is_canonical_uuid"]
+__all__ = ["Group", "StaticMap", "address_of", "is_canonical_uuid"]
 
 
 def is_canonical_uuid(text: str) -> bool:
@@ -38,6 +43,7 @@ _GROUP_KEYS = frozenset({"name", "ip", "uuid"})
 
 
 def _warn_unknown_keys(group: ConfigNode) -> None:
+    """Unknown keys, and a repeated ``name`` (the last wins, as in C), each one warning."""
     for entry in group.values:
         if entry.key.casefold() not in _GROUP_KEYS:
             log.warning(
@@ -46,6 +52,29 @@ def _warn_unknown_keys(group: ConfigNode) -> None:
                 entry.line,
                 entry.key,
             )
+    names = group.values_named("name")
+    if len(names) > 1:
+        log.warning(
+            "%s:%d: key 'name' in a groups/group block is written %d times (also at line%s "
+            "%s): the last one is used",
+            group.source,
+            names[-1].line,
+            len(names),
+            "s" if len(names) > 2 else "",
+            ", ".join(str(entry.line) for entry in names[:-1]),
+        )
+
+
+def address_of(text: str) -> IPv4Address | IPv6Address | None:
+    """The IP address ``text`` writes, an IPv4-mapped IPv6 address as its IPv4 address;
+    None when it is not an IP address (a vsock CID, a name)."""
+    try:
+        address = ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 @dataclass(frozen=True)
@@ -53,10 +82,16 @@ class Group:
     name: str
     uuids: frozenset[str]
     ips: frozenset[str]
+    #: the ``ip`` entries that are IP addresses, as :func:`address_of` gives them
+    addresses: frozenset[IPv4Address | IPv6Address] = field(default=frozenset())
 
     def has_requester(self, requester: str) -> bool:
-        pool = self.uuids if is_canonical_uuid(requester) else self.ips
-        return requester.casefold() in pool
+        if is_canonical_uuid(requester):
+            return requester.casefold() in self.uuids
+        if requester.casefold() in self.ips:
+            return True
+        address = address_of(requester)
+        return address is not None and address in self.addresses
 
     def has_target(self, domain: str, name: str | None = None) -> bool:
         return domain.casefold() in self.uuids or (
@@ -108,7 +143,8 @@ class StaticMap:
             name = group.get("@name") or group.value or f"unnamed-{index}"
             uuids = frozenset(v.casefold() for v in group.all_values("uuid"))
             ips = frozenset(v.casefold() for v in group.all_values("ip"))
-            groups.append(Group(name=name, uuids=uuids, ips=ips))
+            addresses = frozenset(a for a in map(address_of, ips) if a is not None)
+            groups.append(Group(name=name, uuids=uuids, ips=ips, addresses=addresses))
         return cls(tuple(groups))
 
     @property

@@ -22,8 +22,14 @@ serial and vmchannel listeners behave alike and none copies another:
   :func:`answer` is the fence_req counterpart :func:`serve` uses.
 * **request history** -- :class:`RequestHistory` keyed by :func:`request_key` runs a
   retransmitted request once (C's 10-second history, also while the request runs);
-  :class:`ReplayGuard` refuses a captured signed request played back later.
-* **drop log** -- :class:`DropLog` logs each dropped input once, rate-limited.
+  :class:`ReplayGuard` refuses every copy of a signed request received within its window
+  (:class:`ReplaySettings`), and :class:`ReplayStore` keeps that memory in a state file
+  across restarts (:func:`default_replay_state`).
+* **unservable requests** -- an authentic fence_req whose domain does not decode
+  (:class:`~fence_virt.protocol.UnservableRequest`) is answered ``FAIL`` by :func:`answer`
+  and :func:`serve`, without asking the backend, as C answers it.
+* **drop log** -- :class:`DropLog` logs each dropped input once, rate-limited;
+  :class:`SourceLog` logs a refusal a source repeats at will (replays) once per source.
 * **guest sockets** (serial, vmchannel) -- :class:`GuestSocketServer` connects to each
   guest's UNIX socket it is given and serves it in a task of its own: framing, answers,
   duplicates, drop log, reconnects (:mod:`fence_virt.listening.guests`).
@@ -63,11 +69,23 @@ from __future__ import annotations
 
 from fence_virt.listening.answers import FENCE_OPERATIONS, answer, answer_serial
 from fence_virt.listening.channel import SocketChannel
-from fence_virt.listening.droplog import DropLog
+from fence_virt.listening.droplog import DropLog, SourceLog
 from fence_virt.listening.guests import GuestSocketServer
 from fence_virt.listening.history import HISTORY_WINDOW, HistoryKey, RequestHistory, request_key
 from fence_virt.listening.keys import key_problem, load_key, load_listener_key
-from fence_virt.listening.replay import REPLAY_CAPACITY, REPLAY_WINDOW, ReplayGuard
+from fence_virt.listening.replay import (
+    FINGERPRINT_SIZE,
+    REPLAY_CAPACITY,
+    REPLAY_WINDOW,
+    ReplayGuard,
+    ReplaySettings,
+)
+from fence_virt.listening.replaystate import (
+    DEFAULT_STATE_DIRECTORY,
+    ReplayStore,
+    StateFileError,
+    default_replay_state,
+)
 from fence_virt.listening.serial import NO_MAGIC, SerialRequestReader, Skipped
 from fence_virt.listening.server import MAX_CONNECTIONS, Requester, StreamServer
 from fence_virt.listening.session import (
@@ -86,7 +104,9 @@ from fence_virt.listening.stream import (
 )
 
 __all__ = [
+    "DEFAULT_STATE_DIRECTORY",
     "FENCE_OPERATIONS",
+    "FINGERPRINT_SIZE",
     "HISTORY_WINDOW",
     "IO_TIMEOUT",
     "MAX_CONNECTIONS",
@@ -100,11 +120,15 @@ __all__ = [
     "GuestSocketServer",
     "HistoryKey",
     "ReplayGuard",
+    "ReplaySettings",
+    "ReplayStore",
     "RequestHistory",
     "Requester",
     "SerialRequestReader",
     "Skipped",
     "SocketChannel",
+    "SourceLog",
+    "StateFileError",
     "StreamPolicy",
     "StreamServer",
     "StreamSessions",
@@ -112,6 +136,7 @@ __all__ = [
     "answer",
     "answer_serial",
     "authenticate",
+    "default_replay_state",
     "key_problem",
     "load_key",
     "load_listener_key",

@@ -3,8 +3,11 @@
 One rule for every transport (the C listeners' ``do_fence_request``): null, off, reboot, on,
 status and devstatus go to :meth:`fence_virt.types.Dispatcher.fence`; list goes to
 :meth:`~fence_virt.types.Dispatcher.hostlist`; any other code (7 metadata and 8 validate-all
-are client-local) answers ``FAIL`` without asking the backend. A failed list answers ``FAIL``
-alone. Only the encoding differs:
+are client-local) answers ``FAIL`` without asking the backend. So does an authentic request
+whose domain does not decode (:class:`~fence_virt.protocol.UnservableRequest`: a Latin-1
+name, no NUL), with one warning: C looks such a name up and fails at once, and a client
+left without an answer waits its whole timeout. A failed list answers ``FAIL`` alone. Only
+the encoding differs:
 
 * :func:`answer` (multicast, tcp, vsock; c-suite-spec §2.5, §2.6): one result byte, or
   0xFD, the records, the terminator and a result byte;
@@ -29,6 +32,7 @@ from fence_virt.protocol import (
     Response,
     SerialRequest,
     SerialResponse,
+    UnservableRequest,
     encode_hostlist,
     encode_serial_hostlist,
 )
@@ -51,8 +55,13 @@ FENCE_OPERATIONS = frozenset(
 )
 
 
+#: operations whose domain field plays no part (C ignores it): served even when it does not
+#: decode
+_UNTARGETED = frozenset({Operation.DEVSTATUS, Operation.HOSTLIST})
+
+
 async def answer(
-    request: FenceRequest,
+    request: FenceRequest | UnservableRequest,
     requester: str,
     dispatcher: Dispatcher,
     *,
@@ -60,11 +69,19 @@ async def answer(
 ) -> bytes:
     """The bytes answering a verified fence_req; never raises for a backend failure.
 
+    :param request: the verified request, or the :class:`~fence_virt.protocol.
+        UnservableRequest` :func:`~fence_virt.protocol.verify_request` raised for an authentic
+        one it could not decode: that one answers ``FAIL`` and the dispatcher is not asked,
+        unless it is a list or monitor request, whose domain plays no part (served as usual).
     :param requester: the identity static maps check (IP text, vsock CID in decimal).
-    :param log: where the two warnings (unknown operation, failed list) go; the listener's
-        own logger, so lines name the listener.
+    :param log: where the three warnings (unservable request, unknown operation, failed
+        list) go; the listener's own logger, so lines name the listener.
     :returns: one result byte, or the host-list stream (0xFD ... terminator, 0).
     """
+    if isinstance(request, UnservableRequest):
+        if request.request.request not in _UNTARGETED:
+            return bytes([_refuse_unservable(request, requester, log or _default_log)])
+        request = request.request  # the domain plays no part: served as C serves it
     target = Target(
         domain=request.domain,
         by_uuid=request.by_uuid,
@@ -105,6 +122,21 @@ async def answer_serial(
     if isinstance(outcome, int):
         return SerialResponse(outcome).encode()
     return encode_serial_hostlist(outcome, Response.SUCCESS)
+
+
+def _refuse_unservable(problem: UnservableRequest, requester: str, log: logging.Logger) -> Response:
+    """Log the one line for an authentic request that cannot be carried out; ``FAIL``."""
+    request = problem.request
+    log.warning(
+        "request %d seqno %d domain %s from %s: cannot be carried out (%s): answered %d",
+        request.request,
+        request.seqno,
+        problem.shown_domain or "-",
+        requester,
+        problem,
+        Response.FAIL,
+    )
+    return Response.FAIL
 
 
 async def _carry_out(

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from fence_virt.protocol import FenceRequest, SerialRequest
+from fence_virt.protocol import FenceRequest, SerialRequest, UnservableRequest
 
 __all__ = ["HISTORY_WINDOW", "HistoryKey", "RequestHistory", "request_key"]
 
@@ -29,9 +29,17 @@ HISTORY_WINDOW = 10.0
 HistoryKey = tuple[int, int, str]
 
 
-def request_key(request: FenceRequest | SerialRequest) -> HistoryKey:
+def request_key(request: FenceRequest | SerialRequest | UnservableRequest) -> HistoryKey:
     """C's duplicate key for either request type: operation, seqno and the domain compared
-    without case (``check_history`` in the C listeners uses ``strcasecmp``)."""
+    without case (``check_history`` in the C listeners uses ``strcasecmp``).
+
+    For an :class:`~fence_virt.protocol.UnservableRequest` the domain is its raw bytes (one
+    character each) after a NUL, which no decoded domain holds: its retransmits are one
+    request, never the same as a request with a real domain.
+    """
+    if isinstance(request, UnservableRequest):
+        raw = request.domain.decode("latin-1").casefold()
+        return (request.request.request, request.request.seqno, "\0" + raw)
     return (request.request, request.seqno, request.domain.casefold())
 
 

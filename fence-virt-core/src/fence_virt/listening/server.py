@@ -17,7 +17,10 @@ Invariants:
 * nothing a peer does (including an address the ``requester`` function rejects) escapes a
   connection's task: one log line, the connection closed, the server keeps accepting;
 * :meth:`StreamServer.stop` closes the listening socket and ends every open connection;
-  a request whose dispatcher call is under way is cancelled with it.
+  a request whose dispatcher call is under way is cancelled with it;
+* with a ``state_file`` in its :class:`~fence_virt.listening.ReplaySettings`, the replay
+  memory is read at :meth:`~StreamServer.start` and saved after every change and at
+  :meth:`~StreamServer.stop` (:class:`~fence_virt.listening.ReplayStore`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from typing import Any
 
 from fence_virt.errors import LocalError
 from fence_virt.listening.channel import SocketChannel
-from fence_virt.listening.droplog import DropLog
+from fence_virt.listening.droplog import DropLog, SourceLog
 from fence_virt.listening.history import RequestHistory
+from fence_virt.listening.replay import ReplayGuard, ReplaySettings
+from fence_virt.listening.replaystate import ReplayStore
 from fence_virt.listening.stream import StreamPolicy, StreamSessions
 from fence_virt.types import Dispatcher
 
@@ -67,6 +72,7 @@ class StreamServer:
         log: logging.Logger,
         max_connections: int = MAX_CONNECTIONS,
         history: RequestHistory | None = None,
+        replay: ReplaySettings | None = None,
     ) -> None:
         """
         :param sock: a bound, listening stream socket; the server owns it from now on (and
@@ -77,6 +83,8 @@ class StreamServer:
         :param log: the listener instance's logger.
         :param max_connections: connections open at once, at least 1.
         :param history: replaces the 10-second duplicate filter (tests).
+        :param replay: the replay window and state file (default: the default window, in
+            memory only; a listener plugin passes its ``replay_window`` and ``replay_state``).
         :raises fence_virt.errors.LocalError: ``max_connections`` below 1, or no running loop.
         """
         try:
@@ -92,7 +100,15 @@ class StreamServer:
         self.log = log
         self.max_connections = max_connections
         drops = DropLog(log, schedule=self._loop.call_later, what="connection")
-        self.sessions = StreamSessions(policy, log, drops=drops, history=history)
+        replay = ReplaySettings() if replay is None else replay
+        replays = ReplayGuard(replay.window, log=log)
+        replay_log = SourceLog(drops, what="replayed requests", schedule=self._loop.call_later)
+        self.sessions = StreamSessions(
+            policy, log, drops=drops, history=history, replays=replays, replay_log=replay_log
+        )
+        self._store = (
+            None if replay.state_file is None else ReplayStore(replays, replay.state_file, log)
+        )
         self._slots = asyncio.Semaphore(max_connections)
         self._saturated = False
         self._accept_failing = False
@@ -118,6 +134,8 @@ class StreamServer:
         """
         if self._dispatcher is not None or self._stopped:
             raise LocalError("stream server started twice")
+        if self._store is not None:
+            self._store.open()
         self._dispatcher = dispatcher
         self._acceptor = self._loop.create_task(self._accept_forever())
 
@@ -132,6 +150,9 @@ class StreamServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.sessions.replay_log.flush()
+        if self._store is not None:
+            await self._store.close()
 
     def connection_made(self, sock: socket.socket, address: Any) -> None:
         """Serve a connected stream socket accepted elsewhere, as if it came from the

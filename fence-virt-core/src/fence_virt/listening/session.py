@@ -19,7 +19,14 @@ from typing import Protocol
 
 from fence_virt.errors import RemoteError
 from fence_virt.listening.answers import answer
-from fence_virt.protocol import FENCE_REQ_SIZE, AuthExchange, FenceRequest, HashType, verify_request
+from fence_virt.protocol import (
+    FENCE_REQ_SIZE,
+    AuthExchange,
+    FenceRequest,
+    HashType,
+    UnservableRequest,
+    verify_request,
+)
 from fence_virt.types import Dispatcher
 
 __all__ = ["Channel", "Credentials", "authenticate", "receive_request", "serve"]
@@ -53,6 +60,8 @@ async def receive_request(channel: Channel, key: bytes, minimum: HashType) -> Fe
     :param minimum: the weakest signature accepted (the listener's ``hash``).
     :raises fence_virt.errors.RemoteError: the peer closed early or stayed silent;
         ProtocolError or AuthenticationError (subclasses) when the bytes do not verify.
+    :raises fence_virt.protocol.UnservableRequest: authentic, but the domain does not
+        decode: answer it (:func:`serve` does) instead of dropping it.
     """
     data = await channel.read_exactly(FENCE_REQ_SIZE)
     return verify_request(data, key, minimum)
@@ -83,7 +92,7 @@ async def authenticate(channel: Channel, credentials: Credentials) -> None:
 
 
 async def serve(
-    request: FenceRequest,
+    request: FenceRequest | UnservableRequest,
     channel: Channel,
     credentials: Credentials,
     dispatcher: Dispatcher,
@@ -93,6 +102,9 @@ async def serve(
 ) -> bytes:
     """Authenticate, execute, reply: the whole exchange after the request is known.
 
+    :param request: the verified request, or the :class:`~fence_virt.protocol.
+        UnservableRequest` raised for an authentic one that cannot be decoded: after the
+        handshake it is answered ``FAIL`` at once, without asking the dispatcher.
     :param requester: the identity static maps check: the connect-back IP (multicast), the
         peer IP (tcp), the peer CID in decimal (vsock).
     :param log: the listener's logger, for :func:`~fence_virt.listening.answer`'s warnings.

@@ -10,10 +10,17 @@ Invariants, for every connection:
 
 * the request must arrive within ``request_timeout`` (C: 1 s after the accept) and verify
   (exact size, hash at least ``hash``, signature) before anything else happens;
-* the same signed bytes are served at most once for :data:`~fence_virt.listening.REPLAY_WINDOW`
-  seconds: a stream client signs every request afresh and never resends it, so the
-  signature is remembered as soon as it verified -- a captured request cannot be played back
-  to harvest the host's challenge answers (§3.3), even if its original was never served;
+* the same signed bytes are served at most once for the replay window (the listener's
+  ``replay_window``, default :data:`~fence_virt.listening.REPLAY_WINDOW` seconds, kept across
+  restarts by a :class:`~fence_virt.listening.ReplayStore`): a stream client signs every
+  request afresh and never resends it, so the signature is remembered as soon as it
+  verified -- a captured request cannot be played back to harvest the host's challenge
+  answers (§3.3), even if its original was never served. Refusals are logged once per
+  requester and minute (:class:`~fence_virt.listening.SourceLog`);
+* an authentic request whose domain does not decode (:class:`~fence_virt.protocol.
+  UnservableRequest`: a Latin-1 name, no NUL) goes through the same replay memory,
+  duplicate filter and handshake and is answered ``FAIL`` at once, without asking the
+  dispatcher (C answers it too; a client left without an answer would wait its timeout);
 * a request (operation, seqno, case-folded domain) from one requester runs at most once at
   a time and not again within 10 s of running (C's history, §5.8, which leaves out the
   requester: there, two guests whose requests share a seqno -- the microsecond of their
@@ -32,11 +39,11 @@ from typing import Protocol
 
 from fence_virt.errors import RemoteError
 from fence_virt.listening.answers import answer
-from fence_virt.listening.droplog import DropLog
+from fence_virt.listening.droplog import DropLog, SourceLog
 from fence_virt.listening.history import RequestHistory, request_key
 from fence_virt.listening.replay import ReplayGuard
 from fence_virt.listening.session import Channel, Credentials, authenticate, receive_request
-from fence_virt.protocol import FenceRequest, HashType
+from fence_virt.protocol import FenceRequest, HashType, UnservableRequest
 from fence_virt.types import Dispatcher
 
 __all__ = [
@@ -86,15 +93,18 @@ class _About:
 
     __slots__ = ("_request", "_requester")
 
-    def __init__(self, request: FenceRequest, requester: str) -> None:
+    def __init__(self, request: FenceRequest | UnservableRequest, requester: str) -> None:
         self._request = request
         self._requester = requester
 
     def __str__(self) -> str:
-        request = self._request
+        if isinstance(self._request, UnservableRequest):
+            request, domain = self._request.request, self._request.shown_domain
+        else:
+            request, domain = self._request, self._request.domain
         return (
             f"request {request.request} seqno {request.seqno} "
-            f"domain {request.domain or '-'} from {self._requester}"
+            f"domain {domain or '-'} from {self._requester}"
         )
 
 
@@ -112,16 +122,21 @@ class StreamSessions:
         drops: DropLog | None = None,
         history: RequestHistory | None = None,
         replays: ReplayGuard | None = None,
+        replay_log: SourceLog | None = None,
     ) -> None:
         """``log``: the listener instance's logger; ``drops``: where refused connections
         are logged (default: a :class:`DropLog` on ``log`` without summary lines);
-        ``history`` and ``replays`` replace the 10-second duplicate filter and the replay
-        memory (tests)."""
+        ``history`` replaces the 10-second duplicate filter (tests); ``replays`` is the
+        replay memory (default: a :class:`ReplayGuard` with the default window, in memory);
+        ``replay_log`` logs replays once per requester (default: on ``drops``)."""
         self.policy = policy
         self.log = log
         self.drops = DropLog(log, what="connection") if drops is None else drops
         self.history = RequestHistory() if history is None else history
-        self.replays = ReplayGuard() if replays is None else replays
+        self.replays = ReplayGuard(log=log) if replays is None else replays
+        self.replay_log = (
+            SourceLog(self.drops, what="replayed requests") if replay_log is None else replay_log
+        )
 
     async def handle(
         self, channel: TimedChannel, requester: str, dispatcher: Dispatcher
@@ -134,24 +149,35 @@ class StreamSessions:
         """
         try:
             return await self._serve(channel, requester, dispatcher)
+        except _Replayed as exc:
+            self.replay_log.refuse(requester, requester, str(exc))
         except RemoteError as exc:
             self.drops.drop(requester, str(exc))
         except Exception:  # a bug must cost one connection, never the listener
             self.log.exception("connection from %s: unexpected error", requester)
         return None
 
-    async def _serve(self, channel: TimedChannel, requester: str, dispatcher: Dispatcher) -> bytes:
+    async def _receive(self, channel: TimedChannel) -> FenceRequest | UnservableRequest:
+        """The verified request, or the authentic one that cannot be decoded."""
         policy = self.policy
         channel.timeout = policy.request_timeout
-        request = await receive_request(channel, policy.key, policy.hash)
+        try:
+            return await receive_request(channel, policy.key, policy.hash)
+        except UnservableRequest as problem:
+            return problem
+
+    async def _serve(self, channel: TimedChannel, requester: str, dispatcher: Dispatcher) -> bytes:
+        policy = self.policy
+        received = await self._receive(channel)
+        request = received.request if isinstance(received, UnservableRequest) else received
         age = self.replays.age(request)
         if age is not None:
-            raise RemoteError(f"replayed copy of a request received {age:.0f} s ago")
+            raise _Replayed(f"replayed copy of a request received {age:.0f} s ago")
         self.replays.remember(request)
-        claimed = (requester, *request_key(request))
+        claimed = (requester, *request_key(received))
         if not self.history.claim(claimed):
             raise RemoteError("retransmit of a request in progress or just answered")
-        about = _About(request, requester)
+        about = _About(received, requester)
         self.log.debug("%s: accepted", about)
         channel.timeout = policy.io_timeout
         try:
@@ -160,7 +186,7 @@ class StreamSessions:
             self.history.release(claimed)  # nothing was done: the client may try again
             raise
         try:
-            reply = await answer(request, requester, dispatcher, log=self.log)
+            reply = await answer(received, requester, dispatcher, log=self.log)
             try:
                 await channel.write(reply)
             except RemoteError as exc:
@@ -170,3 +196,7 @@ class StreamSessions:
             self.history.complete(claimed)  # the dispatcher was asked: never run it twice
         self.log.debug("%s: answered %d", about, reply[0])
         return reply
+
+
+class _Replayed(RemoteError):
+    """A copy of a request whose signature the replay memory holds."""

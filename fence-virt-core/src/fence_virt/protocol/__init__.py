@@ -3,7 +3,9 @@
 This package does no I/O apart from reading key files: callers own the sockets and feed
 bytes in, the codec hands immutable records back (they behave as frozen dataclasses).
 Decoding untrusted bytes raises only :class:`fence_virt.errors.ProtocolError`;
-authentication failures raise :class:`fence_virt.errors.AuthenticationError`.
+authentication failures raise :class:`fence_virt.errors.AuthenticationError`. A request
+whose signature verified but whose domain does not decode raises the ProtocolError subclass
+:class:`UnservableRequest`, which carries the authentic fields: hosts answer it with failure.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     )
     from fence_virt.protocol.enums import HashType, Operation, RequestFlag, Response
     from fence_virt.protocol.exchange import AuthExchange
-    from fence_virt.protocol.fence_request import FenceRequest
+    from fence_virt.protocol.fence_request import FenceRequest, UnservableRequest
     from fence_virt.protocol.hostlist import (
         HostListDecoder,
         HostState,
@@ -86,6 +88,7 @@ __all__ = [
     "SerialRequest",
     "SerialResponse",
     "SerialResponseScanner",
+    "UnservableRequest",
     "challenge_response",
     "check_challenge_response",
     "encode_hostlist",
@@ -129,6 +132,7 @@ _LAZY = {
     "SerialRequest": "serial",
     "SerialResponse": "serial",
     "SerialResponseScanner": "serial",
+    "UnservableRequest": "fence_request",
     "challenge_response": "auth",
     "check_challenge_response": "auth",
     "encode_hostlist": "hostlist",

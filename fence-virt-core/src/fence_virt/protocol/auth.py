@@ -23,7 +23,7 @@ from fence_virt.protocol.constants import (
     RANDOM_SIZE,
 )
 from fence_virt.protocol.enums import HashType
-from fence_virt.protocol.fence_request import FenceRequest
+from fence_virt.protocol.fence_request import FenceRequest, UnservableRequest
 
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
@@ -67,16 +67,25 @@ def _random(size: int) -> bytes:
 def verify_request(data: bytes, key: bytes, minimum: HashType) -> FenceRequest:
     """Authenticate the 176 bytes exactly as received, then decode them.
 
-    Raises ProtocolError for a wrong length or undecodable fields, AuthenticationError when the
-    hash type is weaker than ``minimum`` or unknown, there is no key, or the signature differs.
-    A stronger hash than ``minimum`` is accepted, as in C.
+    A stronger hash than ``minimum`` is accepted, as in C. Nothing is decoded before the
+    signature verified, so what the error says is who may be answered:
+
+    :raises fence_virt.errors.ProtocolError: a wrong length (nothing is authentic).
+    :raises fence_virt.errors.AuthenticationError: the hash type is weaker than ``minimum`` or
+        unknown, there is no key, or the signature differs: drop it, answer nothing.
+    :raises UnservableRequest: authentic (as far as ``minimum`` demands), but the domain does
+        not decode: answer failure (C does), carry nothing out.
     """
     if len(data) != FENCE_REQ_SIZE:
         raise ProtocolError(f"fence request must be {FENCE_REQ_SIZE} bytes, got {len(data)}")
     hashtype = _check_hash_type(data[1], minimum)
     if hashtype is not HashType.NONE:
         _check_signature(bytes(data), hashtype, key)
-    return FenceRequest.decode(data)
+    try:
+        return FenceRequest.decode(data)
+    except ProtocolError as exc:
+        request, domain = FenceRequest.decode_without_domain(data)
+        raise UnservableRequest(str(exc), request, domain) from None
 
 
 def _check_hash_type(code: int, minimum: HashType) -> HashType:

@@ -1,4 +1,10 @@
-"""fence_req_t: the 176-byte request of the multicast, TCP and vsock transports."""
+"""fence_req_t: the 176-byte request of the multicast, TCP and vsock transports.
+
+Decoding untrusted bytes raises :class:`~fence_virt.errors.ProtocolError`. One subclass,
+:class:`UnservableRequest`, is for bytes whose signature already verified
+(:func:`fence_virt.protocol.verify_request`) but whose domain does not decode: an authentic
+request the host must answer with a failure rather than ignore.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +29,7 @@ from fence_virt.protocol.enums import HashType, Operation, RequestFlag
 
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
-    from ipaddress import IPv4Address, IPv6Address
-    from typing import Final, Protocol
+    from typing import Any, Final, Protocol
 
     class PackedAddress(Protocol):
         """What :meth:`FenceRequest.build` reads of an address (IPv4Address, IPv6Address)."""
@@ -42,6 +47,29 @@ _ZERO_ADDRESS: Final = bytes(ADDRESS_SIZE)
 _ZERO_RANDOM: Final = bytes(RANDOM_SIZE)
 _ZERO_HASH: Final = bytes(HASH_FIELD_SIZE)
 _NO_FLAGS: Final = RequestFlag(0)
+
+
+class UnservableRequest(ProtocolError):
+    """An authentic fence_req that cannot be carried out: its domain field has no NUL
+    terminator or is not UTF-8 (a C agent sends a Latin-1 name byte for byte).
+
+    Raised by :func:`fence_virt.protocol.verify_request` only after the signature (and the
+    hash minimum) passed, so a listener may answer it: C looks such a name up, finds nothing
+    and answers failure at once, and a client that gets no answer waits its whole timeout.
+    A listener answers ``FAIL`` without asking the backend (:func:`fence_virt.listening.answer`).
+    """
+
+    def __init__(self, message: str, request: FenceRequest, domain: bytes) -> None:
+        """``request``: every field as received, but ``domain`` empty -- never carry it out;
+        ``domain``: the domain field's bytes up to its first NUL (all 64 without one)."""
+        super().__init__(message)
+        self.request = request
+        self.domain = domain
+
+    @property
+    def shown_domain(self) -> str:
+        """The domain for logs: undecodable bytes as ``\\xNN`` escapes (``caf\\xe9``)."""
+        return self.domain.decode(errors="backslashreplace")
 
 
 class FenceRequest(Record):
@@ -171,16 +199,20 @@ class FenceRequest(Record):
         return bool(self.flags & RF_UUID)
 
     def connect_back(self) -> tuple[str, int]:
-        """IP text and TCP port a multicast host connects back to (c-suite-spec §2.2)."""
+        """IP text and TCP port a multicast host connects back to (c-suite-spec §2.2).
+
+        The text is what C's ``inet_ntop`` prints, also for an IPv4-mapped IPv6 address:
+        ``::ffff:127.0.0.1``, where Python before 3.13 writes ``::ffff:7f00:1``.
+        """
         from ipaddress import IPv4Address, IPv6Address  # noqa: PLC0415 - only hosts need it
 
         if self.family == AF_INET_WIRE:
-            ip: IPv4Address | IPv6Address = IPv4Address(self.address[:IPV4_ADDRLEN])
-        elif self.family == AF_INET6_WIRE:
-            ip = IPv6Address(self.address[:IPV6_ADDRLEN])
-        else:
+            return str(IPv4Address(self.address[:IPV4_ADDRLEN])), self.port
+        if self.family != AF_INET6_WIRE:
             raise ProtocolError(f"unknown address family {self.family} in request")
-        return str(ip), self.port
+        ip = IPv6Address(self.address[:IPV6_ADDRLEN])
+        mapped = ip.ipv4_mapped
+        return (str(ip) if mapped is None else f"::ffff:{mapped}"), self.port
 
     def unsigned(self) -> FenceRequest:
         """This request with the hash field zeroed, as it is hashed (c-suite-spec §2.4)."""
@@ -204,18 +236,35 @@ class FenceRequest(Record):
 
     @classmethod
     def decode(cls, data: bytes) -> FenceRequest:
-        """Parse exactly 176 bytes; bytes after the domain's NUL are accepted and dropped."""
-        if len(data) != FENCE_REQ_SIZE:
-            raise ProtocolError(f"fence request must be {FENCE_REQ_SIZE} bytes, got {len(data)}")
-        request, hashtype, addrlen, flags, domain, address, port, rnd, seqno, family, digest = (
-            FENCE_REQ_STRUCT.unpack(data)
-        )
+        """Parse exactly 176 bytes; bytes after the domain's NUL are accepted and dropped.
+
+        :raises fence_virt.errors.ProtocolError: another length; a domain field without a
+            NUL, or not UTF-8.
+        """
+        fields = _unpack(data)
+        return cls._from_fields(fields, decode_cstring(fields[4], "domain"))
+
+    @classmethod
+    def decode_without_domain(cls, data: bytes) -> tuple[FenceRequest, bytes]:
+        """The request with an empty domain, and the domain field's bytes up to the first
+        NUL (all 64 without one): for a request whose domain does not decode.
+
+        :raises fence_virt.errors.ProtocolError: not 176 bytes.
+        """
+        fields = _unpack(data)
+        raw = fields[4]
+        end = raw.find(0)
+        return cls._from_fields(fields, ""), raw if end < 0 else raw[:end]
+
+    @classmethod
+    def _from_fields(cls, fields: tuple[Any, ...], domain: str) -> FenceRequest:
+        request, hashtype, addrlen, flags, _, address, port, rnd, seqno, family, digest = fields
         return cls(
             request=request,
             hashtype=hashtype,
             addrlen=addrlen,
             flags=flags,
-            domain=decode_cstring(domain, "domain"),
+            domain=domain,
             address=address,
             port=port,
             random=rnd,
@@ -223,3 +272,9 @@ class FenceRequest(Record):
             family=family,
             hash=digest,
         )
+
+
+def _unpack(data: bytes) -> tuple[Any, ...]:
+    if len(data) != FENCE_REQ_SIZE:
+        raise ProtocolError(f"fence request must be {FENCE_REQ_SIZE} bytes, got {len(data)}")
+    return FENCE_REQ_STRUCT.unpack(data)

@@ -7,6 +7,7 @@ client speaks exactly what ``fence_xvm`` speaks. Example::
     data = fence_datagram(Operation.OFF, "vm1", key=key)       # what fence_xvm multicasts
     wrong = fence_datagram(Operation.OFF, "vm1", key=other_key(key))
     bad = malformed_fence_datagrams(key)                        # must all be dropped
+    latin1 = raw_domain_request(Operation.OFF, b"caf\xe9", key=key)  # must be answered FAIL
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from pathlib import Path
 
 from fence_virt.protocol import (
     DEFAULT_PORT,
+    DOMAIN_FIELD_SIZE,
     FENCE_REQ_SIZE,
+    HASH_FIELD_SIZE,
+    RANDOM_SIZE,
     FenceRequest,
     HashType,
     Operation,
@@ -25,6 +29,7 @@ from fence_virt.protocol import (
     SerialRequest,
     sign_request,
 )
+from fence_virt.protocol.auth import keyed_digest
 
 __all__ = [
     "DEFAULT_SEQNO",
@@ -34,6 +39,7 @@ __all__ = [
     "malformed_fence_datagrams",
     "new_key",
     "other_key",
+    "raw_domain_request",
     "serial_request",
     "write_key",
 ]
@@ -46,6 +52,8 @@ DEFAULT_SEQNO = 4242
 _HASHTYPE_OFFSET, _DOMAIN_OFFSET = 1, 4
 #: a hash-type code the protocol does not define
 _UNKNOWN_HASHTYPE = 0x7F
+#: offsets of the random bytes and the hash in fence_req_t
+_RANDOM_OFFSET, _HASH_OFFSET = 98, FENCE_REQ_SIZE - HASH_FIELD_SIZE
 
 
 def new_key(size: int = KEY_SIZE) -> bytes:
@@ -138,6 +146,44 @@ def malformed_fence_datagrams(
         bytes(unknown_hash),
         bytes(tampered),
     )
+
+
+def raw_domain_request(
+    operation: Operation | int,
+    domain: bytes,
+    *,
+    key: bytes,
+    hashtype: HashType = HashType.SHA256,
+    seqno: int = DEFAULT_SEQNO,
+    address: str | None = None,
+    port: int = 0,
+) -> bytes:
+    """176 bytes signed with ``key`` whose domain field holds ``domain`` as given, padded
+    with zeros: a name no UTF-8 client could encode, as a C agent sends it (``fence_xvm -H
+    $'caf\\xe9'`` sends the byte 0xE9), or 64 non-zero bytes (no NUL). The signature is
+    valid: a host must answer such a request ``FAIL`` (C does), never ignore it.
+
+    :param address: the connect-back IP text (multicast), ``None`` for tcp/vsock.
+    :raises ValueError: ``domain`` longer than the 64-byte field.
+    """
+    if len(domain) > DOMAIN_FIELD_SIZE:
+        raise ValueError(f"domain must fit {DOMAIN_FIELD_SIZE} bytes, got {len(domain)}")
+    unsigned = FenceRequest.build(
+        operation,
+        "",
+        hashtype=hashtype,
+        seqno=seqno,
+        address=None if address is None else ip_address(address),
+        port=port,
+    ).encode()
+    data = bytearray(unsigned)
+    data[_DOMAIN_OFFSET : _DOMAIN_OFFSET + DOMAIN_FIELD_SIZE] = domain.ljust(
+        DOMAIN_FIELD_SIZE, b"\0"
+    )
+    if hashtype is not HashType.NONE:
+        data[_RANDOM_OFFSET : _RANDOM_OFFSET + RANDOM_SIZE] = os.urandom(RANDOM_SIZE)
+        data[_HASH_OFFSET:] = keyed_digest(hashtype, key, bytes(data))
+    return bytes(data)
 
 
 def serial_request(

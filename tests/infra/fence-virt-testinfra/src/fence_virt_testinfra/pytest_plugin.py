@@ -30,6 +30,10 @@ libvirt and QEMU:
 
 A fixture skips, naming what is missing, only when the programs or privileges it needs are
 absent; any other failure to start is an error, never a silent pass.
+
+State: the session sets ``$STATE_DIRECTORY`` (systemd's variable, which fence_virtd's
+listeners use for their default replay state files) to a directory of its own, removed at
+the end, so no test daemon reads or writes ``/var/lib/fence-virt``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,9 +84,25 @@ MARKERS = {
 _guests = itertools.count(1)
 
 
+#: what $STATE_DIRECTORY was before the session set it (None: unset)
+_STATE_DIRECTORY = "STATE_DIRECTORY"
+_saved_state_directory: list[str | None] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, meaning in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {meaning}")
+    _saved_state_directory.append(os.environ.get(_STATE_DIRECTORY))
+    os.environ[_STATE_DIRECTORY] = tempfile.mkdtemp(prefix="fvt-state-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _saved_state_directory:
+        return
+    shutil.rmtree(os.environ.pop(_STATE_DIRECTORY, ""), ignore_errors=True)
+    saved = _saved_state_directory.pop()
+    if saved is not None:
+        os.environ[_STATE_DIRECTORY] = saved
 
 
 # ---------------------------------------------------------------------------------------------
