@@ -47,6 +47,14 @@ if TYPE_CHECKING:
 
 #: XVM_VERSION, the first line of ``-V`` (scripts may parse it)
 XVM_VERSION = "1.9.0"
+#: C reads the result into a ``char``: -1 stands for "no result" (a local failure)
+NO_RESULT = -1
+_USEC_PER_SEC = 1_000_000
+
+
+def new_seqno() -> int:
+    """The request's seqno as C takes it: the microseconds of the clock (``tv_usec``)."""
+    return time.time_ns() // 1000 % _USEC_PER_SEC
 
 
 class Agent:
