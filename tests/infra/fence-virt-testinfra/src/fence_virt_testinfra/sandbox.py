@@ -96,13 +96,14 @@ class Sandbox:
         self.run("mount", "-t", "tmpfs", "-o", f"mode={mode}", "fvt-sandbox", target)
 
     def install_agent(self, name: str, program: Path) -> None:
-        """Make ``/usr/sbin/NAME`` exec ``program``, for processes in the sandbox only."""
+        """Make ``/usr/sbin/NAME`` exec ``program``, for processes in the sandbox only (with
+        the agents installed before it, until :meth:`remove_agents`)."""
         layer = self.workdir / "agents"
         layer.mkdir(exist_ok=True)
         wrapper = layer / name
         wrapper.write_text(self._wrapper(name, program))
         wrapper.chmod(0o755)
-        self.remove_agents()
+        self._unmount_agents()
         options = f"lowerdir={layer}:{FENCE_BINDIR}"
         self.run("mount", "-t", "overlay", "-o", options, "fvt-agents", FENCE_BINDIR)
 
@@ -125,7 +126,14 @@ class Sandbox:
         return f'#!/bin/sh\n[ "$(id -u)" -eq 0 ] || exec cat {metadata}\n{exec_line}'
 
     def remove_agents(self) -> None:
-        """Undo :meth:`install_agent`: the sandbox sees the host's ``/usr/sbin`` again."""
+        """Undo :meth:`install_agent`: the sandbox sees the host's ``/usr/sbin`` again, and
+        the next install starts from an empty layer (a ``fence_virt`` wrapper left there
+        would also capture the C ``fence_xvm``, a symlink to ``fence_virt``)."""
+        self._unmount_agents()
+        for wrapper in (self.workdir / "agents").glob("*"):
+            wrapper.unlink()
+
+    def _unmount_agents(self) -> None:
         mounts = self.run("findmnt", "-n", "-o", "SOURCE", FENCE_BINDIR, check=False).stdout
         if "fvt-agents" in mounts.split():
             self.run("umount", FENCE_BINDIR)
