@@ -22,11 +22,14 @@ Deliberate differences, all of them fail-safe or diagnostics:
 * Challenge mismatches print no hex dumps (C printed the expected digest).
 * ``-V`` prints this package's version on its second line; the ``-d`` dump and the key-read
   trace have no address.
-* fence_virt: ``-T`` must be an IP literal (an argument error; C tried nothing and printed a
-  stale errno); connect errors and a silent host name the real reason (C: "Bad file
-  descriptor" for a refused connection, "Operation now in progress" for a timeout); the
-  vsock connect is bounded by 3 s like the TCP one; serial device and vmchannel modes stop
-  with one line (:mod:`fence_virt.agents.virt`).
+* fence_virt: ``-T`` and ``-A`` must be IP literals (an argument error; C tried nothing and
+  printed a stale errno); connect errors and a silent host name the real reason (C: "Bad
+  file descriptor" for a refused connection, "Operation now in progress" for a timeout);
+  the vsock connect is bounded by 3 s like the TCP one; ``validate-all`` checks ``-P``.
+* fence_virt ``-D``/``-A`` (:mod:`fence_virt.agents.line`, :mod:`fence_virt.agents.device`):
+  no ``ioctl1`` line where a line has no modem control; device errors repeat the real
+  reason after ``open_port:``; an answer cut off after its magic is no success; the device
+  is opened ``O_NOCTTY | O_NONBLOCK`` too.
 """
 
 from __future__ import annotations
