@@ -248,3 +248,22 @@ def test_a_vmchannel_address_must_be_an_ip_literal(words: list[str], refused: bo
     args = parse_argv("-o", "status", "-H", "vm1", *words)
     virt.check_args(args)
     assert args.failed == refused
+
+
+def test_fence_virt_stdin_values_are_read_whole(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """Issue 21 C7 for fence_virt's own names: a device path or address with a blank in it
+    is the whole text (C cut it at the blank and used another device or address)."""
+    args = parse_stdin(
+        b"serial_device=/dev/serial port \r\nserial_params=9600,7E1 \nchannel_address=10.0.2.5 x\n"
+        b"ipaddr=::1 x\nport=db primary\n"
+    )
+    assert (args.serial_device, args.serial_params) == ("/dev/serial port", "9600,7E1")
+    assert (args.channel_address, args.ipaddr, args.domain) == ("10.0.2.5 x", "::1 x", "db primary")
+    virt.check_args(args)
+    assert args.failed
+    assert capsysbinary.readouterr().out == (
+        b"Invalid IP address: '::1 x' (an IPv4 or IPv6 address, not a name)\n"
+    )
+    args = parse_stdin(b"vsock=3 x\n")
+    assert args.failed
+    assert capsysbinary.readouterr().out == b"Invalid CID: '3 x'\n"

@@ -92,6 +92,8 @@ def parse(agent: Agent, argv: Sequence[str], stdin: bytes | None) -> AgentArgs:
             spec = table.by_name(name, agent.optstring)
             if spec is None:
                 stdin_parser.unknown(name)
+            elif value is not None and "\0" in value:
+                stdin_parser.refuse_nul(args, name, value)
             elif spec.handler is not None:
                 spec.handler(args, value)
         return args
