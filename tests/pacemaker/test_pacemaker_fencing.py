@@ -20,7 +20,10 @@ proves the harness itself.
   map lets that domain fence the guest; a second domain's line, outside the group, is the
   serial counterpart of the wrong key.
 
-Our agents replace the C ones inside the sandbox only (an overlay on ``/usr/sbin``).
+Our agents are installed as for production (``scripts/install-agents``, into a throwaway
+directory: fixture ``installed``) and replace the C ones inside the sandbox only (an overlay
+on ``/usr/sbin`` with links to that install), so Pacemaker's controller, as hacluster, runs
+them for their metadata as on a real node.
 """
 
 from __future__ import annotations
@@ -53,7 +56,6 @@ from fence_virt_testinfra.channels import (
 from fence_virt_testinfra.libvirtd import Libvirtd
 from fence_virt_testinfra.ours import (
     missing_daemon_plugins,
-    our_agent,
     our_fence_virtd,
     running_fence_virtd,
 )
@@ -67,6 +69,7 @@ from fence_virt_testinfra.pacemaker import (
     running_cluster,
 )
 from fence_virt_testinfra.processes import Daemon, wait_until
+from fence_virt_testinfra.production import ProductionInstall
 from fence_virt_testinfra.qemu import QEMU_BINARY, QemuGuest, tiny_guest
 from fence_virt_testinfra.sandbox import Sandbox
 from fence_virt_testinfra.tools import skip_unless_installed, unavailable
@@ -132,8 +135,6 @@ def guest(libvirtd: Libvirtd) -> Iterator[QemuGuest]:
 
 
 def _skip_missing_pieces(kind: str, agent: str, daemon: str) -> None:
-    if agent == "ours" and our_agent(AGENTS[kind]) is None:
-        unavailable(f"our {AGENTS[kind]} agent (a console script of fence-virt-core) is missing")
     listener = "multicast" if kind == "xvm" else "serial"
     if daemon == "ours" and missing_daemon_plugins(listener):
         unavailable(f"our fence_virtd lacks {', '.join(missing_daemon_plugins(listener))}")
@@ -226,9 +227,9 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
             libvirtd: Libvirtd = request.getfixturevalue("libvirtd")
             daemon, device, refused = _serial_devices(stack, daemon_kind, box, guest, libvirtd)
         stack.callback(box.remove_agents)
-        agent_program = our_agent(AGENTS[kind])
-        if agent == "ours" and agent_program is not None:
-            box.install_agent(AGENTS[kind], agent_program)
+        if agent == "ours":
+            installed: ProductionInstall = request.getfixturevalue("installed")
+            box.install_agent(AGENTS[kind], installed.agent(AGENTS[kind]))
         cluster.add_device(device)
         stack.callback(cluster.remove_device, DEVICE)
         name = f"{kind}: {agent} agent, {daemon_kind} daemon"
@@ -331,13 +332,17 @@ def test_a_refused_request_fails_and_leaves_the_guest_alone(chain: Chain) -> Non
     assert guest.qemu_pid() == pid
 
 
-def test_pacemaker_runs_the_intended_agent(chain: Chain) -> None:
-    """Ours only inside the sandbox, through the overlay; the host keeps the C programs
-    (``fence_xvm`` a symlink to ``fence_virt``)."""
+def test_pacemaker_runs_the_intended_agent(chain: Chain, request: pytest.FixtureRequest) -> None:
+    """Ours only inside the sandbox, through the overlay: a link to the production install
+    on the system interpreter; the host keeps the C programs (``fence_xvm`` a symlink to
+    ``fence_virt``)."""
     box, program = chain.cluster.box, C_AGENTS[chain.kind]
     if chain.agent == "ours":
-        wrapper = box.run("cat", program).stdout
-        assert f"exec {our_agent(AGENTS[chain.kind])} " in wrapper
+        installed: ProductionInstall = request.getfixturevalue("installed")
+        real = box.run("readlink", "-f", program).stdout.strip()
+        assert real == str(installed.prefix / "bin" / AGENTS[chain.kind])
+        assert box.run("head", "-1", real).stdout == f"#!{installed.prefix}/bin/python\n"
+        assert os.path.realpath(installed.prefix / "bin" / "python").startswith("/usr/bin/")
     else:
         inside = box.run("sha256sum", program).stdout.split()[0]
         assert inside == hashlib.sha256(Path(program).read_bytes()).hexdigest()

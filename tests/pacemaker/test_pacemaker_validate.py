@@ -6,7 +6,8 @@ never connects to), ours names the value.
 ``stonith_admin --validate`` needs no running cluster: it runs ``/usr/sbin/AGENT`` with
 ``action=validate-all`` and the ``--option`` values on stdin. Every run is in a sandbox (a
 network namespace with only ``lo`` and a private mount namespace); our agent replaces the C
-one there only (:meth:`~fence_virt_testinfra.sandbox.Sandbox.install_agent`). ``pcs
+one there only (:meth:`~fence_virt_testinfra.sandbox.Sandbox.install_agent`, links to the
+production install of fixture ``installed``). ``pcs
 --agent-validation`` runs the same validate-all (pcs is not installed here, so not tested).
 validate-all sends nothing; the C ``fence_virt`` always gets ``ipaddr``.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from fence_virt_testinfra.c_suite import have_c_suite, write_key
-from fence_virt_testinfra.ours import our_agent
+from fence_virt_testinfra.production import ProductionInstall
 from fence_virt_testinfra.sandbox import Sandbox, sandbox
 from fence_virt_testinfra.tools import skip_unless_installed, unavailable
 
@@ -63,11 +64,14 @@ def validate(box: Sandbox, agent: str, key: Path, values: list[str]) -> tuple[in
 
 @pytest.mark.parametrize(("agent", "values", "line"), ROWS, ids=lambda v: str(v)[:30])
 def test_pacemaker_validation_answers_differently(
-    box: Sandbox, key: Path, agent: str, values: list[str], line: str
+    box: Sandbox,
+    installed: ProductionInstall,
+    key: Path,
+    agent: str,
+    values: list[str],
+    line: str,
 ) -> None:
-    program = our_agent(agent)
-    if program is None:
-        unavailable(f"our {agent} agent (a console script of fence-virt-core) is missing")
+    program = installed.agent(agent)
     c_code, c_out = validate(box, agent, key, values)
     valid = validate(box, agent, key, BASELINE[agent])
     box.install_agent(agent, program)
