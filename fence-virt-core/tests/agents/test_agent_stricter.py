@@ -102,3 +102,16 @@ def test_no_usable_ipv6_source_fails_at_once(ours: str, c_fence_xvm: str, run) -
         1,
     )
     assert theirs_took >= 2
+
+
+def test_a_target_that_is_not_utf8(ours: str, c_fence_xvm: str, run) -> None:
+    """C sends the raw bytes (no libvirt name matches them); we refuse them up front."""
+    data = b"action=validate-all\nport=vm\xe9\nkey_file=" + KEY.encode() + b"\n"
+    theirs = run([c_fence_xvm], stdin=data)
+    mine = run([ours], stdin=data)
+    assert (theirs.stdout, theirs.stderr, theirs.returncode) == (b"", b"", 0)
+    assert (mine.stdout, mine.stderr, mine.returncode) == (
+        b"Invalid domain name: 'vm\xe9' (not UTF-8)\n",
+        b"",
+        1,
+    )
