@@ -87,14 +87,14 @@ STDIN_CASES = [
     b"action=metadata\n",
     b"action=validate-all\nport=vm1\nkey_file=" + KEY.encode() + b"\n",
     b"action=status\nbogus=1\nport=a\nplug=b\n",
-    b"# comment\n  action=validate-all   trailing\nPORT=vm1\r\nkey_file=" + KEY.encode()
+    b"# comment\n  action=validate-all \t \nPORT=vm1\r\nkey_file=" + KEY.encode()
     + b"\nipaddr=1.2.3.4\nagent=x\nself=y\nnodename=z\ndebug\n",
     b"debug=-4\noption=validate-all\ndomain=x\nkey_file=" + KEY.encode() + b"\n",
-    b"action=validate-all\nkey_file=" + KEY.encode() + b"\nplug=" + b"v" * 300 + b"\n",
-    b"action=validate-all\nkey_file = /nonexistent\nport\nplug=vm1\nuse_uuid=1\ndebug=1\n"
+    b"action=validate-all\nkey_file=" + KEY.encode() + b"\nplug=" + b"v" * 200 + b"\n",
+    b"action=validate-all\nkey_file\nport\nplug=vm1\nuse_uuid=1\ndebug=1\n"
     b"auth=none\nhash=NONE\n",
     b"action=validate-all\nport=\n",
-    b"\0junk\n#plug=a\n   \naction=validate-all\nplug=vm\nkey_file=" + KEY.encode(),
+    b"#plug=a\n   \naction=validate-all\nplug=vm\nkey_file=" + KEY.encode(),
 ]  # fmt: skip
 
 
@@ -103,6 +103,54 @@ def test_stdin_case_matches_c(data: bytes, ours: str, c_fence_xvm: str, run) -> 
     mine = run([ours], stdin=data)
     theirs = run([c_fence_xvm], stdin=data)
     assert normalized(mine, ours) == normalized(theirs, c_fence_xvm)
+
+
+#: (stdin, ours, C's): stdout, stderr, exit code; USAGE is the stdin-mode usage text
+STDIN_DIFFERENCES = [
+    # issue 21 C7: the whole value after "=" (C cut at the first blank and fenced "db")
+    (b"action=validate-all\nport=db primary\ndebug=1\nkey_file=" + KEY.encode() + b"\n",
+     b"  args->domain = db primary\n", b"  args->domain = db\n"),
+    (b"  action=validate-all   trailing\nport=vm1\nkey_file=" + KEY.encode() + b"\n",
+     (b"Unsupported operation: validate-all   trailing\nUSAGE", b"", 1), (b"", b"", 0)),
+    # a long line is one line (C read its tail after 255 bytes as a line of its own)
+    (b"action=validate-all\nkey_file=" + KEY.encode() + b"\nplug=" + b"v" * 300 + b"\n",
+     (b"Invalid domain name: '" + b"v" * 300 + b"' (File name too long)\n", b"", 1),
+     (b"Invalid domain name: '" + b"v" * 250 + b"' (File name too long)\n",
+      b"Parse error: Ignoring unknown option '" + b"v" * 50 + b"'\n", 1)),
+    # blanks around "=": fence-agents' unknown name, C's bare name
+    (b"action=validate-all\nkey_file = /nonexistent\nplug=vm1\nkey_file=" + KEY.encode(),
+     (b"", b"Parse error: Ignoring unknown option 'key_file '\n", 0), (b"", b"", 0)),
+    # a NUL byte: C's string ended there
+    (b"action=validate-all\nplug=db\0x\nkey_file=" + KEY.encode() + b"\n",
+     (b"Invalid value for plug: 'db\\0x' (contains a NUL byte)\nNo domain specified!\n", b"",
+      1), (b"", b"", 0)),
+    (b"\0junk\naction=validate-all\nplug=vm\nkey_file=" + KEY.encode(),
+     (b"", b"Parse error: Ignoring unknown option '\\0junk'\n", 0),
+     (b"", b"Parse error: Ignoring unknown option ''\n", 0)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "mine", "c"),
+    STDIN_DIFFERENCES,
+    ids=["blank in a target", "word after a value", "long line", "blanks around =", "NUL in a "
+         "value", "NUL in a name"],
+)  # fmt: skip
+def test_stdin_values_are_read_whole_unlike_c(
+    data: bytes, mine: object, c: object, ours: str, c_fence_xvm: str, run
+) -> None:
+    """Deliberate differences (issue 21 C7, docs/differences-from-c.md): each line is read
+    whole, as fence-agents does; both agents' answers are pinned. A bytes expectation is a
+    line of the ``-d`` dump (both exit 0); a tuple is the whole outcome."""
+    usage = text.usage("ARGV0", OPTSTRING, stdin_names=True).encode()
+    for program, expected in ((ours, mine), (c_fence_xvm, c)):
+        out, err, code = normalized(run([program], stdin=data), program)
+        if isinstance(expected, bytes):
+            assert (expected in out, err, code) == (True, b"", b"\0"), (program, out)
+        else:
+            assert isinstance(expected, tuple)
+            want = (expected[0].replace(b"USAGE", usage), expected[1], bytes([expected[2]]))
+            assert (out, err, code) == want, program
 
 
 def test_version_first_line_matches_c(ours: str, c_fence_xvm: str, run) -> None:

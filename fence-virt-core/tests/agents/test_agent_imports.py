@@ -9,13 +9,20 @@ here. No timing is asserted: ``bench/client_startup.py`` measures, and the table
 
 from __future__ import annotations
 
+import os
+import select
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from fence_virt.protocol import SERIAL_REQ_SIZE, Response, SerialResponse
+from fence_virt.protocol.hostlist import encode_serial_hostlist
+from fence_virt.testing import RECORDED_VMS
 from fence_virt_testinfra import c_suite, c_tcp
 from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.tools import unavailable
@@ -54,6 +61,35 @@ METADATA_NEVER = (
 #: fence_virt -T: the same, over its TCP transport instead of multicast
 VIRT_REACHED = ("socket", "_sha256", "fence_virt.agents.stream", "fence_virt.protocol.exchange")
 VIRT_NEVER = ("fence_virt.agents.multicast",)
+
+#: fence_virt -D: the serial device and the serial codec, and nothing of the key, the
+#: signing, the challenge/response or sockets (a guest's monitor runs this path)
+SERIAL_REACHED = ("termios", "fcntl", "fence_virt.agents.line", "fence_virt.agents.device",
+                  "fence_virt.protocol.serial")  # fmt: skip
+SERIAL_NEVER = (
+    "socket",
+    "_sha256",
+    "fence_virt.agents.session",
+    "fence_virt.agents.stream",
+    "fence_virt.agents.keys",
+    "fence_virt.agents.multicast",
+    "fence_virt.agents.connect",
+    "fence_virt.agents.addresses",
+    "fence_virt.protocol.auth",
+    "fence_virt.protocol.exchange",
+    "fence_virt.protocol.fence_request",
+    "fence_virt.protocol.keyfile",
+    "fence_virt.protocol.hostlist",
+)
+#: fence_virt -A: the same exchange over a TCP connection instead of the device
+CHANNEL_REACHED = ("socket", "fence_virt.agents.line", "fence_virt.agents.connect",
+                   "fence_virt.protocol.serial")  # fmt: skip
+_CHANNEL_NEEDS = ("socket", "fence_virt.agents.connect", "fence_virt.agents.addresses")
+CHANNEL_NEVER = (
+    *(name for name in SERIAL_NEVER if name not in _CHANNEL_NEEDS),
+    "termios",
+    "fence_virt.agents.device",
+)
 
 # the agent as its console script runs it, then its modules on stderr (it writes none there)
 AGENT = (
@@ -186,3 +222,76 @@ def test_a_tcp_request_the_c_daemon_answers(
     assert (result.returncode, result.stdout.splitlines()[0]) == (status, first_line)
     check_modules(modules, VIRT_REACHED)
     assert sorted(modules.intersection(VIRT_NEVER)) == []
+
+
+def answer_one(fd: int, answer: bytes) -> threading.Thread:
+    """On a thread: read one serial request from ``fd``, write ``answer``."""
+
+    def serve() -> None:
+        received = b""
+        while len(received) < SERIAL_REQ_SIZE and select.select([fd], [], [], 10)[0]:
+            received += os.read(fd, SERIAL_REQ_SIZE - len(received))
+        os.write(fd, answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+STATUS_ON = SerialResponse(Response.SUCCESS).encode()
+LISTED = encode_serial_hostlist(RECORDED_VMS, Response.SUCCESS)
+
+
+@pytest.mark.parametrize(
+    ("operation", "answer", "first_line", "more"),
+    [
+        ("status", STATUS_ON, b"Status: ON", ()),
+        ("list", LISTED, b"vm1" + b" " * 30 + b"11111111-1111-1111-1111-111111111111 on",
+         ("fence_virt.protocol.hostlist",)),
+    ],
+    ids=["status", "list"],
+)  # fmt: skip
+def test_fence_virt_serial_device(
+    ns: NetNS, operation: str, answer: bytes, first_line: bytes, more: tuple[str, ...]
+) -> None:
+    """fence_virt -D on a PTY made here: no key, no hashing, no sockets; a list adds the
+    host-list codec only."""
+    master, slave = os.openpty()
+    try:
+        host = answer_one(master, answer)
+        result, modules = run_agent(
+            ns, "-D", os.ttyname(slave), "-o", operation, "-H", "vm1", "-t", "5", module="virt"
+        )
+        host.join(10)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert (result.returncode, result.stdout.splitlines()[0]) == (0, first_line)
+    check_modules(modules, (*SERIAL_REACHED, *more))
+    never = [name for name in SERIAL_NEVER if name not in more]
+    assert sorted(modules.intersection(never)) == []
+
+
+def test_fence_virt_vmchannel(ns: NetNS, netns_call: Callable[..., socket.socket]) -> None:
+    """fence_virt -A 127.0.0.1 (inside the test's namespace): sockets, but no key, no
+    hashing, no termios."""
+    listener = netns_call(ns, lambda: socket.create_server(("127.0.0.1", 0)))
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            answer_one(conn.fileno(), STATUS_ON).join(10)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        port = str(listener.getsockname()[1])
+        result, modules = run_agent(
+            ns, "-A", "127.0.0.1", "-p", port, "-o", "status", "-H", "vm1", module="virt"
+        )
+        thread.join(10)
+    finally:
+        listener.close()
+    assert (result.returncode, result.stdout) == (0, b"Status: ON\n")
+    check_modules(modules, CHANNEL_REACHED)
+    assert sorted(modules.intersection(CHANNEL_NEVER)) == []

@@ -192,7 +192,8 @@ def test_stdin_syntax(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
         b"# comment\n"
         b"\n"
         b"   \t\n"
-        b"  action=Status trailing words\n"
+        b"\r\n"
+        b"  action=Status \t\n"
         b"nodename=node1\n"
         b"agent=fence_xvm\n"
         b"PLUG=vm1\r\n"
@@ -206,18 +207,28 @@ def test_stdin_syntax(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     args = parse_stdin(data)
     assert (args.op, args.domain, args.debug, args.timeout) == (Operation.STATUS, "vm1", 3, 30)
     assert not args.use_uuid
+    assert not args.failed
     assert args.ipaddr is None  # fence_virt's -T is not an option of fence_xvm
-    assert capsysbinary.readouterr() == (b"", b"Parse error: Ignoring unknown option 'ipaddr'\n")
+    assert capsysbinary.readouterr() == (
+        b"",
+        b"Parse error: Ignoring unknown option 'key_file '\n"
+        b"Parse error: Ignoring unknown option 'ipaddr'\n",
+    )
 
 
-def test_stdin_key_with_spaces_degrades_to_a_bare_name() -> None:
+def test_stdin_key_with_blanks_around_the_equals_sign_is_an_unknown_name(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """As fence-agents: the name is ``key_file `` (C read the bare name ``key_file``)."""
     args = parse_stdin(b"key_file = /nonexistent\n")
     assert args.key_file == DEFAULT_KEY_FILE
     assert not args.failed
+    assert capsysbinary.readouterr().err == b"Parse error: Ignoring unknown option 'key_file '\n"
 
 
 def test_stdin_flags_and_negative_debug() -> None:
     assert parse_stdin(b"use_uuid\n").use_uuid
+    assert parse_stdin(b"use_uuid \r\n").use_uuid
     assert parse_stdin(b"use_uuid=2\n").use_uuid
     assert parse_stdin(b"debug=-4\n").debug == 1
     assert parse_stdin(b"debug\ndebug\n").debug == 2
@@ -238,18 +249,87 @@ def test_stdin_name_without_value_is_ignored_for_values() -> None:
     assert args.op == Operation.REBOOT
 
 
-def test_stdin_lines_longer_than_fgets_buffer_split() -> None:
-    line = b"plug=" + b"v" * 300 + b"\n"
-    chunks = list(stdin.fgets_lines(line))
-    assert [len(chunk) for chunk in chunks] == [255, 51]
-    args = parse_stdin(line)
-    assert args.domain == "v" * 250
-    assert args.failed  # 250 bytes is too long; the tail is an unknown option
+@pytest.mark.parametrize("name", ["port", "plug", "domain", "PORT"])
+@pytest.mark.parametrize(
+    ("line", "target"),
+    [
+        (b"=db primary\n", "db primary"),
+        (b"=db primary \t\r\n", "db primary"),
+        (b"=db  primary", "db primary".replace(" ", "  ")),
+        (b"= db", " db"),
+        (b"=db=primary\n", "db=primary"),
+        (b"=db\tprimary\n", "db\tprimary"),
+    ],
+)
+def test_stdin_target_keeps_the_whole_value(name: str, line: bytes, target: str) -> None:
+    """Issue 21 C7: everything after the first ``=``, trailing blanks and CR removed (C cut
+    at the first blank: ``port=db primary`` fenced ``db``)."""
+    args = parse_stdin(b"action=off\n" + name.encode() + line)
+    assert (args.domain, args.op, args.failed) == (target, Operation.OFF, False)
 
 
-def test_stdin_nul_ends_the_line() -> None:
-    assert stdin.parse_line(b"plug=vm1\0junk\n") == ("plug", "vm1")
-    assert stdin.parse_line(b"\0plug=vm1\n") == ("", None)
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"ipport=1229 x", b"Invalid port: '1229 x'"),
+        (b"retrans=20 x", b"Invalid retransmit time: '20 x'"),
+        (b"timeout=30 s", b"Invalid timeout: '30 s'"),
+        (b"delay=0 s", b"Invalid delay: '0 s'"),
+        (b"action=off now", b"Unsupported operation: off now"),
+        (b"option=off now", b"Unsupported operation: off now"),
+        (b"hash=sha256 x", b"Unsupported hash: sha256 x"),
+        (b"auth=sha256 x", b"Unsupported auth type: sha256 x"),
+        (b"ip_family=ipv4 x", b"Unsupported family: 'ipv4 x'"),
+        (b"key_file=/nonexistent x", b"Invalid key file: '/nonexistent x' (No such file or "
+         b"directory)"),
+    ],
+)  # fmt: skip
+def test_every_stdin_name_keeps_its_whole_value(
+    line: bytes, message: bytes, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """A value with a word after it is that whole text: refused where the option cannot take
+    it (C read the part before the blank and went on)."""
+    args = parse_stdin(line + b"\n")
+    assert args.failed
+    assert capsysbinary.readouterr() == (message + b"\n", b"")
+
+
+def test_free_text_values_keep_their_blanks() -> None:
+    """``multicast_address`` takes any text (its family check comes later); ``debug`` and
+    ``use_uuid`` read a leading number as C's atoi does."""
+    args = parse_stdin(b"multicast_address=225.0.0.12 x\nuse_uuid=0 1\ndebug=2 x\n")
+    assert (args.mcast_address, args.use_uuid, args.debug) == ("225.0.0.12 x", False, 2)
+
+
+def test_stdin_key_file_with_a_blank_is_that_file(tmp_path: Path) -> None:
+    key = tmp_path / "fence xvm.key"
+    key.write_bytes(b"k" * 32)
+    assert parse_stdin(f"key_file={key}\n".encode()).key_file == str(key)
+    assert parse_stdin(f"key_file={key} \r\n".encode()).key_file == str(key)
+
+
+def test_stdin_lines_are_read_whole(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """C split a line after 255 bytes and read the tail as a line of its own."""
+    args = parse_stdin(b"plug=" + b"v" * 300 + b"\n")
+    assert args.domain == "v" * 300
+    assert args.failed  # 300 bytes is too long
+    out, err = capsysbinary.readouterr()
+    assert out == b"Invalid domain name: '" + b"v" * 300 + b"' (File name too long)\n"
+    assert err == b""
+    args = parse_stdin(b"#" + b"x" * 300 + b"port=vm1\n")
+    assert (args.domain, capsysbinary.readouterr()) == (None, (b"", b""))
+
+
+def test_stdin_nul_in_a_value_is_refused(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """C's string ended at a NUL (``plug=db\\0x`` fenced ``db``); every name refuses one."""
+    args = parse_stdin(b"plug=db\0 primary\n")
+    assert (args.domain, args.failed) == (None, True)
+    assert capsysbinary.readouterr().out == (
+        b"Invalid value for plug: 'db\\0 primary' (contains a NUL byte)\n"
+    )
+    args = parse_stdin(b"action=off\0\n")
+    assert (args.op, args.failed) == (Operation.REBOOT, True)
+    assert stdin.parse_line(b"\0plug=vm1\n") == ("\0plug", "vm1")
 
 
 def test_stdin_names_are_per_agent() -> None:

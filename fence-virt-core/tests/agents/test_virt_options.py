@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from fence_virt.agents import options, runner, virt
+from fence_virt.agents import keys, options, runner, virt
 from fence_virt.agents.argv import getopt
 from fence_virt.agents.options import AgentArgs
 from fence_virt.protocol import DEFAULT_PORT, Operation
@@ -147,27 +147,123 @@ def test_dump_shows_cs_mode_number_before_the_switch(
     assert b"  args->net.ipaddr = ::1\n  args->net.cid = 0\n" in out
 
 
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[AgentArgs]:
+    """The transport replaced by a recorder (nothing is sent): the runs that reached it."""
+    runs: list[AgentArgs] = []
+
+    def record(args: AgentArgs, _key: bytes) -> int:
+        runs.append(args)
+        return 0
+
+    monkeypatch.setattr(virt.AGENT, "send", record)
+    return runs
+
+
 @pytest.mark.parametrize(
-    ("argv", "line"),
+    ("argv", "device", "address"),
     [
-        (
-            ["-o", "status", "-H", "vm1"],
-            b"vmchannel mode (-A 10.0.2.179, the default without -T, -S or -D)",
-        ),
-        (
-            ["-o", "validate-all", "-H", "vm1", "-D", "/dev/ttyS1"],
-            b"serial device mode (-D /dev/ttyS1)",
-        ),
+        (["-o", "status", "-H", "vm1"], None, "10.0.2.179"),
+        (["-o", "off", "-H", "vm1", "-A", "::1", "-p", "1300"], None, "::1"),
+        (["-o", "list", "-D", "/dev/ttyS1", "-A", "bogus"], "/dev/ttyS1", "bogus"),
+    ],
+    ids=["default vmchannel", "vmchannel", "serial device"],
+)
+def test_without_tcp_or_vsock_the_serial_transports_run(
+    argv: list[str],
+    device: str | None,
+    address: str,
+    recorded: list[AgentArgs],
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """C's default mode: the serial device with -D, else the vmchannel address (10.0.2.179
+    unless -A says otherwise); no key is read. Nothing is sent: the transport is replaced."""
+    assert runner.run(virt.AGENT, ["fence_virt", *argv]) == 0
+    assert capsysbinary.readouterr().out in (b"", b"Status: ON\n")
+    (args,) = recorded
+    assert (args.mode, args.serial_device, args.channel_address) == (
+        options.MODE_SERIAL,
+        device,
+        address,
+    )
+
+
+@pytest.mark.parametrize("words", [["-D", "/dev/ttyS1"], ["-A", "::1"], []])
+def test_serial_runs_read_no_key(
+    words: list[str], recorded: list[AgentArgs], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serial requests are not signed: the key file (read for -T and -S) is never read."""
+
+    def never(_args: AgentArgs) -> bytes:
+        raise AssertionError("the key file was read")
+
+    monkeypatch.setattr(keys, "load_key", never)
+    argv = ["fence_virt", *words, "-o", "off", "-H", "vm1", "-C", "sha512"]
+    assert runner.run(virt.AGENT, argv) == 0
+    assert len(recorded) == 1
+
+
+@pytest.mark.parametrize(
+    ("words", "ok", "out", "err"),
+    [
+        (["-D", "/dev/ttyS1"], True, b"", b""),
+        (["-D", "/dev/ttyS1", "-P", "9600,7E2"], True, b"", b""),
+        (["-D", "/dev/ttyS1", "-P", "4800"], False, b"", b"open_port: Invalid argument\n"),
+        (["-D", "/dev/ttyS1", "-P", "9600,8X1"], False, b"Fail: X\n",
+         b"open_port: Invalid argument\n"),
+        # -P means nothing to a vmchannel, and C never checks it there
+        (["-A", "127.0.0.1", "-P", "4800"], True, b"", b""),
+        (["-T", "127.0.0.1", "-C", "none", "-c", "none", "-D", "/x", "-P", "x"], True, b"", b""),
+    ],
+)  # fmt: skip
+def test_validate_all_checks_the_serial_params_a_run_would_use(
+    words: list[str],
+    ok: bool,
+    out: bytes,
+    err: bytes,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    no_transport: None,
+) -> None:
+    """Deliberate difference: C's validate-all says 0, then every run fails on the value.
+    Nothing is opened: the device need not exist."""
+    argv = ["fence_virt", "-o", "validate-all", "-H", "vm1", *words]
+    assert runner.run(virt.AGENT, argv) == (0 if ok else 1)
+    assert capsysbinary.readouterr() == (out, err)
+
+
+@pytest.mark.parametrize(
+    ("words", "refused"),
+    [
+        (["-A", "bogus"], True),
+        (["-A", "localhost", "-o", "list"], True),
+        (["-A", "fe80::1%lo"], True),
+        (["-A", "::1"], False),
+        (["-A", "bogus", "-D", "/dev/ttyS1"], False),  # the serial device is used, not -A
+        (["-A", "bogus", "-T", "::1"], False),
+        (["-A", "bogus", "-S3"], False),
+        (["-A", "bogus", "-o", "metadata"], False),  # metadata connects nowhere
     ],
 )
-def test_no_target_stops_before_any_transport(
-    argv: list[str], line: bytes, capsysbinary: pytest.CaptureFixture[bytes], no_transport: None
-) -> None:
-    """The C agent's default mode connects to 10.0.2.179; ours stops with one line."""
-    assert runner.run(virt.AGENT, ["fence_virt", *argv]) == 1
-    out, err = capsysbinary.readouterr()
-    assert err == b""
-    assert out == (
-        b"fence_virt: " + line + b" is not available yet; use -T ADDRESS for fence_virtd's "
-        b"tcp listener or -S CID for its vsock listener\n"
+def test_a_vmchannel_address_must_be_an_ip_literal(words: list[str], refused: bool) -> None:
+    args = parse_argv("-o", "status", "-H", "vm1", *words)
+    virt.check_args(args)
+    assert args.failed == refused
+
+
+def test_fence_virt_stdin_values_are_read_whole(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """Issue 21 C7 for fence_virt's own names: a device path or address with a blank in it
+    is the whole text (C cut it at the blank and used another device or address)."""
+    args = parse_stdin(
+        b"serial_device=/dev/serial port \r\nserial_params=9600,7E1 \nchannel_address=10.0.2.5 x\n"
+        b"ipaddr=::1 x\nport=db primary\n"
     )
+    assert (args.serial_device, args.serial_params) == ("/dev/serial port", "9600,7E1")
+    assert (args.channel_address, args.ipaddr, args.domain) == ("10.0.2.5 x", "::1 x", "db primary")
+    virt.check_args(args)
+    assert args.failed
+    assert capsysbinary.readouterr().out == (
+        b"Invalid IP address: '::1 x' (an IPv4 or IPv6 address, not a name)\n"
+    )
+    args = parse_stdin(b"vsock=3 x\n")
+    assert args.failed
+    assert capsysbinary.readouterr().out == b"Invalid CID: '3 x'\n"

@@ -1,6 +1,8 @@
-"""Guest-side fence agents: ``fence_xvm`` (multicast, :mod:`.xvm`) and ``fence_virt`` (TCP
-and vsock, :mod:`.virt`), on one runner (:mod:`.runner`) and one client session
-(:mod:`.session`); only the transport differs (:mod:`.multicast`, :mod:`.stream`).
+"""Guest-side fence agents: ``fence_xvm`` (multicast, :mod:`.xvm`) and ``fence_virt`` (TCP,
+vsock, serial device and vmchannel, :mod:`.virt`), on one runner (:mod:`.runner`). The
+signed transports share one client session (:mod:`.session`) and differ in how they reach
+the host (:mod:`.multicast`, :mod:`.stream`); the serial ones share one serial exchange
+(:mod:`.line`) over a serial port (:mod:`.device`) or a TCP connection (:mod:`.connect`).
 
 Pacemaker starts an agent for every monitor, so start-up time is part of the contract. The
 agents import the wire codec's constants and enums (:mod:`fence_virt.protocol`) and builtin C

@@ -13,6 +13,8 @@ TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from fence_virt.protocol.hostlist import HostState
+
 # syslog priorities (RFC 5424 numbers), so the syslog module loads only when used
 LOG_ERR = 3
 LOG_NOTICE = 5
@@ -35,6 +37,13 @@ def say_text(text: str) -> None:
 def say_raw(data: bytes) -> None:
     """Bytes on stdout, unchanged (host-list lines padded like C's ``%-32s``)."""
     sys.stdout.buffer.write(data)
+
+
+def list_line(state: HostState) -> bytes:
+    """One host-list line as C prints it, ``printf("%-32s %s %s\\n", ...)``: padded in bytes,
+    ``on`` only when running (c-suite-spec §2.6)."""
+    name = state.domain.encode().ljust(32)
+    return b"%s %s %s\n" % (name, state.uuid.encode(), b"on" if state.running else b"off")
 
 
 def warn(text: str) -> None:

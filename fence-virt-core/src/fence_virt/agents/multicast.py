@@ -14,7 +14,8 @@ import time
 from fence_virt.agents.addresses import local_addresses
 from fence_virt.agents.console import say, trace
 from fence_virt.agents.options import FAMILY_IPV6
-from fence_virt.agents.session import NO_RESULT, exchange, new_seqno, signed_request
+from fence_virt.agents.runner import NO_RESULT, new_seqno
+from fence_virt.agents.session import exchange, signed_request
 from fence_virt.protocol.enums import Response
 
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents

@@ -218,7 +218,9 @@ def set_serial_params(args: AgentArgs, value: str | None) -> None:
 
 
 def set_domain(args: AgentArgs, value: str | None) -> None:
-    """plug / port / domain / -n / -H: once only, 1 to 63 bytes (kept even when invalid)."""
+    """plug / port / domain / -n / -H: once only, 1 to 63 bytes (kept even when invalid).
+
+    Blanks are part of the name (``port=db primary``: see :mod:`.stdin`)."""
     if args.domain is not None:
         args.error("Domain/UUID may not be specified more than once")
         return

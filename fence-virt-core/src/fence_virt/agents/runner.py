@@ -23,11 +23,14 @@ Deliberate differences, all of them fail-safe or diagnostics:
 * Challenge mismatches print no hex dumps (C printed the expected digest).
 * ``-V`` prints this package's version on its second line; the ``-d`` dump and the key-read
   trace have no address.
-* fence_virt: ``-T`` must be an IP literal (an argument error; C tried nothing and printed a
-  stale errno); connect errors and a silent host name the real reason (C: "Bad file
-  descriptor" for a refused connection, "Operation now in progress" for a timeout); the
-  vsock connect is bounded by 3 s like the TCP one; serial device and vmchannel modes stop
-  with one line (:mod:`fence_virt.agents.virt`).
+* fence_virt: ``-T`` and ``-A`` must be IP literals (an argument error; C tried nothing and
+  printed a stale errno); connect errors and a silent host name the real reason (C: "Bad
+  file descriptor" for a refused connection, "Operation now in progress" for a timeout);
+  the vsock connect is bounded by 3 s like the TCP one; ``validate-all`` checks ``-P``.
+* fence_virt ``-D``/``-A`` (:mod:`fence_virt.agents.line`, :mod:`fence_virt.agents.device`):
+  no ``ioctl1`` line where a line has no modem control; device errors repeat the real
+  reason after ``open_port:``; an answer cut off after its magic is no success; the device
+  is opened ``O_NOCTTY | O_NONBLOCK`` too.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ if TYPE_CHECKING:
 
 #: XVM_VERSION, the first line of ``-V`` (scripts may parse it)
 XVM_VERSION = "1.9.0"
+#: C reads the result into a ``char``: -1 stands for "no result" (a local failure)
+NO_RESULT = -1
+_USEC_PER_SEC = 1_000_000
+
+
+def new_seqno() -> int:
+    """The request's seqno as C takes it: the microseconds of the clock (``tv_usec``)."""
+    return time.time_ns() // 1000 % _USEC_PER_SEC
 
 
 class Agent:
@@ -82,6 +93,8 @@ def parse(agent: Agent, argv: Sequence[str], stdin: bytes | None) -> AgentArgs:
             spec = table.by_name(name, agent.optstring)
             if spec is None:
                 stdin_parser.unknown(name)
+            elif value is not None and "\0" in value:
+                stdin_parser.refuse_nul(args, name, value)
             elif spec.handler is not None:
                 spec.handler(args, value)
         return args

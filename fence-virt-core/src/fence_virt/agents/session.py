@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 
-from fence_virt.agents.console import say, say_raw, say_text, trace
+from fence_virt.agents.console import list_line, say, say_raw, say_text, trace
+from fence_virt.agents.runner import NO_RESULT
 from fence_virt.errors import AuthenticationError
 from fence_virt.protocol.auth import sign_request
 from fence_virt.protocol.constants import CHALLENGE_SIZE
@@ -28,12 +28,8 @@ if TYPE_CHECKING:
 
     from fence_virt.agents.addresses import LocalAddress
     from fence_virt.agents.options import AgentArgs
-    from fence_virt.protocol.hostlist import HostState
 
-#: C reads the result into a ``char``: -1 stands for "no result" (a local failure)
-NO_RESULT = -1
 _RECV_SIZE = 4096
-_USEC_PER_SEC = 1_000_000
 
 
 class Traces:
@@ -69,11 +65,6 @@ VSOCK_TRACES = Traces(
     "vsock Exchange + Authentication done... ",
     "Waiting for return value from fence_virtd host",
 )
-
-
-def new_seqno() -> int:
-    """The request's seqno as C takes it: the microseconds of the clock (``tv_usec``)."""
-    return time.time_ns() // 1000 % _USEC_PER_SEC
 
 
 def signed_request(
@@ -201,9 +192,3 @@ def _read_hostlist(conn: socket.socket, first: bytes) -> int:
         for state in decoder.feed(data):
             say_raw(list_line(state))
     return 0
-
-
-def list_line(state: HostState) -> bytes:
-    """C's ``printf("%-32s %s %s\\n", ...)``: padded in bytes, ``on`` only when running."""
-    name = state.domain.encode().ljust(32)
-    return b"%s %s %s\n" % (name, state.uuid.encode(), b"on" if state.running else b"off")

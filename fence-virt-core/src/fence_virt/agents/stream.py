@@ -11,19 +11,13 @@ socketpair: nothing on these machines can accept an ``AF_VSOCK`` connection loca
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
 
-from fence_virt.agents.addresses import ip_family
+from fence_virt.agents.connect import CONNECT_TIMEOUT, connect_tcp
+from fence_virt.agents.connect import reason as _reason
 from fence_virt.agents.console import say, say_text, warn
-from fence_virt.agents.session import (
-    TCP_TRACES,
-    VSOCK_TRACES,
-    exchange,
-    new_seqno,
-    signed_request,
-)
+from fence_virt.agents.runner import new_seqno
+from fence_virt.agents.session import TCP_TRACES, VSOCK_TRACES, exchange, signed_request
 from fence_virt.protocol.enums import Response
 
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
@@ -36,33 +30,9 @@ if TYPE_CHECKING:
     #: ``connect(address, port)``: a connected stream socket, or OSError
     Connect = Callable[[str | int, int], socket.socket]
 
-#: C's ipv4_connect/ipv6_connect timeout (seconds); also bounds our vsock connect
-CONNECT_TIMEOUT = 3.0
-
 
 class SocketUnavailable(OSError):
     """The kernel would not make the socket at all (no vsock support in this guest)."""
-
-
-def connect_tcp(address: str | int, port: int) -> socket.socket:
-    """A TCP connection to an IP literal (no name lookup), within :data:`CONNECT_TIMEOUT`.
-
-    Keepalive is on, as C's ``connect_nb`` sets it. Raises OSError (TimeoutError when the
-    host does not answer in time).
-    """
-    family = ip_family(str(address))
-    if family is None:
-        # the agent's argument check refuses such text before any run gets here
-        raise OSError(errno.EINVAL, f"not an IP address: {address}")
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.settimeout(CONNECT_TIMEOUT)
-        sock.connect((str(address), port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def vsock_socket() -> socket.socket:
@@ -131,10 +101,3 @@ def _connect_failed(exc: OSError, host: str | int, port: int) -> None:
         say_text(f"Unable to create vsock: {_reason(exc)}")
         return
     say(f"Unable to connect to fence_virtd host {host}:{port} {_reason(exc)}")
-
-
-def _reason(exc: OSError) -> str:
-    """strerror text; a socket timeout (no errno) is C's ETIMEDOUT."""
-    if exc.errno is None and isinstance(exc, TimeoutError):
-        return os.strerror(errno.ETIMEDOUT)
-    return exc.strerror or str(exc)

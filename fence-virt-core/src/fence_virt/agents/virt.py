@@ -1,22 +1,27 @@
-"""``fence_virt``: fence virtual machines through fence_virtd's tcp or vsock listener.
+"""``fence_virt``: fence virtual machines through fence_virtd's tcp, vsock, serial or
+vmchannel listener.
 
 The console script of this name takes the options of the C agent's getopt string
 ``dD:P:A:p:M:n:H:o:t:?hVT:S::C:c:k:w:`` (c-suite-spec §4.1, §4.2) and picks its transport
 as C does once the options are checked: ``-T``/``ipaddr`` selects TCP, a CID of 2 or more
-(``-S``, ``-S3``, ``vsock=3``) selects vsock and wins over TCP. Otherwise C would use the
-serial device (``-D``) or the vmchannel address (``-A``, default 10.0.2.179); those modes
-are not implemented yet, so such a run stops with one line saying so (exit 1), before any
-delay or traffic, also for ``validate-all``. Their options are still parsed and checked
-exactly as in C, and listed in ``-h`` and ``-o metadata``.
+(``-S``, ``-S3``, ``vsock=3``) selects vsock and wins over TCP (:mod:`.stream`, signed
+requests, the key file). Otherwise the serial transports run (:mod:`.line`, no key): the
+serial device when ``-D``/``serial_device`` is given, else a vmchannel TCP connection to
+``-A``/``channel_address`` (default 10.0.2.179, C's guestfwd address) and ``-p``.
+
+Argument checks beyond C's: the address the chosen TCP transport connects to (``-T`` or
+``-A``) must be an IP literal (C tried no connect and printed a stale errno), and
+``validate-all`` with ``-D`` also checks ``-P`` the way the run would (C said valid, then
+every run failed).
 """
 
 from __future__ import annotations
 
 import sys
 
-from fence_virt.agents import keys, runner
-from fence_virt.agents.console import say
+from fence_virt.agents import runner
 from fence_virt.agents.options import MODE_SERIAL, MODE_TCP, MODE_VSOCK
+from fence_virt.protocol.enums import Operation
 
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
@@ -37,42 +42,52 @@ def select_mode(args: AgentArgs) -> None:
 
 
 def check_args(args: AgentArgs) -> None:
-    """An address that TCP mode will use must be an IP literal (C: inet_pton, no DNS).
+    """The address a TCP transport will use must be an IP literal (C: inet_pton, no DNS).
 
-    C tried to connect anyway and printed a stale errno ("No such file or directory"); we
-    refuse it with the other argument errors.
+    That is ``-T`` in TCP mode and ``-A`` in vmchannel mode (no ``-T``, ``-S`` or ``-D``;
+    not for ``-o metadata``, which Pacemaker asks every agent for: it never connects, and the
+    check loads :mod:`socket`).
+    C tried to connect anyway and printed a stale errno (``No such file or directory``,
+    ``Success``); we refuse it with the other argument errors.
     """
-    if args.ipaddr is None or args.cid >= _MIN_CID:
+    if args.cid >= _MIN_CID:
+        return
+    if args.ipaddr is not None:
+        address = args.ipaddr
+    elif args.serial_device is None and args.op != Operation.METADATA:
+        address = args.channel_address
+    else:
         return
     from fence_virt.agents.addresses import ip_family  # noqa: PLC0415 - loads socket (~5 ms)
 
-    if ip_family(args.ipaddr) is None:
-        args.error(f"Invalid IP address: '{args.ipaddr}' (an IPv4 or IPv6 address, not a name)")
-
-
-def unavailable(args: AgentArgs) -> str:
-    """The one line for a run that would need the serial device or vmchannel transport."""
-    if args.serial_device is not None:
-        mode = f"serial device mode (-D {args.serial_device})"
-    else:
-        mode = f"vmchannel mode (-A {args.channel_address}, the default without -T, -S or -D)"
-    return (
-        f"{PROGRAM}: {mode} is not available yet; use -T ADDRESS for fence_virtd's tcp "
-        "listener or -S CID for its vsock listener"
-    )
+    if ip_family(address) is None:
+        args.error(f"Invalid IP address: '{address}' (an IPv4 or IPv6 address, not a name)")
 
 
 def prepare(args: AgentArgs) -> bytes | None:
-    """Choose the transport, then read the key; None (after one line) when we cannot fence."""
+    """Choose the transport, then what it needs before any delay: the key for TCP and vsock
+    (None after one line when it cannot be read); nothing (b"") for the serial transports,
+    whose ``-P`` value ``validate-all`` checks as a run would (None after C's lines)."""
     select_mode(args)
-    if args.mode == MODE_SERIAL:
-        say(unavailable(args))
-        return None
-    return keys.load_key(args)
+    if args.mode != MODE_SERIAL:
+        from fence_virt.agents import keys  # noqa: PLC0415 - not on the serial path
+
+        return keys.load_key(args)
+    if args.op == Operation.VALIDATEALL and args.serial_device is not None:
+        from fence_virt.agents.device import check_params  # noqa: PLC0415 - termios
+
+        return b"" if check_params(args.serial_params) else None
+    return b""
 
 
 def fence(args: AgentArgs, key: bytes) -> int:
-    """One request over TCP or vsock; sockets and the codec load only now."""
+    """One request; sockets, termios and the codec load only now."""
+    if args.mode == MODE_SERIAL:
+        from fence_virt.agents import line  # noqa: PLC0415
+
+        if args.serial_device is not None:
+            return line.fence_device(args)
+        return line.fence_channel(args)
     from fence_virt.agents import stream  # noqa: PLC0415
 
     if args.mode == MODE_VSOCK:

@@ -1,4 +1,5 @@
-"""Our own programs as test peers: ``fence_virtd`` and ``fence_xvm`` from the dev venv.
+"""Our own programs as test peers: ``fence_virtd``, ``fence_xvm`` and ``fence_virt`` from the
+dev venv.
 
 The counterpart of :mod:`fence_virt_testinfra.c_suite`: :func:`our_fence_virtd` takes the
 same :class:`~fence_virt_testinfra.c_suite.MulticastSetup` as
@@ -20,6 +21,7 @@ from fence_virt_testinfra.processes import Daemon
 from fence_virt_testinfra.tools import unavailable
 
 __all__ = [
+    "FENCE_VIRT",
     "FENCE_VIRTD",
     "FENCE_XVM",
     "STARTED",
@@ -33,26 +35,30 @@ __all__ = [
 #: our console scripts beside this interpreter (the dev venv's bin/)
 FENCE_VIRTD = str(Path(sys.executable).parent / "fence_virtd")
 FENCE_XVM = str(Path(sys.executable).parent / "fence_xvm")
+FENCE_VIRT = str(Path(sys.executable).parent / "fence_virt")
 #: what fence_virtd logs (also without -d) once its listener serves and its backend runs
 STARTED = "fence_virtd started"
-#: (plugin group, entry point, distribution) our fence_virtd needs for the multicast chain
-_DAEMON_PLUGINS = (
-    ("fence_virt.listeners", "multicast", "fence-virt-listener-multicast"),
-    ("fence_virt.backends", "libvirt", "fence-virt-backend-libvirt"),
-)
+#: (plugin group, entry point, distribution) our fence_virtd needs besides its listener
+_BACKEND_PLUGIN = ("fence_virt.backends", "libvirt", "fence-virt-backend-libvirt")
 
 
-def our_agent() -> Path | None:
-    """Our ``fence_xvm`` console script beside this interpreter, if installed."""
-    path = Path(FENCE_XVM)
+def our_agent(name: str = "fence_xvm") -> Path | None:
+    """Our ``fence_xvm`` (or ``fence_virt``) console script beside this interpreter, if
+    installed."""
+    path = Path(sys.executable).parent / name
     return path if path.exists() else None
 
 
-def missing_daemon_plugins() -> list[str]:
-    """Distributions our daemon lacks for multicast + libvirt (entry points not installed)."""
+def missing_daemon_plugins(listener: str = "multicast") -> list[str]:
+    """Distributions our daemon lacks for ``listener`` + libvirt (entry points not
+    installed); the listener plugin ``NAME`` comes from ``fence-virt-listener-NAME``."""
+    needed = (
+        ("fence_virt.listeners", listener, f"fence-virt-listener-{listener}"),
+        _BACKEND_PLUGIN,
+    )
     return [
         f"{dist} (entry point {name!r} in {group})"
-        for group, name, dist in _DAEMON_PLUGINS
+        for group, name, dist in needed
         if not entry_points(group=group, name=name)
     ]
 

@@ -1,5 +1,6 @@
 """A single-node Pacemaker cluster in a :mod:`~fence_virt_testinfra.sandbox`, fencing
-guests through fence_xvm.
+guests through fence_xvm (:class:`FenceXvmDevice`) or fence_virt over a serial line or a
+vmchannel (:class:`FenceVirtDevice`).
 
 Inside the sandbox, tmpfs hides each directory corosync and Pacemaker write to: ``/run``
 (corosync's fixed pid-file lock), ``/dev/shm`` (libqb's IPC buffers), ``/var/lib/pacemaker``
@@ -27,8 +28,10 @@ __all__ = [
     "MULTICAST_ADDRESS",
     "PACEMAKER_TOOLS",
     "Cluster",
+    "FenceDevice",
     "FenceEvent",
     "FenceResult",
+    "FenceVirtDevice",
     "FenceXvmDevice",
     "running_cluster",
     "start_cluster",
@@ -80,6 +83,32 @@ class FenceResult:
     event: FenceEvent | None
 
 
+#: one attempt per request: a failure must surface, not be retried into success
+_ONE_ATTEMPT = {
+    f"pcmk_{action}_retries": "1" for action in ("reboot", "off", "monitor", "list", "status")
+}
+
+
+def _host_map(host_map: Mapping[str, str]) -> str:
+    return ";".join(f"{node}:{domain}" for node, domain in host_map.items())
+
+
+def _instance_attributes(device_id: str, attributes: Mapping[str, str]) -> ET.Element:
+    element = ET.Element("instance_attributes", id=f"{device_id}-ia")
+    for name, value in attributes.items():
+        ET.SubElement(element, "nvpair", id=f"{device_id}-{name}", name=name, value=value)
+    return element
+
+
+def _primitive_xml(device_id: str, agent: str, attributes: ET.Element) -> str:
+    primitive = ET.Element("primitive", id=device_id, type=agent)
+    primitive.set("class", "stonith")
+    primitive.append(attributes)
+    ops = ET.SubElement(primitive, "operations")
+    ET.SubElement(ops, "op", id=f"{device_id}-monitor", name="monitor", interval="60s")
+    return ET.tostring(primitive, encoding="unicode")
+
+
 @dataclass(frozen=True)
 class FenceXvmDevice:
     """A ``stonith:fence_xvm`` primitive; ``host_map`` maps cluster node names to domains."""
@@ -93,37 +122,77 @@ class FenceXvmDevice:
     timeout: int = 10
     #: extra instance attributes
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: the fence agent Pacemaker runs
+    agent = "fence_xvm"
 
     def attributes(self) -> dict[str, str]:
-        host_map = ";".join(f"{node}:{domain}" for node, domain in self.host_map.items())
         return {
             "multicast_address": self.multicast_address,
             "ipport": str(self.port),
             "key_file": str(self.key_file),
             "timeout": str(self.timeout),
-            "pcmk_host_map": host_map,
-            # one attempt per request: a failure must surface, not be retried into success
-            "pcmk_reboot_retries": "1",
-            "pcmk_off_retries": "1",
-            "pcmk_monitor_retries": "1",
-            "pcmk_list_retries": "1",
-            "pcmk_status_retries": "1",
+            "pcmk_host_map": _host_map(self.host_map),
+            **_ONE_ATTEMPT,
             **self.extra,
         }
 
     def instance_attributes(self) -> ET.Element:
-        attrs = ET.Element("instance_attributes", id=f"{self.id}-ia")
-        for name, value in self.attributes().items():
-            ET.SubElement(attrs, "nvpair", id=f"{self.id}-{name}", name=name, value=value)
-        return attrs
+        return _instance_attributes(self.id, self.attributes())
 
     def xml(self) -> str:
-        primitive = ET.Element("primitive", id=self.id, type="fence_xvm")
-        primitive.set("class", "stonith")
-        primitive.append(self.instance_attributes())
-        ops = ET.SubElement(primitive, "operations")
-        ET.SubElement(ops, "op", id=f"{self.id}-monitor", name="monitor", interval="60s")
-        return ET.tostring(primitive, encoding="unicode")
+        return _primitive_xml(self.id, self.agent, self.instance_attributes())
+
+
+@dataclass(frozen=True)
+class FenceVirtDevice:
+    """A ``stonith:fence_virt`` primitive on a guest's serial line (``serial_device``) or a
+    vmchannel (``channel_address`` and ``port``); ``host_map`` maps node names to domains.
+
+    One of the two targets is required (ValueError otherwise): without one the agent would
+    connect to its default vmchannel address, 10.0.2.179.
+    """
+
+    id: str
+    host_map: Mapping[str, str]
+    serial_device: Path | None = None
+    channel_address: str | None = None
+    port: int | None = None
+    #: the agent's own timeout (``-t``): seconds to wait for the host's answer
+    timeout: int = 10
+    #: extra instance attributes
+    extra: Mapping[str, str] = field(default_factory=dict)
+    #: the fence agent Pacemaker runs
+    agent = "fence_virt"
+
+    def __post_init__(self) -> None:
+        if self.serial_device is None and self.channel_address is None:
+            raise ValueError("fence_virt needs serial_device or channel_address")
+
+    def attributes(self) -> dict[str, str]:
+        target = (
+            {"serial_device": str(self.serial_device)}
+            if self.serial_device is not None
+            else {"channel_address": str(self.channel_address)}
+        )
+        if self.port is not None:
+            target["ipport"] = str(self.port)
+        return {
+            **target,
+            "timeout": str(self.timeout),
+            "pcmk_host_map": _host_map(self.host_map),
+            **_ONE_ATTEMPT,
+            **self.extra,
+        }
+
+    def instance_attributes(self) -> ET.Element:
+        return _instance_attributes(self.id, self.attributes())
+
+    def xml(self) -> str:
+        return _primitive_xml(self.id, self.agent, self.instance_attributes())
+
+
+#: what :meth:`Cluster.add_device` takes
+FenceDevice = FenceXvmDevice | FenceVirtDevice
 
 
 _STONITH_FLAGS = {"reboot": "--reboot", "off": "--fence", "on": "--unfence"}
@@ -170,7 +239,7 @@ class Cluster:
         if result.returncode != 0:
             raise command_error(result)
 
-    def add_device(self, device: FenceXvmDevice, timeout: float = 60) -> None:
+    def add_device(self, device: FenceDevice, timeout: float = 60) -> None:
         """Create the stonith resource; return once it runs and the fencer has it."""
         self.cib("--create", "-o", "resources", "--xml-text", device.xml())
         self.wait_for_device(device.id, timeout)
@@ -184,11 +253,11 @@ class Cluster:
 
         wait_until(ready, timeout, f"stonith device {device_id} started", interval=0.2)
 
-    def update_device(self, device: FenceXvmDevice) -> None:
+    def update_device(self, device: FenceDevice) -> None:
         """Replace the device's instance attributes (the fencer re-registers it)."""
         self.cib("--modify", "--xml-text", ET.tostring(device.instance_attributes(), "unicode"))
 
-    def restore_device(self, device: FenceXvmDevice, timeout: float = 60) -> None:
+    def restore_device(self, device: FenceDevice, timeout: float = 60) -> None:
         """Put ``device``'s attributes back, forget its failures, wait until it runs again."""
         self.update_device(device)
         # a start begun with the old attributes may still be running: let it end first

@@ -4,7 +4,7 @@ The network namespace holds only ``lo`` (every multicast fence request stays in 
 mount namespace, kept alive by a holder process, lets a test hide host directories under
 tmpfs (:meth:`Sandbox.mount_tmpfs`) so nothing leaks to the host. Pacemaker's fencer looks for
 agents in ``/usr/sbin``; :meth:`Sandbox.install_agent` lays an overlay there, in the sandbox
-only, so that ``/usr/sbin/fence_xvm`` runs a wrapper of ours (the C suite's
+only, so that ``/usr/sbin/fence_xvm`` is a link to our production install (the C suite's
 ``/usr/sbin/fence_xvm`` is a symlink to ``fence_virt``: a bind mount would follow it and hide
 ``fence_virt`` as well).
 
@@ -96,36 +96,40 @@ class Sandbox:
         self.run("mount", "-t", "tmpfs", "-o", f"mode={mode}", "fvt-sandbox", target)
 
     def install_agent(self, name: str, program: Path) -> None:
-        """Make ``/usr/sbin/NAME`` exec ``program``, for processes in the sandbox only."""
+        """Make ``/usr/sbin/NAME`` a link to ``program``, for processes in the sandbox only
+        (with the agents installed before it, until :meth:`remove_agents`).
+
+        Pacemaker's controller runs as hacluster and asks every agent for its metadata, so
+        ``program`` must run as hacluster: an agent from ``scripts/install-agents``
+        (:mod:`fence_virt_testinfra.production`), not the checkout's venv under ``/root``.
+        RuntimeError (with what hacluster saw) otherwise.
+        """
+        as_hacluster = self.run(
+            "runuser", "-u", "hacluster", "--", str(program), "-o", "metadata", check=False
+        )
+        if as_hacluster.returncode != 0:
+            raise RuntimeError(
+                f"hacluster cannot run {program} (install it with scripts/install-agents):\n"
+                f"{as_hacluster.stdout}{as_hacluster.stderr}"
+            )
         layer = self.workdir / "agents"
         layer.mkdir(exist_ok=True)
-        wrapper = layer / name
-        wrapper.write_text(self._wrapper(name, program))
-        wrapper.chmod(0o755)
-        self.remove_agents()
+        link = layer / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(program)
+        self._unmount_agents()
         options = f"lowerdir={layer}:{FENCE_BINDIR}"
         self.run("mount", "-t", "overlay", "-o", options, "fvt-agents", FENCE_BINDIR)
 
-    def _wrapper(self, name: str, program: Path) -> str:
-        """The script; it answers unprivileged callers itself if they cannot run ``program``.
-
-        Pacemaker's controller runs as hacluster and only ever asks an agent for its
-        metadata. A checkout whose interpreter lies under a private directory (``/root``)
-        is out of its reach, so the wrapper then prints the metadata ``program`` gave root.
-        """
-        exec_line = f'exec {program} "$@"\n'
-        as_hacluster = ["runuser", "-u", "hacluster", "--", str(program), "-o", "metadata"]
-        if self.run(*as_hacluster, check=False).returncode == 0:
-            return f"#!/bin/sh\n{exec_line}"
-        metadata = self.workdir / "agents-metadata" / f"{name}.xml"
-        metadata.parent.mkdir(exist_ok=True)
-        metadata.write_text(self.run(str(program), "-o", "metadata").stdout)
-        metadata.parent.chmod(0o755)
-        metadata.chmod(0o644)
-        return f'#!/bin/sh\n[ "$(id -u)" -eq 0 ] || exec cat {metadata}\n{exec_line}'
-
     def remove_agents(self) -> None:
-        """Undo :meth:`install_agent`: the sandbox sees the host's ``/usr/sbin`` again."""
+        """Undo :meth:`install_agent`: the sandbox sees the host's ``/usr/sbin`` again, and
+        the next install starts from an empty layer (a ``fence_virt`` link left there
+        would also capture the C ``fence_xvm``, a symlink to ``fence_virt``)."""
+        self._unmount_agents()
+        for link in (self.workdir / "agents").glob("*"):
+            link.unlink()
+
+    def _unmount_agents(self) -> None:
         mounts = self.run("findmnt", "-n", "-o", "SOURCE", FENCE_BINDIR, check=False).stdout
         if "fvt-agents" in mounts.split():
             self.run("umount", FENCE_BINDIR)
