@@ -7,6 +7,7 @@ lines and getopt messages, and the address in C's ``-d`` dump header, are normal
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -20,7 +21,9 @@ from fence_virt_testinfra import c_suite
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "agents"
-KEY = "/tmp/fvt-agent-cli.key"  # created by the key fixture, same path inside the namespace
+# one path per test process (the key fixture creates it; the same path inside the namespace):
+# a fixed name was deleted under a run by another session's fixture on a shared machine
+KEY = f"/tmp/fvt-agent-cli-{os.getpid()}.key"
 
 
 @pytest.fixture(scope="module", autouse=True)

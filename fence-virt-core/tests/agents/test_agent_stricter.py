@@ -14,6 +14,7 @@ run has no address to send from).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from fence_virt_testinfra.netns import NetNS
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
-KEY = "/tmp/fvt-agent-stricter.key"  # created by the key fixture, same path inside the namespace
+# one path per test process (the key fixture creates it; the same path inside the namespace):
+# a fixed name was deleted under a run by another session's fixture on a shared machine
+KEY = f"/tmp/fvt-agent-stricter-{os.getpid()}.key"
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,6 +10,7 @@ usage lines and getopt messages, and the addresses C prints in ``-d`` output, ar
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -25,7 +26,9 @@ from fence_virt_testinfra.netns import NetNS
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "agents"
-KEY = "/tmp/fvt-virt-cli.key"  # created by the key fixture, same path inside the namespace
+# one path per test process (the key fixture creates it; the same path inside the namespace):
+# a fixed name was deleted under a run by another session's fixture on a shared machine
+KEY = f"/tmp/fvt-virt-cli-{os.getpid()}.key"
 T = ["-T", "127.0.0.1"]
 
 
