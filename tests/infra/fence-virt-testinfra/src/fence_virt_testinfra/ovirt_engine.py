@@ -147,7 +147,7 @@ class FakeEngine:
         self.requests: list[tuple[str, str, str | None]] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
 
