@@ -11,8 +11,8 @@ Invariants:
   step uses the engine's id. With ``cluster`` set, a VM of another cluster is refused.
 * Operations on one VM are serialized here by engine id (core serializes by name or by UUID
   only, and cannot tell they are the same VM).
-* Waiting holds no connection: the status is polled from 0.1 s, doubling up to 1 s, each
-  poll one short request, so fences of other VMs never queue behind a poll.
+* Waiting holds no connection: the status is polled after 0.1, 0.2, 0.3 s, then every
+  0.5 s, each poll one short request, so fences of other VMs never queue behind a poll.
 * reboot = off, then on; a VM that is off stays off (as C: reboot does not power on nodes
   that are off), answering SUCCESS.
 """
@@ -34,7 +34,7 @@ __all__ = ["POLL_INTERVALS", "Fencer", "libvirt_state"]
 log = logging.getLogger("fence_virt_backend_ovirt")
 
 #: seconds between status polls; the last repeats
-POLL_INTERVALS = (0.1, 0.2, 0.4, 0.8, 1.0)
+POLL_INTERVALS = (0.1, 0.2, 0.3, 0.5)
 #: statuses from which the engine's start action powers the VM on
 _STARTABLE = frozenset({"down", "paused", "suspended"})
 
@@ -144,7 +144,7 @@ class Fencer:
     def off(self, target: Target) -> Response:
         vm = self._lookup(target)
         with self._locks(vm.id):
-            self._power_off(vm)
+            self._power_off(self._read(vm))
         return Response.SUCCESS
 
     def on(self, target: Target) -> Response:
@@ -160,8 +160,7 @@ class Fencer:
             if vm.status == "down":
                 log.info("reboot %s: VM is off and stays off", vm.name)
                 return Response.SUCCESS
-            self._power_off(vm)
-            self._power_on(self._read(vm))
+            self._power_on(self._power_off(vm))
         return Response.SUCCESS
 
     def devstatus(self) -> Response:
@@ -175,22 +174,26 @@ class Fencer:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _power_off(self, vm: Vm) -> None:
-        """Stop ``vm`` unless it is down, then wait for ``down``."""
-        vm = self._read(vm)
+    def _power_off(self, vm: Vm) -> Vm:
+        """Stop ``vm`` (as just read) unless it is down, then wait for ``down``.
+
+        :returns: the VM as last read, down.
+        """
         if vm.status == "down":
-            return
+            return vm
         log.info("stopping VM %s (%s), status %s", vm.name, vm.id, vm.status)
         try:
             self._engine.stop(vm.id)
         except EngineRefused:
-            if self._read(vm).status == "down":  # it went down by itself meanwhile
-                return
+            again = self._read(vm)
+            if again.status == "down":  # it went down by itself meanwhile
+                return again
             raise
-        self._wait(vm, lambda now: now.status == "down", "down")
+        return self._wait(vm, lambda now: now.status == "down", "down")
 
     def _power_on(self, vm: Vm) -> None:
-        """Start ``vm`` unless it is up, then wait for ``up``; one start per call."""
+        """Start ``vm`` (as just read) unless it is up, then wait for ``up``; one start per
+        call."""
         if vm.status == "up":
             return
         started = False
@@ -216,14 +219,13 @@ class Fencer:
             if self._read(vm).status != "up":
                 raise
 
-    def _wait(self, vm: Vm, done: Callable[[Vm], bool], wanted: str) -> None:
-        """Poll ``vm`` until ``done(vm)``; BackendError after the power timeout."""
+    def _wait(self, vm: Vm, done: Callable[[Vm], bool], wanted: str) -> Vm:
+        """Poll ``vm`` until ``done(vm)`` (checked first on ``vm`` as given): the VM as last
+        read; BackendError after the power timeout."""
         deadline = self._clock() + self._power_timeout
         polls = 0
-        while True:
-            now = self._read(vm)
-            if done(now):
-                return
+        now = vm  # as the caller last read it
+        while not done(now):
             if self._clock() >= deadline:
                 raise BackendError(
                     f"VM {vm.name} ({vm.id}) is still {now.status or 'without status'} "
@@ -231,6 +233,8 @@ class Fencer:
                 )
             self._sleep(POLL_INTERVALS[min(polls, len(POLL_INTERVALS) - 1)])
             polls += 1
+            now = self._read(vm)
+        return now
 
 
 def _cannot_vouch(vm: Vm) -> str:
