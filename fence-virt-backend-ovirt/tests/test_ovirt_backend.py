@@ -114,9 +114,19 @@ def test_names_differing_only_in_case_are_different_vms(engine, backend, fence):
 
 def test_search_is_case_sensitive_and_filtered(engine, backend, fence):
     assert fence(backend, "status", "vm1") is Response.SUCCESS
-    searches = [r for r in engine.requests if r[1].endswith("/vms")]
-    assert searches
+    assert engine.searches == [("vms", {"search": "name=vm1", "case_sensitive": "true"})]
+    assert engine.requests
     assert all(r[2] == "true" for r in engine.requests)  # Filter: true on every request
+
+
+def test_an_engine_that_ignores_case_sensitive_still_cannot_mislead(engine, backend, fence):
+    """Only the VM whose name is exactly the one asked for is taken, whatever the search
+    returns (an engine that ignored case_sensitive would return both)."""
+    engine.add_vm(FakeVm("Web", users={USER}))
+    engine.add_vm(FakeVm("web", status="down", users={USER}))
+    engine.case_blind = True
+    assert fence(backend, "status", "web") is Response.OFF
+    assert fence(backend, "status", "Web") is Response.SUCCESS
 
 
 def test_a_wildcard_is_not_a_name(engine, backend, failure):

@@ -138,6 +138,8 @@ class FakeEngine:
         #: seconds every API request waits; the token service waits ``sso_delay``
         self.delay = 0.0
         self.sso_delay = 0.0
+        #: searches ignore ``case_sensitive=true`` (as an engine that does not know it would)
+        self.case_blind = False
         self.vms: dict[str, FakeVm] = {}
         self._lock = threading.RLock()
         self._tokens: dict[str, _Token] = {}
@@ -145,6 +147,8 @@ class FakeEngine:
         self.logouts = 0
         #: (method, path, Filter header) of every API request, in arrival order
         self.requests: list[tuple[str, str, str | None]] = []
+        #: (path, query parameters) of every list request (``GET /vms``, ``GET /clusters``)
+        self.searches: list[tuple[str, dict[str, str]]] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._server: _Server | None = None
@@ -241,15 +245,15 @@ class FakeEngine:
 
     def _user(self, headers: Any) -> str:
         auth = headers.get("Authorization", "")
-        if headers.get("Version") != "4":
-            raise _Refusal(400, "Bad Request", "only API version 4 is served")
         with self._lock:
             token = self._tokens.get(auth.removeprefix("Bearer "))
             if token is None or not auth.startswith("Bearer "):
                 raise _Refusal(401, "Unauthorized", "no valid token")
             if token.expires is not None and time.monotonic() >= token.expires:
                 raise _Refusal(401, "Unauthorized", "the token has expired")
-            return token.user
+        if headers.get("Version") != "4":
+            raise _Refusal(400, "Bad Request", "only API version 4 is served")
+        return token.user
 
     def api(self, method: str, target: str, headers: Any) -> tuple[int, str]:
         """Answer one API request: (HTTP status, XML body)."""
@@ -270,9 +274,13 @@ class FakeEngine:
     ) -> tuple[int, str]:
         if method == "GET" and not path:
             return 200, "<api><product_info><name>fake oVirt engine</name></product_info></api>"
-        if method == "GET" and path == ["clusters"]:
-            return 200, self._clusters(query)
-        if method == "GET" and path == ["vms"]:
+        if method == "GET" and path in (["clusters"], ["vms"]):
+            with self._lock:
+                self.searches.append((path[0], dict(query)))
+            if self.case_blind:
+                query = {**query, "case_sensitive": "false"}
+            if path == ["clusters"]:
+                return 200, self._clusters(query)
             return 200, self._vm_list(query, user)
         if len(path) >= 2 and path[0] == "vms":
             vm = self._visible(path[1], user)
