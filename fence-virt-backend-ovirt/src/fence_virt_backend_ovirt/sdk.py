@@ -88,6 +88,7 @@ class _Pool:
         self._wait = wait
         self._slots = threading.BoundedSemaphore(size)
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._closed = False
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
@@ -108,18 +109,23 @@ class _Pool:
             try:
                 yield conn
             except BaseException as exc:
-                if _answered(exc):
-                    self._idle.put(conn)
-                else:
-                    _close(conn)
+                self._give_back(conn, healthy=_answered(exc))
                 raise
             else:
-                self._idle.put(conn)
+                self._give_back(conn, healthy=True)
         finally:
             self._slots.release()
 
+    def _give_back(self, conn: Any, *, healthy: bool) -> None:
+        if healthy and not self._closed:
+            self._idle.put(conn)
+        else:
+            _close(conn)
+
     def close(self) -> None:
-        """Close every idle connection (the token is revoked by the caller)."""
+        """Close every idle connection, and each busy one when it is given back (the token
+        is revoked by the caller)."""
+        self._closed = True
         while True:
             try:
                 _close(self._idle.get_nowait())
