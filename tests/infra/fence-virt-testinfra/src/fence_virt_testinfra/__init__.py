@@ -9,6 +9,9 @@ plugin (:mod:`.pytest_plugin`, ``pytest11`` entry point) turns them into fixture
 
 The C suite's TCP transport (its daemon's ``tcp`` listener, ``fence_virt -T``): :mod:`.c_tcp`.
 
+A fake oVirt engine (HTTPS, SSO, the REST resources the ovirt backend calls; a test double, as
+no engine can run here): :mod:`.ovirt_engine`, on a throwaway CA from :mod:`.tls`.
+
 Nothing in fence-virt's distributions imports this package; it is installed in the
 development workspace only.
 """
