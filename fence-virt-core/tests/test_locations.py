@@ -100,3 +100,12 @@ def test_hosts_lists_members_and_departed():
     m.membership((2,), now=4)
     assert [(h.host, h.member, h.left_at) for h in m.hosts()] == [(1, False, 4), (2, True, None)]
     assert m.members() == {2}
+
+
+def test_a_stale_copy_never_wins_once_the_new_owner_shut_the_vm_off():
+    m = model()
+    m.report(2, "vm1", U1, RUNNING, now=1)
+    m.report(3, "vm1", U1, RUNNING, now=2)
+    m.report(3, "vm1", U1, SHUTOFF, now=3)  # fenced on its new host
+    located = m.locate("vm1", by_uuid=False)
+    assert (located.owner, located.report.state) == (3, SHUTOFF)  # type: ignore[union-attr]

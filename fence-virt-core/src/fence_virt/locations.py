@@ -11,10 +11,11 @@ The rules (c-suite-spec §6.2 gives C's, which this model makes stricter):
 * **Ownership.** A VM may be reported by several hosts (defined on several, or a stale
   report from the host it left by live migration). The owner is the member that most
   recently reported it *active* (any state but shut off); if no member reports it active,
-  the member that most recently reported it at all. C keeps one entry per VM and lets the
-  last report win, even a shut-off copy over a running one.
+  the member holding a shut-off copy with the lowest host id. C keeps one entry per VM
+  and lets the last report win, even a shut-off copy over a running one.
 * **Migration.** A host that reports a VM active makes every earlier active report of the
-  same VM by another host stale: after a live migration the new owner acts.
+  same VM by another host stale, and a stale report never wins over a current one, even a
+  shut-off copy: after a live migration the new owner acts, also once the VM is off.
 * **Departed hosts.** Reports of a host that left are kept, marked with when it left; a
   VM whose best report comes from a departed host is :attr:`Placement.DEPARTED` (C forgets
   them, so its highest member then answers "fenced" at once). Whether such a VM may be
@@ -225,10 +226,10 @@ class Locations:
             view = self._hosts.get(r.host)
             return view is not None and view.member
 
-        def rank(r: Report) -> tuple[bool, bool, float, int]:
-            # member first, then active, then newest; ties (several shut-off copies
-            # reported at once) go to the lowest host id
+        def rank(r: Report) -> tuple[bool, bool, bool, float, int]:
+            # member first, then not superseded, then active, then newest; ties (several
+            # shut-off copies) go to the lowest host id
             newest = r.seen if r.active else 0.0
-            return (member(r), r.active, newest, -r.host)
+            return (member(r), not r.stale, r.active, newest, -r.host)
 
         return max(candidates, key=rank)
