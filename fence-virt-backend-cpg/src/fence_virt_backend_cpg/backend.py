@@ -360,7 +360,9 @@ class CpgBackend:
                 await self._reply(rid, sender, message, response)
                 return
             response = await self._carry_out(rid, operation, target)
-            await self._publish_one(found.name, found.uuid)
+            if operation is not Operation.STATUS:
+                # the new state, before the answer: the group knows it once the guest does
+                await self._publish_one(found.name, found.uuid)
             await self._reply(rid, sender, message, response)
             return
         if found is None:

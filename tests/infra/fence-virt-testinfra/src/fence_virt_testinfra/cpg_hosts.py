@@ -8,15 +8,19 @@ Each node has its own libvirt test-driver file, so each holds different VMs.
 from __future__ import annotations
 
 import time
+import uuid as uuidlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from fence_virt_testinfra.c_suite import C_FENCE_VIRTD, MulticastSetup, c_plugin_dir, run_in
+from fence_virt_testinfra.c_tcp import C_FENCE_VIRT, TcpSetup
 from fence_virt_testinfra.corosync import CorosyncNode
+from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.ours import FENCE_XVM, STARTED, fence_virtd_argv
 from fence_virt_testinfra.processes import Daemon, wait_until
 
-__all__ = ["UUIDS", "Host", "node_xml", "write_check"]
+__all__ = ["UUIDS", "Host", "node_xml", "tcp_listening", "vm_uuid", "write_check"]
 
 UUIDS = {
     "vmA": "aaaaaaaa-0000-0000-0000-000000000001",
@@ -26,10 +30,15 @@ UUIDS = {
 }
 
 
+def vm_uuid(name: str) -> str:
+    """The UUID of VM ``name``: from :data:`UUIDS`, else derived from the name."""
+    return UUIDS.get(name) or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{name}.fvt.invalid"))
+
+
 def node_xml(*names: str) -> str:
     """A test-driver node file holding the running VMs ``names``."""
     domains = "".join(
-        f"<domain type='test'><name>{n}</name><uuid>{UUIDS[n]}</uuid><memory>1048576</memory>"
+        f"<domain type='test'><name>{n}</name><uuid>{vm_uuid(n)}</uuid><memory>1048576</memory>"
         "<vcpu>1</vcpu><os><type arch='i686'>hvm</type></os></domain>"
         for n in names
     )
@@ -47,6 +56,14 @@ def write_check(workdir: Path) -> Path:
     return script
 
 
+def tcp_listening(ns: NetNS, port: int) -> bool:
+    """A socket in state LISTEN (0A) on ``port`` in ``ns``."""
+    text = ns.run("cat", "/proc/net/tcp").stdout
+    return any(
+        f":{port:04X} " in line and line.split()[3] == "0A" for line in text.splitlines()[1:]
+    )
+
+
 @dataclass
 class Host:
     """One node of the cluster and the fence_virtd on it."""
@@ -55,6 +72,10 @@ class Host:
     key: Path
     check: Path
     daemon: Daemon | None = None
+    #: "multicast" (fence_xvm) or "tcp" (fence_virt -T 127.0.0.1, port 1229)
+    listener: str = "multicast"
+    #: our daemon's -d level (None: no debug logging)
+    debug: int | None = 4
 
     @property
     def nodeid(self) -> int:
@@ -64,7 +85,12 @@ class Host:
         workdir = self.node.workdir
         xml = workdir / f"node{self.nodeid}-{'-'.join(vms) or 'none'}.xml"
         xml.write_text(node_xml(*vms))
-        setup = MulticastSetup(key_file=self.key, uri=f"test://{xml}")
+        uri = f"test://{xml}"
+        setup = (
+            TcpSetup(key_file=self.key, uri=uri)
+            if self.listener == "tcp"
+            else MulticastSetup(key_file=self.key, uri=uri)
+        )
         text = setup.config_text(module_path).replace('backend = "libvirt";', 'backend = "cpg";')
         extra = (
             ""
@@ -81,7 +107,7 @@ class Host:
     def start_ours(self, *vms: str) -> Daemon:
         self.stop()
         workdir = self.node.workdir
-        argv = fence_virtd_argv(self.config(vms), workdir / "fvd.pid", debug=4)
+        argv = fence_virtd_argv(self.config(vms), workdir / "fvd.pid", debug=self.debug)
         self.daemon = Daemon(self.node.argv(*argv), workdir / f"fvd-{time.monotonic_ns()}.log")
         self.daemon.wait_for_log(STARTED, 30)
         return self.daemon
@@ -98,7 +124,10 @@ class Host:
             argv = ["stdbuf", "-oL", "-eL", C_FENCE_VIRTD, "-F", "-d", "99"]
             argv += ["-p", str(workdir / "cfvd.pid"), "-f", str(config)]
             self.daemon = Daemon(self.node.argv(*argv), workdir / f"cfvd-{time.monotonic_ns()}.log")
-            self.daemon.wait_for_log("_recv_sk: success", 15)
+            if self.listener == "tcp":
+                wait_until(partial(tcp_listening, self.node.ns, 1229), 15, "C tcp listener")
+            else:
+                self.daemon.wait_for_log("_recv_sk: success", 15)
             time.sleep(1.0)
             if self._c_threads() >= 2:
                 return self.daemon
@@ -121,10 +150,18 @@ class Host:
     def log(self) -> str:
         return self.daemon.log() if self.daemon is not None else ""
 
-    def agent(self, which: str, *args: str) -> tuple[int, str]:
-        """``fence_xvm ARGS`` (``which``: "C" or "ours") inside this node's namespace."""
+    def agent_argv(self, which: str, *args: str) -> list[str]:
+        """The agent's command line: ``fence_xvm`` for multicast, ``fence_virt -T`` for tcp
+        (``which``: "C" or "ours")."""
+        if self.listener == "tcp":
+            program = C_FENCE_VIRT if which == "C" else str(Path(FENCE_XVM).parent / "fence_virt")
+            return [program, "-T", "127.0.0.1", "-p", "1229", "-k", str(self.key), *args]
         program = "/usr/sbin/fence_xvm" if which == "C" else FENCE_XVM
-        done = run_in(self.node.ns, [program, "-k", str(self.key), "-t", "12", *args], timeout=60)
+        return [program, "-k", str(self.key), "-t", "12", *args]
+
+    def agent(self, which: str, *args: str) -> tuple[int, str]:
+        """The agent with ``args`` inside this node's namespace: (exit status, output)."""
+        done = run_in(self.node.ns, self.agent_argv(which, *args), timeout=60)
         return done.returncode, done.stdout.decode(errors="replace")
 
     def wait_for_log(self, text: str, timeout: float = 20) -> None:
