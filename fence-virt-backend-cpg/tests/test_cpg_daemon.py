@@ -120,3 +120,30 @@ def test_100_consecutive_daemon_starts_join_and_answer(corosync, cpg_loop, tmp_p
         answers.append(cpg_loop.run(one_start(), timeout=30))
         assert corosync.group_members("fvt-starts") == []
     assert answers == ["0"] * 100
+
+
+def test_uuid_name_mode_refuses_names(corosync, cpg_loop, tmp_path):
+    """name_mode = "uuid", as C: VMs are named by UUID; a name is refused (FAIL), where C
+    would find nothing and its highest node answer success."""
+    uri = write_test_node(tmp_path / "node.xml")
+    sock = tmp_path / "m.sock"
+    text = (
+        'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
+        f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
+        f'backends {{ cpg {{ uri = "{uri}"; name_mode = "uuid"; request_timeout = "5"; }} }}\n'
+    )
+    daemon = FenceVirtd.from_config(parse_text(text))
+
+    async def run() -> list[str]:
+        async with daemon:
+            return await asyncio.to_thread(
+                ask,
+                sock,
+                "status vm1",
+                f"status {VM1_UUID}",
+                "off vm1",
+                f"off {VM1_UUID}",
+                f"status {VM1_UUID}",
+            )
+
+    assert cpg_loop.run(run(), timeout=60) == ["1", "0", "1", "0", "2"]

@@ -117,6 +117,12 @@ def test_a_dead_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tmp_
     # VMs of the living are untouched by the rule, unknown VMs still fail
     assert one.agent("ours", "-o", "status", "-H", "vmB")[0] == 0
     assert one.agent("ours", "-o", "off", "-H", "nosuch")[0] == 1
+    # node 2 dies too: node 1 alone has no quorum, so nothing is reported fenced any more
+    two.node.kill()
+    one.wait_for_log("node 2 left fence-agents holding vmB, vmM")
+    assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 1
+    assert one.agent("C", "-o", "off", "-H", "vmB")[0] == 1
+    assert "(this partition has no quorum): FAIL" in one.log()
 
 
 def test_c_and_python_daemons_interoperate(hosts):

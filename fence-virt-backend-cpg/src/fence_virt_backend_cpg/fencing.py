@@ -14,8 +14,8 @@ answers "fenced" only when both hold:
    is "not known to be fenced".
 
 Without a ``fenced_check`` every VM of a departed host stays FAIL until the host rejoins
-(C's cpg backend answers success at once, c-suite-spec §6.2). A positive answer is kept
-until the host joins again.
+(C's cpg backend answers success at once, c-suite-spec §6.2). A positive check is kept until
+the host joins again; quorum is asked every time.
 """
 
 from __future__ import annotations
@@ -54,14 +54,16 @@ class HostFencing:
         Runs on the event loop (the quorum question is a short IPC to the local corosync,
         made on the loop thread because that thread is in corosync's network namespace).
         """
-        if host in self._fenced:
-            return True, "fenced_check succeeded earlier"
         try:
             has_quorum = quorate()
         except CpgError as exc:
             return False, f"cannot ask corosync for quorum: {exc}"
         if not has_quorum:
+            # asked first, also for a host found fenced before: this partition may be the
+            # one cut off since
             return False, "this partition has no quorum"
+        if host in self._fenced:
+            return True, "quorate, and fenced_check succeeded earlier"
         if self._check is None:
             return False, "no fenced_check is configured"
         left = int(left_at if left_at is not None else time.time())
