@@ -147,3 +147,31 @@ def test_uuid_name_mode_refuses_names(corosync, cpg_loop, tmp_path):
             )
 
     assert cpg_loop.run(run(), timeout=60) == ["1", "0", "1", "0", "2"]
+
+
+def test_the_backend_survives_a_corosync_restart(corosync, cpg_loop, tmp_path):
+    """Without corosync a request fails at once (C: the same, but a request already waiting
+    hangs); once corosync is back the backend rejoins and publishes its VMs again."""
+    uri = write_test_node(tmp_path / "node.xml")
+    sock = tmp_path / "m.sock"
+    text = (
+        'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
+        f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
+        f'backends {{ cpg {{ uri = "{uri}"; group = "fvt-restart"; request_timeout = "5"; }} }}\n'
+    )
+    daemon = FenceVirtd.from_config(parse_text(text))
+
+    async def run() -> list[str]:
+        async with daemon:
+            answers = await asyncio.to_thread(ask, sock, "status vm1")
+            await asyncio.to_thread(corosync.kill)
+            await asyncio.sleep(0.5)
+            answers += await asyncio.to_thread(ask, sock, "status vm1")
+            await asyncio.to_thread(corosync.start)
+            async with asyncio.timeout(30):
+                while corosync.group_members("fvt-restart") != [(1, os.getpid())]:
+                    await asyncio.sleep(0.1)
+            answers += await asyncio.to_thread(ask, sock, "off vm1", "status vm1")
+            return answers
+
+    assert cpg_loop.run(run(), timeout=90) == ["0", "1", "0", "2"]
