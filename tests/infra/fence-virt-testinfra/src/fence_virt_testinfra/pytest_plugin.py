@@ -79,6 +79,7 @@ MARKERS = {
     "netns": "needs root and creates network namespaces",
     "c_suite": "runs the C fence-virt tools from Debian",
     "qemu": "starts a real QEMU guest",
+    "corosync3": "starts three corosync nodes in namespaces (run them alone: -m corosync3)",
 }
 
 _guests = itertools.count(1)

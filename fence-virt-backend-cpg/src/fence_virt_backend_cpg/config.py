@@ -1,0 +1,53 @@
+"""The ``backends { cpg { ... } }`` block.
+
+Keys::
+
+    uri = "qemu:///system";        # required; may repeat: this host's hypervisors
+    name_mode = "name";            # as C: "name" (default) or "uuid"
+    group = "fence-agents";        # the CPG group; C from fence-agents uses this name
+    request_timeout = "60";        # seconds a request waits for the owner's answer
+    reboot_timeout = "30";         # seconds to wait for "really off" / "really running"
+    refresh_interval = "10";       # seconds between re-publications of the local VMs
+    join_timeout = "10";           # seconds start-up waits for corosync to confirm the join
+    fenced_check = "/usr/local/sbin/host-is-fenced";   # see the README: dead-host rule
+    fenced_check_timeout = "20";   # seconds the check may run
+
+Without ``fenced_check`` a VM whose host left the group is never reported fenced.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fence_virt.config import POSITIVE
+
+__all__ = ["DEFAULT_GROUP", "CpgSettings", "NameMode"]
+
+#: PACKAGE_NAME of fence-agents builds of the C suite (Debian's); the archived standalone
+#: fence-virt package used "fence-virt", and the two never see each other (c-suite-spec §6.2)
+DEFAULT_GROUP = "fence-agents"
+
+
+class NameMode(enum.Enum):
+    """How requests name VMs (C's ``name_mode``)."""
+
+    NAME = "name"
+    UUID = "uuid"
+
+
+@dataclass(frozen=True)
+class CpgSettings:
+    """The validated block."""
+
+    uri: tuple[str, ...]
+    name_mode: NameMode = NameMode.NAME
+    group: str = DEFAULT_GROUP
+    request_timeout: Annotated[float, POSITIVE] = 60.0
+    reboot_timeout: Annotated[float, POSITIVE] = 30.0
+    refresh_interval: Annotated[float, POSITIVE] = 10.0
+    join_timeout: Annotated[float, POSITIVE] = 10.0
+    fenced_check: Path | None = None
+    fenced_check_timeout: Annotated[float, POSITIVE] = 20.0

@@ -1,0 +1,35 @@
+"""The ``cpg`` backend plugin: builds a :class:`CpgBackend` from ``backends { cpg { ... } }``."""
+
+from __future__ import annotations
+
+from fence_virt import Availability, ConfigSection, hookimpl
+from fence_virt_backend_cpg.backend import CpgBackend
+from fence_virt_backend_cpg.config import CpgSettings
+from fence_virt_backend_cpg.libcpg import library_problem
+
+__all__ = ["CpgBackendPlugin"]
+
+
+class CpgBackendPlugin:
+    """Fence VMs wherever they run in a corosync cluster of hosts (CPG group, as C's cpg)."""
+
+    @hookimpl
+    def fence_virt_backend_check(self, section: ConfigSection) -> Availability:
+        if not section.present:
+            return Availability.no(f'no {section.path} block (it needs uri = "...";)')
+        settings = section.load(CpgSettings)
+        problem = library_problem()
+        if problem is not None:
+            return Availability.no(problem)
+        return Availability.yes(
+            f"CPG group {settings.group}; local VMs from {', '.join(settings.uri)}"
+        )
+
+    @hookimpl
+    def fence_virt_backend_create(self, section: ConfigSection) -> CpgBackend:
+        settings = section.load(CpgSettings)
+        if not settings.uri:
+            raise section.error(None, 'needs at least one uri = "...";')
+        if not settings.group or len(settings.group.encode()) > 128:
+            raise section.error("group", "must be 1 to 128 bytes")
+        return CpgBackend(settings)

@@ -1,0 +1,177 @@
+"""Our ``fence_virtd`` with the cpg backend on one real corosync node (loopback, in its own
+namespace), served to the C ``fence_xvm`` and to ours over the multicast listener; and 100
+consecutive daemon starts that each join the group and answer through it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fence_virt.config import parse_text
+from fence_virt.daemon import Daemon as FenceVirtd
+from fence_virt.testing.memory import ask
+from fence_virt_testinfra.c_suite import (
+    TEST_NODE_DOMAINS,
+    MulticastSetup,
+    run_c_fence_xvm,
+    run_in,
+    write_key,
+    write_test_node,
+)
+from fence_virt_testinfra.corosync import CorosyncNode
+from fence_virt_testinfra.ours import FENCE_XVM, STARTED, fence_virtd_argv
+from fence_virt_testinfra.processes import Daemon
+
+pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
+
+GROUP = "fence-agents"
+VM1_UUID = TEST_NODE_DOMAINS[0][1]
+
+
+def cpg_config(setup: MulticastSetup, extra: str = "") -> str:
+    """The multicast + libvirt config of the C suite's recipes, with the cpg backend."""
+    text = setup.config_text().replace('backend = "libvirt";', 'backend = "cpg";')
+    return text.replace("\tlibvirt {\n", f'\tcpg {{\n\t\trequest_timeout = "10";\n{extra}')
+
+
+@pytest.fixture
+def served(corosync: CorosyncNode, tmp_path: Path) -> Iterator[tuple[CorosyncNode, Path, Daemon]]:
+    """Our fence_virtd (multicast on lo, cpg backend) on the corosync node, and its key."""
+    key = write_key(tmp_path / "fence_xvm.key")
+    setup = MulticastSetup(key_file=key, uri=write_test_node(tmp_path / "node.xml"))
+    config = tmp_path / "fence_virt.conf"
+    config.write_text(cpg_config(setup))
+    config.chmod(0o600)
+    argv = fence_virtd_argv(config, tmp_path / "fvd.pid", debug=4)
+    daemon = Daemon(corosync.argv(*argv), tmp_path / "fence_virtd.log")
+    try:
+        daemon.wait_for_log(STARTED, 30)
+        yield corosync, key, daemon
+    finally:
+        daemon.stop()
+
+
+def agent_run(which: str, node: CorosyncNode, key: Path, *args: str) -> tuple[int, str]:
+    if which == "C":
+        done = run_c_fence_xvm(node.ns, key, "-t", "10", *args)
+        return done.returncode, done.stdout
+    ours = run_in(node.ns, [FENCE_XVM, "-k", str(key), "-t", "10", *args])
+    return ours.returncode, ours.stdout.decode(errors="replace")
+
+
+@pytest.mark.parametrize("agent", ["C", "ours"])
+def test_every_operation_through_the_cpg_backend(served, agent):
+    node, key, daemon = served
+
+    def rc(*args: str) -> int:
+        return agent_run(agent, node, key, *args)[0]
+
+    code, listing = agent_run(agent, node, key, "-o", "list")
+    assert code == 0
+    assert [line.split()[0] for line in listing.splitlines()] == [d[0] for d in TEST_NODE_DOMAINS]
+    assert rc("-o", "status", "-H", "vm1") == 0
+    assert rc("-o", "off", "-H", "vm1") == 0
+    assert rc("-o", "status", "-H", "vm1") == 2
+    assert rc("-o", "on", "-H", "vm1") == 0
+    assert rc("-o", "reboot", "-H", "vm1") == 0
+    assert rc("-o", "status", "-H", VM1_UUID) == 0
+    assert rc("-o", "status", "-H", "vm2") == 2
+    assert rc("-o", "monitor") == 0
+    # C's cpg answers OFF for an unknown VM's status and success for its off: never here
+    assert rc("-o", "status", "-H", "nosuch") == 1
+    assert rc("-o", "off", "-H", "nosuch") == 1
+    log = daemon.log()
+    assert "joined CPG group fence-agents as node 1" in log
+    assert "request 1:2: off vm1 for 127.0.0.1" in log
+    assert "request 1:2: off vm1: here (state 1); carrying it out" in log
+    assert "off nosuch: no member has reported this VM: FAIL" in log
+    assert node.group_members(GROUP) == [(1, daemon.pid)]
+    # SIGTERM: a clean exit that leaves the group (no member left behind)
+    assert daemon.stop() == 0
+    assert node.group_members(GROUP) == []
+
+
+def test_100_consecutive_daemon_starts_join_and_answer(corosync, cpg_loop, tmp_path):
+    """Each start returns only once corosync confirmed the join, so the first request of
+    every start already travels through the group and is answered (C: about half of all
+    starts leave a daemon whose dispatch thread died, recipes §5d)."""
+    uri = write_test_node(tmp_path / "node.xml")
+    sock = tmp_path / "m.sock"
+    text = (
+        'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
+        f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
+        f'backends {{ cpg {{ uri = "{uri}"; group = "fvt-starts"; request_timeout = "5"; }} }}\n'
+    )
+    answers = []
+    for _ in range(100):
+        daemon = FenceVirtd.from_config(parse_text(text))
+
+        async def one_start(daemon: FenceVirtd = daemon) -> str:
+            async with daemon:
+                members = corosync.group_members("fvt-starts")
+                assert members == [(1, os.getpid())]
+                [answer] = await asyncio.to_thread(ask, sock, "status vm1")
+                return answer
+
+        answers.append(cpg_loop.run(one_start(), timeout=30))
+        assert corosync.group_members("fvt-starts") == []
+    assert answers == ["0"] * 100
+
+
+def test_uuid_name_mode_refuses_names(corosync, cpg_loop, tmp_path):
+    """name_mode = "uuid", as C: VMs are named by UUID; a name is refused (FAIL), where C
+    would find nothing and its highest node answer success."""
+    uri = write_test_node(tmp_path / "node.xml")
+    sock = tmp_path / "m.sock"
+    text = (
+        'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
+        f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
+        f'backends {{ cpg {{ uri = "{uri}"; name_mode = "uuid"; request_timeout = "5"; }} }}\n'
+    )
+    daemon = FenceVirtd.from_config(parse_text(text))
+
+    async def run() -> list[str]:
+        async with daemon:
+            return await asyncio.to_thread(
+                ask,
+                sock,
+                "status vm1",
+                f"status {VM1_UUID}",
+                "off vm1",
+                f"off {VM1_UUID}",
+                f"status {VM1_UUID}",
+            )
+
+    assert cpg_loop.run(run(), timeout=60) == ["1", "0", "1", "0", "2"]
+
+
+def test_the_backend_survives_a_corosync_restart(corosync, cpg_loop, tmp_path):
+    """Without corosync a request fails at once (C: the same, but a request already waiting
+    hangs); once corosync is back the backend rejoins and publishes its VMs again."""
+    uri = write_test_node(tmp_path / "node.xml")
+    sock = tmp_path / "m.sock"
+    text = (
+        'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
+        f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
+        f'backends {{ cpg {{ uri = "{uri}"; group = "fvt-restart"; request_timeout = "5"; }} }}\n'
+    )
+    daemon = FenceVirtd.from_config(parse_text(text))
+
+    async def run() -> list[str]:
+        async with daemon:
+            answers = await asyncio.to_thread(ask, sock, "status vm1")
+            await asyncio.to_thread(corosync.kill)
+            await asyncio.sleep(0.5)
+            answers += await asyncio.to_thread(ask, sock, "status vm1")
+            await asyncio.to_thread(corosync.start)
+            async with asyncio.timeout(30):
+                while corosync.group_members("fvt-restart") != [(1, os.getpid())]:
+                    await asyncio.sleep(0.1)
+            answers += await asyncio.to_thread(ask, sock, "off vm1", "status vm1")
+            return answers
+
+    assert cpg_loop.run(run(), timeout=90) == ["0", "1", "0", "2"]
