@@ -168,3 +168,58 @@ def test_serves_the_c_fence_xvm_in_a_namespace(
         assert unknown.returncode == 1
     finally:
         assert daemon.stop() == 0, daemon.log()
+
+
+def run_generated_tests(bin_dir: Path, folder: Path) -> str:
+    """The generated distribution's own tests, by the venv's pytest; the summary line."""
+    suite = subprocess.run(
+        [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=clean_env(),
+        timeout=600,
+    )
+    assert suite.returncode == 0, suite.stdout + suite.stderr
+    return suite.stdout.strip().splitlines()[-1]
+
+
+def test_generated_plugins_install_and_pass_their_contract_tests(tmp_path: Path) -> None:
+    """``fence_virtd --new-plugin`` from a venv holding core alone (so the templates ship in
+    core's wheel), each skeleton pip-installed beside it: listed, and its tests green."""
+    bin_dir = make_venv(tmp_path / "venv")
+    pip_install(bin_dir, f"{repo_root() / 'fence-virt-core'}[testing]")
+    work = tmp_path / "work"
+    work.mkdir()
+    for kind, name in (("backend", "my_cloud"), ("listener", "pipe")):
+        subprocess.run(
+            [str(bin_dir / "fence_virtd"), "--new-plugin", kind, name, "--into", str(work)],
+            check=True,
+            env=clean_env(),
+            capture_output=True,
+        )
+    backend = work / "fence-virt-backend-my-cloud"
+    listener = work / "fence-virt-listener-pipe"
+    pip_install(bin_dir, str(backend), str(listener))
+
+    rows = json.loads(
+        subprocess.run(
+            [str(bin_dir / "fence_virtd"), "--list-plugins", "--json", "--default-config"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=clean_env(),
+        ).stdout
+    )
+    assert {(r["kind"], r["name"], r["distribution"], r["loads"]) for r in rows} == {
+        ("backend", "my_cloud", "fence-virt-backend-my-cloud", True),
+        ("listener", "pipe", "fence-virt-listener-pipe", True),
+    }
+    backend_summary = run_generated_tests(bin_dir, backend)
+    listener_summary = run_generated_tests(bin_dir, listener)
+    for summary in (backend_summary, listener_summary):
+        assert " failed" not in summary
+        assert " skipped" not in summary
+    assert int(backend_summary.split()[0]) >= 12, backend_summary
+    assert int(listener_summary.split()[0]) >= 5, listener_summary

@@ -1,4 +1,5 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins).
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins and
+--new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from fence_virt.daemon import listing
+from fence_virt.daemon import listing, scaffold
 from fence_virt.daemon.app import Daemon
 from fence_virt.daemon.background import StartupReport, detach
 from fence_virt.daemon.defaults import (
@@ -27,6 +28,7 @@ from fence_virt.daemon.defaults import (
 )
 from fence_virt.daemon.logs import install_logging
 from fence_virt.daemon.pidfile import PidFile
+from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
@@ -162,6 +164,20 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int
 )
 @click.option("--list-plugins", is_flag=True, help="List installed plugins and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
+@click.option(
+    "--new-plugin",
+    type=(click.Choice(sorted(KINDS)), str),
+    default=None,
+    metavar="KIND NAME",
+    help="Write the skeleton of a new backend or listener plugin distribution and exit.",
+)
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    metavar="DIR",
+    help="With --new-plugin: the folder to create it in (default: the current one).",
+)
 def main(
     foreground: bool,
     debug: int | None,
@@ -171,6 +187,8 @@ def main(
     default_config: bool,
     list_plugins: bool,
     as_json: bool,
+    new_plugin: tuple[str, str] | None,
+    into: Path,
 ) -> None:
     """fence_virtd: fence virtual machines on behalf of guest clusters."""
     if default_config and config_file is not None:
@@ -178,6 +196,10 @@ def main(
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
     try:
+        if new_plugin is not None:
+            created = scaffold.new_plugin(*new_plugin, into)
+            click.echo(f"wrote {created}: pip install it beside fence-virt-core, then pytest")
+            return
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json))
         _run(Options(path, explicit, foreground, debug, wait, pid_file))
