@@ -223,3 +223,23 @@ def test_generated_plugins_install_and_pass_their_contract_tests(tmp_path: Path)
         assert " skipped" not in summary
     assert int(backend_summary.split()[0]) >= 12, backend_summary
     assert int(listener_summary.split()[0]) >= 5, listener_summary
+
+
+def test_man_pages_are_installed_with_core(venv: Path) -> None:
+    """pip installs core's man pages (shared data) under the environment's share/man, where
+    ``man`` finds them through MANPATH; rendered there as an administrator would read them."""
+    man_root = venv.parent / "share" / "man"
+    installed = sorted(str(p.relative_to(man_root)) for p in man_root.rglob("*.[58]"))
+    assert installed == [
+        "man5/fence_virt.conf.5",
+        "man8/fence_virt.8",
+        "man8/fence_virtd.8",
+        "man8/fence_xvm.8",
+    ]
+    env = {k: v for k, v in clean_env().items() if k != "MAN_KEEP_FORMATTING"}
+    env |= {"MANPATH": str(man_root), "MANWIDTH": "80", "LC_ALL": "C.UTF-8"}
+    shown = subprocess.run(
+        ["man", "5", "fence_virt.conf"], capture_output=True, text=True, check=False, env=env
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "listeners/multicast" in shown.stdout
