@@ -18,9 +18,11 @@ from pathlib import Path
 
 import click
 
+from fence_virt.config.sources import CONFIG_SOURCE_GROUP, DEFAULT_CONFIG_SOURCE
 from fence_virt.daemon import listing, scaffold
 from fence_virt.daemon.app import Daemon
 from fence_virt.daemon.background import StartupReport, detach
+from fence_virt.daemon.config_sources import find_config_source
 from fence_virt.daemon.defaults import (
     DEFAULT_CONFIG_FILE,
     DEFAULT_PID_FILE,
@@ -67,6 +69,8 @@ class Options:
     debug: int | None
     wait: bool
     pid_file: str
+    #: ``--config-source``: the entry point of the configuration source
+    config_source: str = DEFAULT_CONFIG_SOURCE
 
 
 async def _serve(daemon: Daemon, report: StartupReport) -> None:
@@ -101,7 +105,11 @@ def _run(options: Options) -> None:
     for sig in IGNORED_SIGNALS:  # until the event loop logs them
         signal.signal(sig, signal.SIG_IGN)
     logs = install_logging(debug=options.debug or 0)
-    config = load_daemon_config(options.config_file, explicit=options.explicit)
+    config = load_daemon_config(
+        options.config_file,
+        explicit=options.explicit,
+        source=find_config_source(options.config_source),
+    )
     settings = daemon_settings(config)
     debug = settings.debug if options.debug is None else options.debug
     logs.set_debug(debug)
@@ -109,7 +117,7 @@ def _run(options: Options) -> None:
         log.debug("configuration from %s:\n%s", config.source, config.dump())
     if options.config_file is None or config.source == EMBEDDED_DEFAULT_SOURCE:
         log.warning("no config file in use: running on the embedded default (libvirt test driver)")
-    else:
+    elif Path(options.config_file).exists():  # a source may read more than this one file
         tighten_permissions(Path(options.config_file), what="config file")
     daemon = Daemon.from_config(config, wait_for_backend=options.wait or settings.wait_for_init)
     report = StartupReport()
@@ -132,8 +140,8 @@ def _run(options: Options) -> None:
         raise
 
 
-def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int:
-    config = load_daemon_config(config_file, explicit=explicit)
+def _list_plugins(config_file: str | None, explicit: bool, as_json: bool, source: str) -> int:
+    config = load_daemon_config(config_file, explicit=explicit, source=find_config_source(source))
     rows = listing.collect_rows(config)
     click.echo(listing.render_json(rows) if as_json else listing.render_table(rows))
     return 0 if all(r.loads for r in rows) else 1
@@ -162,6 +170,14 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int
     is_flag=True,
     help="Run on the embedded default (libvirt test driver), ignoring config files.",
 )
+@click.option(
+    "--config-source",
+    default=DEFAULT_CONFIG_SOURCE,
+    show_default=True,
+    metavar="NAME",
+    help="Read the configuration through this source (entry point in "
+    f"{CONFIG_SOURCE_GROUP}); -f is its location.",
+)
 @click.option("--list-plugins", is_flag=True, help="List installed plugins and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
 @click.option(
@@ -185,6 +201,7 @@ def main(
     wait: bool,
     pid_file: str,
     default_config: bool,
+    config_source: str,
     list_plugins: bool,
     as_json: bool,
     new_plugin: tuple[str, str] | None,
@@ -201,8 +218,8 @@ def main(
             click.echo(f"wrote {created}: pip install it beside fence-virt-core, then pytest")
             return
         if list_plugins:
-            sys.exit(_list_plugins(path, explicit, as_json))
-        _run(Options(path, explicit, foreground, debug, wait, pid_file))
+            sys.exit(_list_plugins(path, explicit, as_json, config_source))
+        _run(Options(path, explicit, foreground, debug, wait, pid_file, config_source))
     except UserError as exc:
         click.echo(f"fence_virtd: {exc}", err=True)
         sys.exit(exc.exit_code)
