@@ -1,4 +1,5 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins).
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins and
+--new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import click
 
-from fence_virt.daemon import listing
+from fence_virt.config.sources import CONFIG_SOURCE_GROUP, DEFAULT_CONFIG_SOURCE
+from fence_virt.daemon import listing, scaffold
 from fence_virt.daemon.app import Daemon
 from fence_virt.daemon.background import StartupReport, detach
+from fence_virt.daemon.config_sources import find_config_source
 from fence_virt.daemon.defaults import (
     DEFAULT_CONFIG_FILE,
     DEFAULT_PID_FILE,
@@ -27,6 +30,7 @@ from fence_virt.daemon.defaults import (
 )
 from fence_virt.daemon.logs import install_logging
 from fence_virt.daemon.pidfile import PidFile
+from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
@@ -65,6 +69,8 @@ class Options:
     debug: int | None
     wait: bool
     pid_file: str
+    #: ``--config-source``: the entry point of the configuration source
+    config_source: str = DEFAULT_CONFIG_SOURCE
 
 
 async def _serve(daemon: Daemon, report: StartupReport) -> None:
@@ -99,7 +105,11 @@ def _run(options: Options) -> None:
     for sig in IGNORED_SIGNALS:  # until the event loop logs them
         signal.signal(sig, signal.SIG_IGN)
     logs = install_logging(debug=options.debug or 0)
-    config = load_daemon_config(options.config_file, explicit=options.explicit)
+    config = load_daemon_config(
+        options.config_file,
+        explicit=options.explicit,
+        source=find_config_source(options.config_source),
+    )
     settings = daemon_settings(config)
     debug = settings.debug if options.debug is None else options.debug
     logs.set_debug(debug)
@@ -107,7 +117,7 @@ def _run(options: Options) -> None:
         log.debug("configuration from %s:\n%s", config.source, config.dump())
     if options.config_file is None or config.source == EMBEDDED_DEFAULT_SOURCE:
         log.warning("no config file in use: running on the embedded default (libvirt test driver)")
-    else:
+    elif Path(options.config_file).exists():  # a source may read more than this one file
         tighten_permissions(Path(options.config_file), what="config file")
     daemon = Daemon.from_config(config, wait_for_backend=options.wait or settings.wait_for_init)
     report = StartupReport()
@@ -130,8 +140,8 @@ def _run(options: Options) -> None:
         raise
 
 
-def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int:
-    config = load_daemon_config(config_file, explicit=explicit)
+def _list_plugins(config_file: str | None, explicit: bool, as_json: bool, source: str) -> int:
+    config = load_daemon_config(config_file, explicit=explicit, source=find_config_source(source))
     rows = listing.collect_rows(config)
     click.echo(listing.render_json(rows) if as_json else listing.render_table(rows))
     return 0 if all(r.loads for r in rows) else 1
@@ -160,8 +170,30 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int
     is_flag=True,
     help="Run on the embedded default (libvirt test driver), ignoring config files.",
 )
+@click.option(
+    "--config-source",
+    default=DEFAULT_CONFIG_SOURCE,
+    show_default=True,
+    metavar="NAME",
+    help="Read the configuration through this source (entry point in "
+    f"{CONFIG_SOURCE_GROUP}); -f is its location.",
+)
 @click.option("--list-plugins", is_flag=True, help="List installed plugins and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
+@click.option(
+    "--new-plugin",
+    type=(click.Choice(sorted(KINDS)), str),
+    default=None,
+    metavar="KIND NAME",
+    help="Write the skeleton of a new backend or listener plugin distribution and exit.",
+)
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    metavar="DIR",
+    help="With --new-plugin: the folder to create it in (default: the current one).",
+)
 def main(
     foreground: bool,
     debug: int | None,
@@ -169,8 +201,11 @@ def main(
     wait: bool,
     pid_file: str,
     default_config: bool,
+    config_source: str,
     list_plugins: bool,
     as_json: bool,
+    new_plugin: tuple[str, str] | None,
+    into: Path,
 ) -> None:
     """fence_virtd: fence virtual machines on behalf of guest clusters."""
     if default_config and config_file is not None:
@@ -178,9 +213,13 @@ def main(
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
     try:
+        if new_plugin is not None:
+            created = scaffold.new_plugin(*new_plugin, into)
+            click.echo(f"wrote {created}: pip install it beside fence-virt-core, then pytest")
+            return
         if list_plugins:
-            sys.exit(_list_plugins(path, explicit, as_json))
-        _run(Options(path, explicit, foreground, debug, wait, pid_file))
+            sys.exit(_list_plugins(path, explicit, as_json, config_source))
+        _run(Options(path, explicit, foreground, debug, wait, pid_file, config_source))
     except UserError as exc:
         click.echo(f"fence_virtd: {exc}", err=True)
         sys.exit(exc.exit_code)

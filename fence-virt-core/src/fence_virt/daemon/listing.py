@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from fence_virt.config import ConfigTree
+from fence_virt.config.sources import CONFIG_SOURCE_GROUP
 from fence_virt.daemon.selection import check_entry, hooks_for, rank
 from fence_virt.errors import FenceVirtError, PluginError
 from fence_virt.plugins import PluginEntry, PluginKind, discover
@@ -69,8 +70,9 @@ def _row(entry: PluginEntry, config: ConfigTree) -> PluginRow:
 
 
 def _stray_groups() -> list[PluginRow]:
-    """A row per entry point in a group that looks like ours but is none of the three."""
-    ours = {kind.group for kind in PluginKind}
+    """A row per entry point in a group that looks like ours but is none of the three plugin
+    groups nor the group of configuration sources (``--config-source``)."""
+    ours = {kind.group for kind in PluginKind} | {CONFIG_SOURCE_GROUP}
     rows = []
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:

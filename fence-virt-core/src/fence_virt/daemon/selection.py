@@ -224,7 +224,9 @@ def _listener(config: ConfigTree, instance: str, why: str) -> ListenerPlan:
             values=tuple(v for v in node.values if v.key.casefold() != PLUGIN_KEY),
             children=tuple(c for c in node.children if c.name.casefold() != GROUPS_BLOCK),
         )
-    section = ConfigSection(f"listeners/{instance}", node, config.source)
+    # the block's own origin: a config source may assemble the tree from several files
+    origin = node.source if node is not None and node.source else config.source
+    section = ConfigSection(f"listeners/{instance}", node, origin)
     return ListenerPlan(instance, load_named(PluginKind.LISTENER, plugin), section, static_map, why)
 
 
@@ -270,7 +272,7 @@ def extension_blocks(config: ConfigTree) -> dict[str, ConfigSection]:
                     None, f"extensions/{block.name}: configured twice (first at line {first})"
                 )
             path = f"{PluginKind.EXTENSION.section}/{block.name}"
-            found[block.name.casefold()] = ConfigSection(path, block, config.source)
+            found[block.name.casefold()] = ConfigSection(path, block, block.source or config.source)
     return found
 
 

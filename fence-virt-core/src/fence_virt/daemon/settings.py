@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from fence_virt.config import ConfigTree, load_file, load_section, parse_text
+from fence_virt.config import ConfigTree, load_section, parse_text
+from fence_virt.config.sources import ConfigSource, FileSource
 from fence_virt.daemon.defaults import EMBEDDED_DEFAULT_CONFIG, EMBEDDED_DEFAULT_SOURCE
 from fence_virt.errors import UserError
-from fence_virt.files import secret_file_problem
 
 __all__ = ["DaemonSettings", "daemon_settings", "load_daemon_config"]
 
@@ -37,24 +36,25 @@ def daemon_settings(config: ConfigTree) -> DaemonSettings:
     )
 
 
-def load_daemon_config(path: str | None, *, explicit: bool) -> ConfigTree:
-    """Parse ``path``; without it, or when it does not exist, the embedded default.
+def load_daemon_config(
+    path: str | None, *, explicit: bool, source: ConfigSource | None = None
+) -> ConfigTree:
+    """Read the configuration at ``path`` through ``source``; without a path, or when
+    nothing is there, the embedded default.
 
-    :param path: the config file, ``None`` for the embedded default.
-    :param explicit: the operator named the file (``-f``): a missing file is then an error.
-    :raises fence_virt.errors.UserError: the named file does not exist or is not a regular
-        file (a FIFO, a device, a directory).
-    :raises fence_virt.errors.ConfigError: the file does not parse (file:line).
+    :param path: the config location (``-f``), ``None`` for the embedded default.
+    :param explicit: the operator named the location (``-f``): nothing there is then an error.
+    :param source: the configuration source (``--config-source``); default: one
+        ``fence_virt.conf`` file (:class:`fence_virt.config.sources.FileSource`).
+    :raises fence_virt.errors.UserError: the named location does not exist, or the file is
+        not a regular file (a FIFO, a device, a directory).
+    :raises fence_virt.errors.ConfigError: the configuration does not parse (file:line).
     """
     if path is None:
         return parse_text(EMBEDDED_DEFAULT_CONFIG, source=EMBEDDED_DEFAULT_SOURCE)
-    file = Path(path)
-    if not file.exists():
+    reader = FileSource() if source is None else source
+    if not reader.exists(path):
         if explicit:
             raise UserError(f"config file {path} does not exist")
         return parse_text(EMBEDDED_DEFAULT_CONFIG, source=EMBEDDED_DEFAULT_SOURCE)
-    # a FIFO would block the read forever, /dev/zero would fill memory: regular files only
-    problem = secret_file_problem(file, what="config file")
-    if problem is not None:
-        raise UserError(problem)
-    return load_file(file)
+    return reader.load(path)

@@ -15,7 +15,11 @@ def plugin_block(config: ConfigTree, kind: PluginKind, name: str) -> ConfigNode 
 
 
 def plugin_section(config: ConfigTree, kind: PluginKind, name: str) -> ConfigSection:
-    """The block of plugin (or listener instance) ``name`` of ``kind``, as hooks receive it."""
-    return ConfigSection(
-        path=f"{kind.section}/{name}", node=plugin_block(config, kind, name), source=config.source
-    )
+    """The block of plugin (or listener instance) ``name`` of ``kind``, as hooks receive it.
+
+    Its ``source`` is the block's own origin (a config source may assemble the tree from
+    several files: :mod:`fence_virt.config.sources`), else the tree's.
+    """
+    node = plugin_block(config, kind, name)
+    source = node.source if node is not None and node.source else config.source
+    return ConfigSection(path=f"{kind.section}/{name}", node=node, source=source)
