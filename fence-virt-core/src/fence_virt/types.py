@@ -11,6 +11,7 @@ operations on the VM and calls the :class:`Backend`; when the answer is known, e
 
 from __future__ import annotations
 
+import enum
 import uuid as uuidlib
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,14 @@ from fence_virt.protocol import HostState, Operation, Response
 __all__ = [
     "Availability",
     "Backend",
+    "CheckContext",
+    "Diagnosable",
     "Dispatcher",
+    "Finding",
     "FinishedRequest",
     "Listener",
     "MaybeAwaitable",
+    "Severity",
     "Target",
     "domain_uuid",
 ]
@@ -251,3 +256,77 @@ class FinishedRequest:
     #: why it was refused or failed (static map, an authorization plugin, a backend error);
     #: ``None`` for a normal answer
     reason: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# fence_virtd --check
+
+
+class Severity(enum.Enum):
+    """How bad one :class:`Finding` is; any ``PROBLEM`` makes ``fence_virtd --check`` exit 1."""
+
+    OK = "ok"
+    #: works, but the administrator should know (e.g. a key file's mode was tightened)
+    WARNING = "warning"
+    #: fencing would fail or be unsafe as configured
+    PROBLEM = "PROBLEM"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One line of ``fence_virtd --check``: what was checked and, for a problem, what to do."""
+
+    severity: Severity
+    #: one line, e.g. "cannot join multicast group 225.0.0.12 on virbr0: No such device"
+    text: str
+    #: one line saying what to change, e.g. 'set interface = "virbr0"'; ``None`` for ok lines
+    fix: str | None = None
+
+    @classmethod
+    def ok(cls, text: str) -> Finding:
+        return cls(Severity.OK, text)
+
+    @classmethod
+    def warning(cls, text: str, fix: str | None = None) -> Finding:
+        return cls(Severity.WARNING, text, fix)
+
+    @classmethod
+    def problem(cls, text: str, fix: str) -> Finding:
+        return cls(Severity.PROBLEM, text, fix)
+
+    @property
+    def is_problem(self) -> bool:
+        return self.severity is Severity.PROBLEM
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What ``fence_virtd --check`` knows besides the configuration."""
+
+    #: the bytes of a key file copied from a guest (``--key-of-guest FILE``), to compare with
+    #: the listener's key; ``None`` when not given
+    guest_key: bytes | None = None
+    #: where ``guest_key`` was read from, for messages
+    guest_key_file: str | None = None
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """Optional method of a :class:`Listener` or :class:`Backend` object: its own checks.
+
+    ``fence_virtd --check`` calls it after building the object -- for a listener before
+    ``start()`` (it may bind a socket and close it again to see whether it could), for a
+    backend after a successful ``start()`` (it may use its connections) -- and prints each
+    finding as one line. A plain ``def`` runs in a worker thread, an ``async def`` on the
+    event loop. What core checks itself (the backend starts, the VMs it lists, static maps
+    naming VMs the backend does not list) need not be repeated here.
+    """
+
+    def diagnose(self, context: CheckContext) -> MaybeAwaitable[Sequence[Finding]]:
+        """Check what only this plugin knows: key files, sockets, routes, hypervisor URIs.
+
+        :param context: the guest's key, if the administrator gave one.
+        :returns: findings in the order to print them; a problem carries its fix.
+        :raises Exception: counts as one problem naming the plugin (never ends the check).
+        """
+        ...

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from fence_virt import Dispatcher
+from fence_virt import CheckContext, Dispatcher, Finding
 from fence_virt.errors import LocalError, RemoteError
 from fence_virt.listening import (
     Credentials,
@@ -33,6 +33,7 @@ from fence_virt.listening import (
     serve,
 )
 from fence_virt_listener_multicast.datagram import Accepted, check_datagram
+from fence_virt_listener_multicast.diagnosis import diagnose
 from fence_virt_listener_multicast.settings import MulticastSettings
 from fence_virt_listener_multicast.sockets import connect_back, open_group_socket
 
@@ -125,6 +126,10 @@ class MulticastListener:
 
     def describe(self) -> str:
         return f"{self._settings.describe()} ({self._settings.family.value})"
+
+    def diagnose(self, context: CheckContext) -> list[Finding]:
+        """``fence_virtd --check`` (:class:`fence_virt.Diagnosable`): key, route, socket."""
+        return diagnose(self._settings, self._credentials.key, context)
 
     async def start(self, dispatcher: Dispatcher) -> None:
         if self._transport is not None:

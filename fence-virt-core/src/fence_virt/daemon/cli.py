@@ -1,4 +1,4 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins).
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins, --check).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from fence_virt.daemon import listing
+from fence_virt.daemon import doctor, listing
 from fence_virt.daemon.app import Daemon
 from fence_virt.daemon.background import StartupReport, detach
 from fence_virt.daemon.defaults import (
@@ -30,6 +30,8 @@ from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
+from fence_virt.protocol import MAX_KEY_LEN
+from fence_virt.types import CheckContext
 
 __all__ = ["main"]
 
@@ -137,6 +139,22 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int
     return 0 if all(r.loads for r in rows) else 1
 
 
+def _check(config_file: str | None, explicit: bool, guest_key_file: str | None) -> int:
+    """``--check``: print the doctor's report; 1 if it found a problem."""
+    context = CheckContext()
+    if guest_key_file is not None:
+        try:
+            with open(guest_key_file, "rb") as file:  # a copy: its mode is not ours to change
+                context = CheckContext(file.read(MAX_KEY_LEN), guest_key_file)
+        except OSError as exc:
+            raise UserError(f"guest key file {guest_key_file}: {exc.strerror}") from exc
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("stevedore").setLevel(logging.CRITICAL)
+    report = doctor.run_check(config_file, explicit=explicit, context=context)
+    click.echo(report.render())
+    return 1 if report.problems else 0
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-F", "foreground", is_flag=True, help="Stay in the foreground; log to stderr.")
 @click.option(
@@ -162,6 +180,19 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool) -> int
 )
 @click.option("--list-plugins", is_flag=True, help="List installed plugins and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Check the configuration, plugins, keys, sockets and backend, print one line per "
+    "finding and exit (1 if fencing would fail).",
+)
+@click.option(
+    "--key-of-guest",
+    "guest_key_file",
+    default=None,
+    metavar="FILE",
+    help="With --check: a copy of the key file a guest uses, compared with each listener's.",
+)
 def main(
     foreground: bool,
     debug: int | None,
@@ -171,15 +202,21 @@ def main(
     default_config: bool,
     list_plugins: bool,
     as_json: bool,
+    check: bool,
+    guest_key_file: str | None,
 ) -> None:
     """fence_virtd: fence virtual machines on behalf of guest clusters."""
     if default_config and config_file is not None:
         raise click.UsageError("-f and --default-config exclude each other")
+    if guest_key_file is not None and not check:
+        raise click.UsageError("--key-of-guest needs --check")
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
     try:
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json))
+        if check:
+            sys.exit(_check(path, explicit, guest_key_file))
         _run(Options(path, explicit, foreground, debug, wait, pid_file))
     except UserError as exc:
         click.echo(f"fence_virtd: {exc}", err=True)

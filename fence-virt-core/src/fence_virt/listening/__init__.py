@@ -6,7 +6,8 @@ serial and vmchannel listeners behave alike and none copies another:
 
 * **keys** -- :func:`load_key` reads the shared key file (mode tightened to 0600, as C);
   :func:`load_listener_key` adds the warnings for ``hash``/``auth`` = none; :func:`key_problem`
-  is the side-effect-free check for ``fence_virt_listener_check``.
+  is the side-effect-free check for ``fence_virt_listener_check``; :func:`key_findings` the
+  lines ``fence_virtd --check`` prints for a key (fingerprint, comparison with a guest's).
 * **stream session** (fence_req transports: multicast connect-back, tcp, vsock) --
   :func:`receive_request` reads and verifies the 176-byte request where the client sends it
   first (tcp, vsock); :func:`serve` runs the challenge/response (:func:`authenticate`), asks
@@ -66,7 +67,13 @@ from fence_virt.listening.channel import SocketChannel
 from fence_virt.listening.droplog import DropLog
 from fence_virt.listening.guests import GuestSocketServer
 from fence_virt.listening.history import HISTORY_WINDOW, HistoryKey, RequestHistory, request_key
-from fence_virt.listening.keys import key_problem, load_key, load_listener_key
+from fence_virt.listening.keys import (
+    key_findings,
+    key_fingerprint,
+    key_problem,
+    load_key,
+    load_listener_key,
+)
 from fence_virt.listening.replay import REPLAY_CAPACITY, REPLAY_WINDOW, ReplayGuard
 from fence_virt.listening.serial import NO_MAGIC, SerialRequestReader, Skipped
 from fence_virt.listening.server import MAX_CONNECTIONS, Requester, StreamServer
@@ -112,6 +119,8 @@ __all__ = [
     "answer",
     "answer_serial",
     "authenticate",
+    "key_findings",
+    "key_fingerprint",
     "key_problem",
     "load_key",
     "load_listener_key",
