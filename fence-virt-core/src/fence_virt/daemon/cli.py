@@ -8,6 +8,7 @@ This module parses options, runs the process around a :class:`~fence_virt.daemon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from fence_virt.daemon.defaults import (
 from fence_virt.daemon.logs import install_logging
 from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
+from fence_virt.daemon.systemd import Notifier, render_unit
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
 from fence_virt.protocol import MAX_KEY_LEN
@@ -69,15 +71,30 @@ class Options:
     pid_file: str
 
 
-async def _serve(daemon: Daemon, report: StartupReport) -> None:
-    """Run ``daemon`` until SIGTERM or SIGINT."""
+async def _serve(daemon: Daemon, report: StartupReport, notifier: Notifier | None) -> None:
+    """Run ``daemon`` until SIGTERM or SIGINT, telling systemd when it is ready and stopping
+    (``notifier``, from ``$NOTIFY_SOCKET``) and pinging its watchdog meanwhile."""
     loop = asyncio.get_running_loop()
+
+    def ready() -> None:
+        report.ready()
+        if notifier is not None:
+            notifier.ready(
+                f"serving {len(daemon.listeners)} listener(s), backend {daemon.backend_entry.name}"
+            )
+
+    def stop() -> None:
+        if notifier is not None:
+            notifier.stopping()
+        daemon.request_stop()
+
     for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, daemon.request_stop)
+        loop.add_signal_handler(sig, stop)
     for sig in IGNORED_SIGNALS:
         loop.add_signal_handler(sig, _ignored, sig)
     try:
-        await daemon.run(ready=report.ready)
+        async with notifier.watching() if notifier else contextlib.nullcontext():
+            await daemon.run(ready=ready)
     finally:
         for sig in (*STOP_SIGNALS, *IGNORED_SIGNALS):
             loop.remove_signal_handler(sig)
@@ -120,7 +137,7 @@ def _run(options: Options) -> None:
     try:
         pid_file.acquire()
         try:
-            asyncio.run(_serve(daemon, report))
+            asyncio.run(_serve(daemon, report, Notifier.from_environment()))
             _exit_without_abandoned_threads(daemon, pid_file)
         finally:
             pid_file.release()
@@ -181,6 +198,11 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None) 
 @click.option("--list-plugins", is_flag=True, help="List installed plugins and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
 @click.option(
+    "--systemd-unit",
+    is_flag=True,
+    help="Print the systemd unit file for this fence_virtd (Type=notify) and exit.",
+)
+@click.option(
     "--check",
     is_flag=True,
     help="Check the configuration, plugins, keys, sockets and backend, print one line per "
@@ -202,6 +224,7 @@ def main(
     default_config: bool,
     list_plugins: bool,
     as_json: bool,
+    systemd_unit: bool,
     check: bool,
     guest_key_file: str | None,
 ) -> None:
@@ -212,6 +235,9 @@ def main(
         raise click.UsageError("--key-of-guest needs --check")
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
+    if systemd_unit:
+        click.echo(render_unit(), nl=False)
+        return
     try:
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json))
