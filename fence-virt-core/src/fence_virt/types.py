@@ -256,6 +256,8 @@ class FinishedRequest:
     #: why it was refused or failed (static map, an authorization plugin, a backend error);
     #: ``None`` for a normal answer
     reason: str | None = None
+    #: the id on every log line of this request (:mod:`fence_virt.tracing`)
+    request_id: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------

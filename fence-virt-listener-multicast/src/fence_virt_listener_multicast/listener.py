@@ -32,6 +32,7 @@ from fence_virt.listening import (
     SocketChannel,
     serve,
 )
+from fence_virt.tracing import request_context
 from fence_virt_listener_multicast.datagram import Accepted, check_datagram
 from fence_virt_listener_multicast.diagnosis import diagnose
 from fence_virt_listener_multicast.settings import MulticastSettings
@@ -182,9 +183,11 @@ class MulticastListener:
             self._history.release(key)
             self._drops.drop(sender, f"{len(self._tasks)} requests in progress (max_requests)")
             return
-        self.log.debug("%s: accepted (UDP from %s)", _About(accepted), sender)
+        # the request's task, and this line, carry a request id of their own
+        context = request_context()
+        context.run(self.log.debug, "%s: accepted (UDP from %s)", _About(accepted), sender)
         self._requests[key] = _Request([accepted], [accepted])
-        task = asyncio.get_running_loop().create_task(self._run(key))
+        task = asyncio.get_running_loop().create_task(self._run(key), context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -56,8 +56,9 @@ A serial listener, per guest stream: see :mod:`fence_virt.listening.serial`; the
 runner for guest sockets is :class:`GuestSocketServer`.
 
 This package imports only :mod:`fence_virt.errors`, :mod:`fence_virt.protocol`,
-:mod:`fence_virt.types` and :mod:`fence_virt.files`: never the daemon, the configuration or
-the plugin machinery.
+:mod:`fence_virt.types`, :mod:`fence_virt.files` and :mod:`fence_virt.tracing` (request ids:
+the stream session and the serial runner begin one per request): never the daemon, the
+configuration or the plugin machinery.
 """
 
 from __future__ import annotations

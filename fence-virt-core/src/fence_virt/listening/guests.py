@@ -46,6 +46,7 @@ from fence_virt.listening.droplog import DropLog
 from fence_virt.listening.history import RequestHistory, request_key
 from fence_virt.listening.serial import SerialRequestReader, Skipped
 from fence_virt.protocol import SerialRequest
+from fence_virt.tracing import begin_request
 from fence_virt.types import Dispatcher
 
 __all__ = [
@@ -264,6 +265,7 @@ class GuestSocketServer:
         if not self._history.claim(claimed):
             drops.drop(str(guest), f"{about}: the same request came in the last 10 s")
             return
+        begin_request()  # the guest's task serves its requests one after the other
         try:
             self._log.debug("%s: %s", guest, about)
             reply = await answer_serial(request, guest.uuid, self._dispatcher, log=self._log)

@@ -37,6 +37,7 @@ from fence_virt.listening.history import RequestHistory, request_key
 from fence_virt.listening.replay import ReplayGuard
 from fence_virt.listening.session import Channel, Credentials, authenticate, receive_request
 from fence_virt.protocol import FenceRequest, HashType
+from fence_virt.tracing import begin_request
 from fence_virt.types import Dispatcher
 
 __all__ = [
@@ -151,6 +152,7 @@ class StreamSessions:
         claimed = (requester, *request_key(request))
         if not self.history.claim(claimed):
             raise RemoteError("retransmit of a request in progress or just answered")
+        begin_request()  # this connection's task serves one request
         about = _About(request, requester)
         self.log.debug("%s: accepted", about)
         channel.timeout = policy.io_timeout
