@@ -41,7 +41,9 @@ def test_every_plugin_and_library_is_in_the_plugin_contracts() -> None:
     plugins = {
         p
         for p, folder in packages.items()
-        if folder.name.startswith(("fence-virt-listener-", "fence-virt-backend-"))
+        if folder.name.startswith(
+            ("fence-virt-listener-", "fence-virt-backend-", "fence-virt-metrics-")
+        )
     }
     libraries = {"fence_virt_libvirt"}
     assert plugins, "no plugin distribution found: the test would prove nothing"

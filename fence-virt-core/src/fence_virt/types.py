@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
+from fence_virt.errors import AuthenticationError
 from fence_virt.protocol import HostState, Operation, Response
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "CheckContext",
     "Diagnosable",
     "Dispatcher",
+    "DropKind",
+    "DroppedRequest",
     "Finding",
     "FinishedRequest",
     "Listener",
@@ -104,6 +107,41 @@ class Target:
         return domain_uuid(self.domain, by_uuid=self.by_uuid)
 
 
+class DropKind(enum.Enum):
+    """Why a listener refused an input before it became a request (metrics label values)."""
+
+    #: wrongly signed, or the challenge/response failed: a key or ``auth`` mismatch, or an
+    #: attacker
+    AUTHENTICATION = "authentication"
+    #: not a request: wrong size or magic, bad fields, a peer that went silent
+    MALFORMED = "malformed"
+    #: a replayed copy of a request already served, or the same request again too soon
+    REPLAY = "replay"
+    #: the listener is serving as many requests as it may
+    OVERLOAD = "overload"
+
+    @classmethod
+    def of(cls, error: BaseException) -> DropKind:
+        """``AUTHENTICATION`` for an :class:`~fence_virt.errors.AuthenticationError`, else
+        ``MALFORMED`` (the kind of a :class:`~fence_virt.errors.RemoteError`)."""
+        return cls.AUTHENTICATION if isinstance(error, AuthenticationError) else cls.MALFORMED
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedRequest:
+    """One input a listener refused, as ``fence_virt_request_dropped`` observers receive it."""
+
+    #: the listener instance that refused it
+    listener: str
+    #: who sent it, as the listener saw it (address, CID, guest UUID); not vouched for
+    requester: str
+    kind: DropKind
+    #: the log line's reason, e.g. "wrong signature (sha256)"
+    reason: str
+    #: seconds since the epoch (``time.time()``)
+    when: float
+
+
 class Dispatcher(Protocol):
     """What core gives a listener: the one way to reach the backend.
 
@@ -119,6 +157,13 @@ class Dispatcher(Protocol):
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         """Return the VMs ``requester`` may see, in backend order; raise
         :class:`fence_virt.errors.BackendError` if the backend cannot list."""
+        ...
+
+    def dropped(self, requester: str, kind: DropKind, reason: str) -> None:
+        """Tell core that an input was refused before it became a request (for the
+        ``fence_virt_request_dropped`` observers: metrics of authentication failures and
+        dropped datagrams). Plain ``def``: returns at once, never raises. The listener logs
+        the drop itself (:class:`fence_virt.listening.DropLog`)."""
         ...
 
 

@@ -79,6 +79,7 @@ def test_ready_after_the_listener_is_bound_watchdog_pings_and_stopping(
         daemon.process.send_signal(15)
         stopping = messages(notify_socket, "STOPPING")[-1]
         assert stopping == {"STOPPING": "1", "STATUS": "shutting down"}
+        daemon.process.wait(10)  # a second SIGTERM during the shutdown would kill it
     finally:
         status = daemon.stop()
     assert status == 0, daemon.log()

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from fence_virt import CheckContext, Dispatcher, Finding
+from fence_virt import CheckContext, Dispatcher, DropKind, Finding
 from fence_virt.errors import LocalError, RemoteError
 from fence_virt.listening import (
     Credentials,
@@ -138,7 +138,9 @@ class MulticastListener:
         sock = open_group_socket(self._settings)
         self._dispatcher = dispatcher
         loop = asyncio.get_running_loop()
-        self._drops = DropLog(self.log, schedule=loop.call_later, what="datagram")
+        self._drops = DropLog(
+            self.log, schedule=loop.call_later, what="datagram", report=dispatcher.dropped
+        )
         self._transport, self._receiver = await loop.create_datagram_endpoint(
             lambda: _Receiver(self), sock=sock
         )
@@ -163,11 +165,13 @@ class MulticastListener:
         try:
             accepted = check_datagram(data, self._credentials.key, self._settings.hash)
         except RemoteError as exc:
-            self._drops.drop(sender, str(exc))
+            self._drops.drop(sender, str(exc), DropKind.of(exc))
             return
         age = self._replays.age(accepted.request)
         if age is not None:
-            self._drops.drop(sender, f"replayed copy of a request served {age:.0f} s ago")
+            self._drops.drop(
+                sender, f"replayed copy of a request served {age:.0f} s ago", DropKind.REPLAY
+            )
             return
         key = accepted.history_key
         if not self._history.claim(key):
@@ -181,7 +185,11 @@ class MulticastListener:
             return
         if len(self._tasks) >= self._settings.max_requests:
             self._history.release(key)
-            self._drops.drop(sender, f"{len(self._tasks)} requests in progress (max_requests)")
+            self._drops.drop(
+                sender,
+                f"{len(self._tasks)} requests in progress (max_requests)",
+                DropKind.OVERLOAD,
+            )
             return
         # the request's task, and this line, carry a request id of their own
         context = request_context()
@@ -247,6 +255,7 @@ class MulticastListener:
             )
         except RemoteError as exc:
             self.log.warning("%s: %s", _About(accepted), exc)
+            self._dispatcher.dropped(accepted.host, DropKind.of(exc), str(exc))
         else:
             self.log.debug("%s: answered %d", _About(accepted), reply[0])
         finally:

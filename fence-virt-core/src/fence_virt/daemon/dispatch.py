@@ -40,7 +40,14 @@ from fence_virt.errors import BackendError, FenceVirtError
 from fence_virt.plugins import PluginEntry, PluginHooks
 from fence_virt.protocol import HostState, Operation, Response
 from fence_virt.tracing import begin_request, current_request_id
-from fence_virt.types import Backend, FinishedRequest, MaybeAwaitable, Target
+from fence_virt.types import (
+    Backend,
+    DropKind,
+    DroppedRequest,
+    FinishedRequest,
+    MaybeAwaitable,
+    Target,
+)
 
 __all__ = ["BackendRunner", "KeyedLocks", "RequestDispatcher"]
 
@@ -311,6 +318,15 @@ class RequestDispatcher:
         )
         self._finished(Operation.HOSTLIST, target, Response.SUCCESS, started, duration, None)
         return allowed
+
+    def dropped(self, requester: str, kind: DropKind, reason: str) -> None:
+        """Schedule the drop observers (:meth:`fence_virt.Dispatcher.dropped`)."""
+        if not self._hooks.has_drop_observers:
+            return
+        record = DroppedRequest(
+            listener=self.listener, requester=requester, kind=kind, reason=reason, when=time.time()
+        )
+        asyncio.get_running_loop().call_soon(self._hooks.request_dropped, record)
 
     def _finished(
         self,

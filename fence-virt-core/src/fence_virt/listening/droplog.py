@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from fence_virt.types import DropKind
+
 __all__ = ["BURST", "RATE", "SUMMARY_DELAY", "DropLog", "Scheduler"]
 
 #: sustained drop lines per second, and the burst allowed before limiting starts
@@ -35,11 +37,13 @@ class DropLog:
         schedule: Scheduler | None = None,
         *,
         what: str = "request",
+        report: Callable[[str, DropKind, str], None] | None = None,
     ) -> None:
         """``rate``: lines per second; ``burst``: lines before limiting starts; ``clock``:
         seconds, monotonic; ``schedule(delay, callback)`` (e.g. ``loop.call_later``) enables
         summary lines; ``what``: the noun for one dropped input (``"datagram"``, ``"request"``),
-        pluralised with ``s`` in summaries."""
+        pluralised with ``s`` in summaries; ``report(sender, kind, reason)`` is told of every
+        drop, logged or not (a listener passes its dispatcher's ``dropped``)."""
         self._logger = logger
         self._schedule = schedule
         self._rate = rate
@@ -49,9 +53,13 @@ class DropLog:
         self._tokens = burst
         self._last = clock()
         self.suppressed = 0
+        self.report = report
 
-    def drop(self, sender: str, reason: str) -> None:
-        """Log (or count) one dropped input from ``sender`` (address, CID, guest UUID)."""
+    def drop(self, sender: str, reason: str, kind: DropKind = DropKind.MALFORMED) -> None:
+        """Log (or count) one dropped input from ``sender`` (address, CID, guest UUID), and
+        report it (``report``) as ``kind``."""
+        if self.report is not None:
+            self.report(sender, kind, reason)
         now = self._clock()
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
         self._last = now

@@ -38,7 +38,7 @@ from fence_virt.listening.replay import ReplayGuard
 from fence_virt.listening.session import Channel, Credentials, authenticate, receive_request
 from fence_virt.protocol import FenceRequest, HashType
 from fence_virt.tracing import begin_request
-from fence_virt.types import Dispatcher
+from fence_virt.types import Dispatcher, DropKind
 
 __all__ = [
     "IO_TIMEOUT",
@@ -80,6 +80,10 @@ class StreamPolicy:
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.auth, self.key)
+
+
+class _Repeated(RemoteError):
+    """A replayed or retransmitted request: refused, and reported as ``DropKind.REPLAY``."""
 
 
 class _About:
@@ -135,8 +139,12 @@ class StreamSessions:
         """
         try:
             return await self._serve(channel, requester, dispatcher)
+        except _Repeated as exc:
+            self.drops.drop(requester, str(exc))
+            dispatcher.dropped(requester, DropKind.REPLAY, str(exc))
         except RemoteError as exc:
             self.drops.drop(requester, str(exc))
+            dispatcher.dropped(requester, DropKind.of(exc), str(exc))
         except Exception:  # a bug must cost one connection, never the listener
             self.log.exception("connection from %s: unexpected error", requester)
         return None
@@ -147,11 +155,11 @@ class StreamSessions:
         request = await receive_request(channel, policy.key, policy.hash)
         age = self.replays.age(request)
         if age is not None:
-            raise RemoteError(f"replayed copy of a request received {age:.0f} s ago")
+            raise _Repeated(f"replayed copy of a request received {age:.0f} s ago")
         self.replays.remember(request)
         claimed = (requester, *request_key(request))
         if not self.history.claim(claimed):
-            raise RemoteError("retransmit of a request in progress or just answered")
+            raise _Repeated("retransmit of a request in progress or just answered")
         begin_request()  # this connection's task serves one request
         about = _About(request, requester)
         self.log.debug("%s: accepted", about)
