@@ -1,4 +1,4 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins, --check).
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --list-plugins, --check).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -30,6 +30,7 @@ from fence_virt.daemon.logs import install_logging
 from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.daemon.systemd import Notifier, render_unit
+from fence_virt.daemon.wizard import run_wizard
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
 from fence_virt.protocol import MAX_KEY_LEN
@@ -191,6 +192,13 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None) 
     "-p", "pid_file", default=DEFAULT_PID_FILE, show_default=True, metavar="FILE", help="Pid file."
 )
 @click.option(
+    "-c",
+    "configure",
+    is_flag=True,
+    help="Interactive configuration wizard: ask C's questions, show the result, write the "
+    "config file (-f) if confirmed.",
+)
+@click.option(
     "--default-config",
     is_flag=True,
     help="Run on the embedded default (libvirt test driver), ignoring config files.",
@@ -221,6 +229,7 @@ def main(
     config_file: str | None,
     wait: bool,
     pid_file: str,
+    configure: bool,
     default_config: bool,
     list_plugins: bool,
     as_json: bool,
@@ -238,6 +247,8 @@ def main(
     if systemd_unit:
         click.echo(render_unit(), nl=False)
         return
+    if configure:
+        sys.exit(run_wizard(config_file or DEFAULT_CONFIG_FILE, sys.stdin, sys.stdout))
     try:
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json))
