@@ -42,7 +42,12 @@ def test_every_plugin_and_library_is_in_the_plugin_contracts() -> None:
         p
         for p, folder in packages.items()
         if folder.name.startswith(
-            ("fence-virt-listener-", "fence-virt-backend-", "fence-virt-config-")
+            (
+                "fence-virt-listener-",
+                "fence-virt-backend-",
+                "fence-virt-config-",
+                "fence-virt-metrics-",
+            )
         )
     }
     libraries = {"fence_virt_libvirt"}

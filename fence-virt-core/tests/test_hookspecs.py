@@ -15,7 +15,7 @@ HOOKS = [name for name in dir(hookspecs) if name.startswith("fence_virt_")]
 
 
 def test_hooks_exist() -> None:
-    assert len(HOOKS) == 8
+    assert len(HOOKS) == 11
 
 
 @pytest.mark.parametrize("name", HOOKS)

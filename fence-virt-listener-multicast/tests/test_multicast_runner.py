@@ -52,6 +52,9 @@ class GatedDispatcher:
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         return [HostState("vm1", "11111111-1111-1111-1111-111111111111", 1)]
 
+    def dropped(self, requester: str, kind: object, reason: str) -> None:
+        pass
+
     def domains(self) -> list[str]:
         return [target.domain for _, target in self.calls]
 

@@ -6,11 +6,18 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from fence_virt import Availability, ConfigSection, Target, hookimpl
+from fence_virt import Availability, CheckContext, ConfigSection, Finding, Target, hookimpl
 from fence_virt.errors import BackendError, LocalError
 from fence_virt.protocol import HostState, Response
-from fence_virt_backend_libvirt.config import LibvirtSettings, load_settings
-from fence_virt_libvirt import Fencer, Hypervisor, HypervisorUnreachable, probe, quiet_libvirt
+from fence_virt_backend_libvirt.config import WHERE, LibvirtSettings, load_settings
+from fence_virt_libvirt import (
+    Fencer,
+    Hypervisor,
+    HypervisorUnreachable,
+    list_domains,
+    probe,
+    quiet_libvirt,
+)
 
 __all__ = ["LibvirtBackend", "LibvirtBackendPlugin"]
 
@@ -79,6 +86,15 @@ class LibvirtBackend:
         del requester
         return self._running().hostlist()
 
+    def diagnose(self, context: CheckContext) -> list[Finding]:
+        """``fence_virtd --check`` (:class:`fence_virt.Diagnosable`): each URI's VMs.
+
+        A URI that connects but has no VMs is the most common misconfiguration
+        (``qemu:///session`` for ``qemu:///system``, a typo in a remote host): a problem.
+        """
+        del context
+        return [_uri_finding(uri) for uri in self._settings.uris]
+
 
 class LibvirtBackendPlugin:
     """Fence VMs through libvirt: destroy, start and query domains on one or more URIs."""
@@ -97,6 +113,31 @@ class LibvirtBackendPlugin:
     @hookimpl
     def fence_virt_backend_create(self, section: ConfigSection) -> LibvirtBackend:
         return LibvirtBackend(load_settings(section.node, source=section.source))
+
+
+def _uri_finding(uri: str) -> Finding:
+    """One line for one URI: how many VMs it has, or why it has none."""
+    hypervisor = Hypervisor(uri)
+    try:
+        states = list_domains(hypervisor)
+    except BackendError as exc:
+        return Finding.problem(
+            f"{uri}: {exc}", f"check the uri in {WHERE} and that its libvirtd runs"
+        )
+    finally:
+        hypervisor.close()
+    if states:
+        return Finding.ok(f"{uri} has {len(states)} VM(s)")
+    hint = (
+        " (VMs defined as root are on qemu:///system, not qemu:///session)"
+        if "session" in uri
+        else ""
+    )
+    return Finding.problem(
+        f"{uri} connects but has no VMs: every fencing request would fail",
+        f"set uri in {WHERE} to the hypervisor the guests run on; `virsh -c URI list --all` "
+        f"shows a URI's VMs{hint}",
+    )
 
 
 def _connect_all(hypervisors: Sequence[Hypervisor]) -> list[str]:

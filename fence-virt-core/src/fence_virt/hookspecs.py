@@ -30,7 +30,9 @@ Two sorts of hooks:
 * **Factory hooks** (``*_check``, ``*_create``, ``*_configure``) are called on *one* plugin at
   a time -- the one the configuration names -- so they are ``firstresult`` and ``None`` means
   "not implemented".
-* **Cross-cutting hooks** (``fence_virt_request_finished``, ``fence_virt_authorize``,
+* **Cross-cutting hooks** (``fence_virt_authorize``, the observers
+  ``fence_virt_request_finished``, ``fence_virt_request_dropped``,
+  ``fence_virt_backend_state``, and ``fence_virt_daemon_started`` /
   ``fence_virt_daemon_stopped``) are called on *every* registered plugin that implements
   them: the daemon's listener and backend plugins and every enabled extension. One failing
   implementation does not keep the others from being called.
@@ -60,7 +62,14 @@ import pluggy
 if TYPE_CHECKING:
     from fence_virt.config import ConfigSection, ConfigTree
     from fence_virt.protocol import HostState, Operation
-    from fence_virt.types import Availability, Backend, FinishedRequest, Listener, Target
+    from fence_virt.types import (
+        Availability,
+        Backend,
+        DroppedRequest,
+        FinishedRequest,
+        Listener,
+        Target,
+    )
 
 #: pluggy project name; also the prefix of every hook
 PROJECT_NAME = "fence_virt"
@@ -201,6 +210,54 @@ def fence_virt_request_finished(request: FinishedRequest) -> None:
 
     :param request: what was asked, by whom, through which listener instance, the answer
         and how long it took.
+    :returns: nothing.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def fence_virt_request_dropped(drop: DroppedRequest) -> None:
+    """Observe one input a listener refused before it became a request: for metrics.
+
+    Wrongly signed datagrams and failed challenge/responses (``drop.kind`` is
+    ``DropKind.AUTHENTICATION``: a key mismatch or an attacker), garbage, replays and
+    overload. Called for every one, also those the listener's rate-limited log does not
+    show, so it can come in floods: count in memory and return. Scheduled on the event loop
+    like ``fence_virt_request_finished``; an exception is logged with the plugin's name.
+
+    :param drop: which listener instance, who sent it (unverified), why.
+    :returns: nothing.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def fence_virt_backend_state(backend: str, up: bool, reason: str) -> None:
+    """Observe the backend starting and stopping: for a "backend up" metric or an alert.
+
+    Called with ``up=True`` once ``start()`` succeeded, ``up=False`` for each failed
+    ``start()`` (also every 5 s while ``fence_virtd -w`` waits) and after ``stop()``. Core
+    sees only start and stop; a backend that loses its hypervisor while running says so in
+    the answers (``devstatus`` failing), which ``fence_virt_request_finished`` shows.
+
+    :param backend: the backend plugin's name (``libvirt``).
+    :param up: whether it is running now.
+    :param reason: one line, e.g. "started", "cannot connect to qemu:///system: ...".
+    :returns: nothing.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def fence_virt_daemon_started() -> None:
+    """Acquire what the plugin needs while the daemon serves: the daemon has started.
+
+    Called once, when the backend runs and every listener is bound (the moment systemd is
+    told ``READY=1``), on the event-loop thread: a metrics extension starts its HTTP server
+    here (never in ``fence_virt_extension_configure``, which ``fence_virtd --check`` calls
+    too). Release it in ``fence_virt_daemon_stopped``. An exception is logged with the
+    plugin's name and the daemon serves on.
+
     :returns: nothing.
     """
     raise NotImplementedError

@@ -11,20 +11,28 @@ operations on the VM and calls the :class:`Backend`; when the answer is known, e
 
 from __future__ import annotations
 
+import enum
 import uuid as uuidlib
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
+from fence_virt.errors import AuthenticationError
 from fence_virt.protocol import HostState, Operation, Response
 
 __all__ = [
     "Availability",
     "Backend",
+    "CheckContext",
+    "Diagnosable",
     "Dispatcher",
+    "DropKind",
+    "DroppedRequest",
+    "Finding",
     "FinishedRequest",
     "Listener",
     "MaybeAwaitable",
+    "Severity",
     "Target",
     "domain_uuid",
 ]
@@ -99,6 +107,41 @@ class Target:
         return domain_uuid(self.domain, by_uuid=self.by_uuid)
 
 
+class DropKind(enum.Enum):
+    """Why a listener refused an input before it became a request (metrics label values)."""
+
+    #: wrongly signed, or the challenge/response failed: a key or ``auth`` mismatch, or an
+    #: attacker
+    AUTHENTICATION = "authentication"
+    #: not a request: wrong size or magic, bad fields, a peer that went silent
+    MALFORMED = "malformed"
+    #: a replayed copy of a request already served, or the same request again too soon
+    REPLAY = "replay"
+    #: the listener is serving as many requests as it may
+    OVERLOAD = "overload"
+
+    @classmethod
+    def of(cls, error: BaseException) -> DropKind:
+        """``AUTHENTICATION`` for an :class:`~fence_virt.errors.AuthenticationError`, else
+        ``MALFORMED`` (the kind of a :class:`~fence_virt.errors.RemoteError`)."""
+        return cls.AUTHENTICATION if isinstance(error, AuthenticationError) else cls.MALFORMED
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedRequest:
+    """One input a listener refused, as ``fence_virt_request_dropped`` observers receive it."""
+
+    #: the listener instance that refused it
+    listener: str
+    #: who sent it, as the listener saw it (address, CID, guest UUID); not vouched for
+    requester: str
+    kind: DropKind
+    #: the log line's reason, e.g. "wrong signature (sha256)"
+    reason: str
+    #: seconds since the epoch (``time.time()``)
+    when: float
+
+
 class Dispatcher(Protocol):
     """What core gives a listener: the one way to reach the backend.
 
@@ -114,6 +157,13 @@ class Dispatcher(Protocol):
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         """Return the VMs ``requester`` may see, in backend order; raise
         :class:`fence_virt.errors.BackendError` if the backend cannot list."""
+        ...
+
+    def dropped(self, requester: str, kind: DropKind, reason: str) -> None:
+        """Tell core that an input was refused before it became a request (for the
+        ``fence_virt_request_dropped`` observers: metrics of authentication failures and
+        dropped datagrams). Plain ``def``: returns at once, never raises. The listener logs
+        the drop itself (:class:`fence_virt.listening.DropLog`)."""
         ...
 
 
@@ -251,3 +301,79 @@ class FinishedRequest:
     #: why it was refused or failed (static map, an authorization plugin, a backend error);
     #: ``None`` for a normal answer
     reason: str | None = None
+    #: the id on every log line of this request (:mod:`fence_virt.tracing`)
+    request_id: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# fence_virtd --check
+
+
+class Severity(enum.Enum):
+    """How bad one :class:`Finding` is; any ``PROBLEM`` makes ``fence_virtd --check`` exit 1."""
+
+    OK = "ok"
+    #: works, but the administrator should know (e.g. a key file's mode was tightened)
+    WARNING = "warning"
+    #: fencing would fail or be unsafe as configured
+    PROBLEM = "PROBLEM"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One line of ``fence_virtd --check``: what was checked and, for a problem, what to do."""
+
+    severity: Severity
+    #: one line, e.g. "cannot join multicast group 225.0.0.12 on virbr0: No such device"
+    text: str
+    #: one line saying what to change, e.g. 'set interface = "virbr0"'; ``None`` for ok lines
+    fix: str | None = None
+
+    @classmethod
+    def ok(cls, text: str) -> Finding:
+        return cls(Severity.OK, text)
+
+    @classmethod
+    def warning(cls, text: str, fix: str | None = None) -> Finding:
+        return cls(Severity.WARNING, text, fix)
+
+    @classmethod
+    def problem(cls, text: str, fix: str) -> Finding:
+        return cls(Severity.PROBLEM, text, fix)
+
+    @property
+    def is_problem(self) -> bool:
+        return self.severity is Severity.PROBLEM
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What ``fence_virtd --check`` knows besides the configuration."""
+
+    #: the bytes of a key file copied from a guest (``--key-of-guest FILE``), to compare with
+    #: the listener's key; ``None`` when not given
+    guest_key: bytes | None = None
+    #: where ``guest_key`` was read from, for messages
+    guest_key_file: str | None = None
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """Optional method of a :class:`Listener` or :class:`Backend` object: its own checks.
+
+    ``fence_virtd --check`` calls it after building the object -- for a listener before
+    ``start()`` (it may bind a socket and close it again to see whether it could), for a
+    backend after a successful ``start()`` (it may use its connections) -- and prints each
+    finding as one line. A plain ``def`` runs in a worker thread, an ``async def`` on the
+    event loop. What core checks itself (the backend starts, the VMs it lists, static maps
+    naming VMs the backend does not list) need not be repeated here.
+    """
+
+    def diagnose(self, context: CheckContext) -> MaybeAwaitable[Sequence[Finding]]:
+        """Check what only this plugin knows: key files, sockets, routes, hypervisor URIs.
+
+        :param context: the guest's key, if the administrator gave one.
+        :returns: findings in the order to print them; a problem carries its fix.
+        :raises Exception: counts as one problem naming the plugin (never ends the check).
+        """
+        ...

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fence_virt import Target, hookimpl
+from fence_virt import DropKind, Target, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import ConfigError
 from fence_virt.protocol import HostState, Operation, Response
@@ -262,6 +262,8 @@ class KeyedListener(MemoryListener):
             return "1"
         key, operation, domain, seqno = words
         if self.check_key and key != self._key:
+            assert self._dispatcher is not None
+            self._dispatcher.dropped(REQUESTER, DropKind.AUTHENTICATION, "wrong key")
             return "1"
         seen = (operation, domain, seqno)
         if self.filter_copies and seen in self._answered:

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from fence_virt import Dispatcher
+from fence_virt import CheckContext, Dispatcher, DropKind, Finding
 from fence_virt.errors import LocalError, RemoteError
 from fence_virt.listening import (
     Credentials,
@@ -41,7 +41,9 @@ from fence_virt.listening import (
     SourceLog,
     serve,
 )
+from fence_virt.tracing import request_context
 from fence_virt_listener_multicast.datagram import Accepted, check_datagram
+from fence_virt_listener_multicast.diagnosis import diagnose
 from fence_virt_listener_multicast.settings import MulticastSettings
 from fence_virt_listener_multicast.sockets import connect_back, open_group_socket
 
@@ -139,13 +141,19 @@ class MulticastListener:
     def describe(self) -> str:
         return f"{self._settings.describe()} ({self._settings.family.value})"
 
+    def diagnose(self, context: CheckContext) -> list[Finding]:
+        """``fence_virtd --check`` (:class:`fence_virt.Diagnosable`): key, route, socket."""
+        return diagnose(self._settings, self._credentials.key, context)
+
     async def start(self, dispatcher: Dispatcher) -> None:
         if self._transport is not None:
             raise LocalError("multicast listener started twice")
         sock = open_group_socket(self._settings)
         self._dispatcher = dispatcher
         loop = asyncio.get_running_loop()
-        self._drops = DropLog(self.log, schedule=loop.call_later, what="datagram")
+        self._drops = DropLog(
+            self.log, schedule=loop.call_later, what="datagram", report=dispatcher.dropped
+        )
         self._replay_log = SourceLog(self._drops, what="replayed copies", schedule=loop.call_later)
         state_file = self._settings.replay.state_file
         if state_file is not None and self._store is None:
@@ -186,12 +194,12 @@ class MulticastListener:
         try:
             accepted = check_datagram(data, self._credentials.key, self._settings.hash)
         except RemoteError as exc:
-            self._drops.drop(sender, str(exc))
+            self._drops.drop(sender, str(exc), DropKind.of(exc))
             return
         age = self._replays.age(accepted.request)
         if age is not None:
             reason = f"replayed copy of a request received {age:.0f} s ago"
-            self._replay_log.refuse(_sender_ip(sender), sender, reason)
+            self._replay_log.refuse(_sender_ip(sender), sender, reason, DropKind.REPLAY)
             return
         self._replays.remember(accepted.request)
         key = accepted.history_key
@@ -204,11 +212,17 @@ class MulticastListener:
             return
         if len(self._tasks) >= self._settings.max_requests:
             self._history.release(key)
-            self._drops.drop(sender, f"{len(self._tasks)} requests in progress (max_requests)")
+            self._drops.drop(
+                sender,
+                f"{len(self._tasks)} requests in progress (max_requests)",
+                DropKind.OVERLOAD,
+            )
             return
-        self.log.debug("%s: accepted (UDP from %s)", _About(accepted), sender)
+        # the request's task, and this line, carry a request id of their own
+        context = request_context()
+        context.run(self.log.debug, "%s: accepted (UDP from %s)", _About(accepted), sender)
         self._requests[key] = _Request(accepted, [accepted])
-        task = asyncio.get_running_loop().create_task(self._run(key))
+        task = asyncio.get_running_loop().create_task(self._run(key), context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -266,6 +280,7 @@ class MulticastListener:
             )
         except RemoteError as exc:
             self.log.warning("%s: %s", _About(accepted), exc)
+            self._dispatcher.dropped(accepted.host, DropKind.of(exc), str(exc))
         else:
             self.log.debug("%s: answered %d", _About(accepted), reply[0])
         finally:

@@ -11,7 +11,9 @@ the first three, listeners own the last. Tests and embedders use it directly::
         ...
 
 Start order: the backend (retried every 5 s while it raises BackendError, with
-``wait_for_backend``), then each listener instance in configuration order. If any step
+``wait_for_backend``), then each listener instance in configuration order; then the
+``fence_virt_daemon_started`` hook. The ``fence_virt_backend_state`` observers hear of every
+start, failed start and stop of the backend. If any step
 fails, what started is stopped again and the error propagates. Stop order: listeners first
 (no new requests; in-flight ones cancelled), then the backend, then the worker threads.
 """
@@ -180,6 +182,7 @@ class Daemon:
                 await self.stop()
                 return False
             self._backend_started = True
+            self.hooks.backend_state(self.backend_entry.name, up=True, reason="started")
             await self._start_listeners(self._runner)
         except BaseException:
             await self.stop()
@@ -190,6 +193,7 @@ class Daemon:
             self.backend_entry.name,
             self.backend.describe(),
         )
+        self.hooks.daemon_started()
         return True
 
     async def _attempt_start(self, runner: BackendRunner) -> bool | None:
@@ -217,6 +221,7 @@ class Daemon:
                 if await self._attempt_start(runner) is None:
                     return False
             except BackendError as exc:
+                self.hooks.backend_state(self.backend_entry.name, up=False, reason=str(exc))
                 if not self.wait_for_backend:
                     raise UserError(
                         f"backend {self.backend_entry.name} failed to start: {exc} "
@@ -267,6 +272,7 @@ class Daemon:
                 await runner.stop()
             except Exception:
                 log.exception("backend %s failed to stop", self.backend_entry.name)
+            self.hooks.backend_state(self.backend_entry.name, up=False, reason="stopped")
         if runner is not None:
             await self._release(runner)
         self.hooks.daemon_stopped()

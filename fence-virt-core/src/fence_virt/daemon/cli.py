@@ -1,5 +1,5 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p, plus --list-plugins and
---new-plugin).
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --list-plugins,
+--check and --new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -9,6 +9,7 @@ This module parses options, runs the process around a :class:`~fence_virt.daemon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 import click
 
 from fence_virt.config.sources import CONFIG_SOURCE_GROUP, DEFAULT_CONFIG_SOURCE
-from fence_virt.daemon import listing, scaffold
+from fence_virt.daemon import doctor, listing, scaffold
 from fence_virt.daemon.app import Daemon
 from fence_virt.daemon.background import StartupReport, detach
 from fence_virt.daemon.config_sources import find_config_source
@@ -32,8 +33,12 @@ from fence_virt.daemon.logs import install_logging
 from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
+from fence_virt.daemon.systemd import Notifier, render_unit
+from fence_virt.daemon.wizard import run_wizard
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
+from fence_virt.protocol import MAX_KEY_LEN
+from fence_virt.types import CheckContext
 
 __all__ = ["main"]
 
@@ -73,15 +78,30 @@ class Options:
     config_source: str = DEFAULT_CONFIG_SOURCE
 
 
-async def _serve(daemon: Daemon, report: StartupReport) -> None:
-    """Run ``daemon`` until SIGTERM or SIGINT."""
+async def _serve(daemon: Daemon, report: StartupReport, notifier: Notifier | None) -> None:
+    """Run ``daemon`` until SIGTERM or SIGINT, telling systemd when it is ready and stopping
+    (``notifier``, from ``$NOTIFY_SOCKET``) and pinging its watchdog meanwhile."""
     loop = asyncio.get_running_loop()
+
+    def ready() -> None:
+        report.ready()
+        if notifier is not None:
+            notifier.ready(
+                f"serving {len(daemon.listeners)} listener(s), backend {daemon.backend_entry.name}"
+            )
+
+    def stop() -> None:
+        if notifier is not None:
+            notifier.stopping()
+        daemon.request_stop()
+
     for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, daemon.request_stop)
+        loop.add_signal_handler(sig, stop)
     for sig in IGNORED_SIGNALS:
         loop.add_signal_handler(sig, _ignored, sig)
     try:
-        await daemon.run(ready=report.ready)
+        async with notifier.watching() if notifier else contextlib.nullcontext():
+            await daemon.run(ready=ready)
     finally:
         for sig in (*STOP_SIGNALS, *IGNORED_SIGNALS):
             loop.remove_signal_handler(sig)
@@ -128,7 +148,7 @@ def _run(options: Options) -> None:
     try:
         pid_file.acquire()
         try:
-            asyncio.run(_serve(daemon, report))
+            asyncio.run(_serve(daemon, report, Notifier.from_environment()))
             _exit_without_abandoned_threads(daemon, pid_file)
         finally:
             pid_file.release()
@@ -145,6 +165,24 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool, source
     rows = listing.collect_rows(config)
     click.echo(listing.render_json(rows) if as_json else listing.render_table(rows))
     return 0 if all(r.loads for r in rows) else 1
+
+
+def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, source: str) -> int:
+    """``--check``: print the doctor's report; 1 if it found a problem."""
+    context = CheckContext()
+    if guest_key_file is not None:
+        try:
+            with open(guest_key_file, "rb") as file:  # a copy: its mode is not ours to change
+                context = CheckContext(file.read(MAX_KEY_LEN), guest_key_file)
+        except OSError as exc:
+            raise UserError(f"guest key file {guest_key_file}: {exc.strerror}") from exc
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("stevedore").setLevel(logging.CRITICAL)
+    report = doctor.run_check(
+        config_file, explicit=explicit, context=context, source=find_config_source(source)
+    )
+    click.echo(report.render())
+    return 1 if report.problems else 0
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,6 +202,13 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool, source
 )
 @click.option(
     "-p", "pid_file", default=DEFAULT_PID_FILE, show_default=True, metavar="FILE", help="Pid file."
+)
+@click.option(
+    "-c",
+    "configure",
+    is_flag=True,
+    help="Interactive configuration wizard: ask C's questions, show the result, write the "
+    "config file (-f) if confirmed.",
 )
 @click.option(
     "--default-config",
@@ -194,24 +239,53 @@ def _list_plugins(config_file: str | None, explicit: bool, as_json: bool, source
     metavar="DIR",
     help="With --new-plugin: the folder to create it in (default: the current one).",
 )
+@click.option(
+    "--systemd-unit",
+    is_flag=True,
+    help="Print the systemd unit file for this fence_virtd (Type=notify) and exit.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Check the configuration, plugins, keys, sockets and backend, print one line per "
+    "finding and exit (1 if fencing would fail).",
+)
+@click.option(
+    "--key-of-guest",
+    "guest_key_file",
+    default=None,
+    metavar="FILE",
+    help="With --check: a copy of the key file a guest uses, compared with each listener's.",
+)
 def main(
     foreground: bool,
     debug: int | None,
     config_file: str | None,
     wait: bool,
     pid_file: str,
+    configure: bool,
     default_config: bool,
     config_source: str,
     list_plugins: bool,
     as_json: bool,
     new_plugin: tuple[str, str] | None,
     into: Path,
+    systemd_unit: bool,
+    check: bool,
+    guest_key_file: str | None,
 ) -> None:
     """fence_virtd: fence virtual machines on behalf of guest clusters."""
     if default_config and config_file is not None:
         raise click.UsageError("-f and --default-config exclude each other")
+    if guest_key_file is not None and not check:
+        raise click.UsageError("--key-of-guest needs --check")
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
+    if systemd_unit:
+        click.echo(render_unit(), nl=False)
+        return
+    if configure:
+        sys.exit(run_wizard(config_file or DEFAULT_CONFIG_FILE, sys.stdin, sys.stdout))
     try:
         if new_plugin is not None:
             created = scaffold.new_plugin(*new_plugin, into)
@@ -219,6 +293,8 @@ def main(
             return
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json, config_source))
+        if check:
+            sys.exit(_check(path, explicit, guest_key_file, config_source))
         _run(Options(path, explicit, foreground, debug, wait, pid_file, config_source))
     except UserError as exc:
         click.echo(f"fence_virtd: {exc}", err=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import logging
 import time
@@ -38,7 +39,15 @@ from fence_virt.daemon.static_map import StaticMap
 from fence_virt.errors import BackendError, FenceVirtError
 from fence_virt.plugins import PluginEntry, PluginHooks
 from fence_virt.protocol import HostState, Operation, Response
-from fence_virt.types import Backend, FinishedRequest, MaybeAwaitable, Target
+from fence_virt.tracing import begin_request, current_request_id
+from fence_virt.types import (
+    Backend,
+    DropKind,
+    DroppedRequest,
+    FinishedRequest,
+    MaybeAwaitable,
+    Target,
+)
 
 __all__ = ["BackendRunner", "KeyedLocks", "RequestDispatcher"]
 
@@ -112,7 +121,8 @@ class BackendRunner:
         if inspect.iscoroutinefunction(method):
             result: _T = await method(*args)
             return result
-        job = self._executor.submit(method, *args)
+        # the worker thread logs with the request's id (fence_virt.tracing)
+        job = self._executor.submit(contextvars.copy_context().run, method, *args)
         # tracked until its thread ends, even if the request awaiting it is cancelled
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
@@ -222,6 +232,8 @@ class RequestDispatcher:
 
     async def fence(self, operation: Operation, target: Target) -> Response:
         started, clock = time.time(), time.monotonic()
+        if current_request_id() is None:
+            begin_request()
         reason = self._refusal(operation, target)
         if reason is not None:
             log.warning(
@@ -245,6 +257,7 @@ class RequestDispatcher:
             self.listener,
             response.name.lower(),
             duration * 1000,
+            extra=self._fields(operation, target, response.name.lower(), duration),
         )
         self._finished(operation, target, response, started, duration, reason)
         return response
@@ -258,8 +271,23 @@ class RequestDispatcher:
         refusal = self._hooks.authorize(Operation.HOSTLIST, target, self.listener, state)
         return refusal is None
 
+    def _fields(
+        self, operation: Operation, target: Target, result: str, duration: float
+    ) -> dict[str, object]:
+        """The request's summary as record attributes (:data:`fence_virt.tracing.FIELDS`)."""
+        return {
+            "fv_operation": operation.name.lower(),
+            "fv_target": target.domain or "-",
+            "fv_requester": target.requester,
+            "fv_listener": self.listener,
+            "fv_result": result,
+            "fv_duration_ms": f"{duration * 1000:.1f}",
+        }
+
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         started, clock = time.time(), time.monotonic()
+        if current_request_id() is None:
+            begin_request()
         target = Target(domain="", by_uuid=False, requester=requester, seqno=0)
         try:
             states = await self._runner.hostlist(requester)
@@ -279,17 +307,26 @@ class RequestDispatcher:
             )
             raise exc from None
         allowed = [state for state in states if self._allowed(requester, state)]
+        duration = time.monotonic() - clock
         log.info(
             "hostlist for %s (listener %s): %d of %d VMs",
             requester,
             self.listener,
             len(allowed),
             len(states),
+            extra=self._fields(Operation.HOSTLIST, target, "success", duration),
         )
-        self._finished(
-            Operation.HOSTLIST, target, Response.SUCCESS, started, time.monotonic() - clock, None
-        )
+        self._finished(Operation.HOSTLIST, target, Response.SUCCESS, started, duration, None)
         return allowed
+
+    def dropped(self, requester: str, kind: DropKind, reason: str) -> None:
+        """Schedule the drop observers (:meth:`fence_virt.Dispatcher.dropped`)."""
+        if not self._hooks.has_drop_observers:
+            return
+        record = DroppedRequest(
+            listener=self.listener, requester=requester, kind=kind, reason=reason, when=time.time()
+        )
+        asyncio.get_running_loop().call_soon(self._hooks.request_dropped, record)
 
     def _finished(
         self,
@@ -311,6 +348,7 @@ class RequestDispatcher:
             started=started,
             duration=duration,
             reason=reason,
+            request_id=current_request_id(),
         )
         asyncio.get_running_loop().call_soon(self._hooks.request_finished, record)
 

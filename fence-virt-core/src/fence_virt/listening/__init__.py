@@ -6,7 +6,8 @@ serial and vmchannel listeners behave alike and none copies another:
 
 * **keys** -- :func:`load_key` reads the shared key file (mode tightened to 0600, as C);
   :func:`load_listener_key` adds the warnings for ``hash``/``auth`` = none; :func:`key_problem`
-  is the side-effect-free check for ``fence_virt_listener_check``.
+  is the side-effect-free check for ``fence_virt_listener_check``; :func:`key_findings` the
+  lines ``fence_virtd --check`` prints for a key (fingerprint, comparison with a guest's).
 * **stream session** (fence_req transports: multicast connect-back, tcp, vsock) --
   :func:`receive_request` reads and verifies the 176-byte request where the client sends it
   first (tcp, vsock); :func:`serve` runs the challenge/response (:func:`authenticate`), asks
@@ -61,8 +62,9 @@ A serial listener, per guest stream: see :mod:`fence_virt.listening.serial`; the
 runner for guest sockets is :class:`GuestSocketServer`.
 
 This package imports only :mod:`fence_virt.errors`, :mod:`fence_virt.protocol`,
-:mod:`fence_virt.types` and :mod:`fence_virt.files`: never the daemon, the configuration or
-the plugin machinery.
+:mod:`fence_virt.types`, :mod:`fence_virt.files` and :mod:`fence_virt.tracing` (request ids:
+the stream session and the serial runner begin one per request): never the daemon, the
+configuration or the plugin machinery.
 """
 
 from __future__ import annotations
@@ -72,7 +74,13 @@ from fence_virt.listening.channel import SocketChannel
 from fence_virt.listening.droplog import DropLog, SourceLog
 from fence_virt.listening.guests import GuestSocketServer
 from fence_virt.listening.history import HISTORY_WINDOW, HistoryKey, RequestHistory, request_key
-from fence_virt.listening.keys import key_problem, load_key, load_listener_key
+from fence_virt.listening.keys import (
+    key_findings,
+    key_fingerprint,
+    key_problem,
+    load_key,
+    load_listener_key,
+)
 from fence_virt.listening.replay import (
     FINGERPRINT_SIZE,
     REPLAY_CAPACITY,
@@ -137,6 +145,8 @@ __all__ = [
     "answer_serial",
     "authenticate",
     "default_replay_state",
+    "key_findings",
+    "key_fingerprint",
     "key_problem",
     "load_key",
     "load_listener_key",

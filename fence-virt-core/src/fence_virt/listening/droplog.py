@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from fence_virt.types import DropKind
+
 __all__ = [
     "BURST",
     "MAX_SOURCES",
@@ -54,24 +56,35 @@ class DropLog:
         schedule: Scheduler | None = None,
         *,
         what: str = "request",
+        report: Callable[[str, DropKind, str], None] | None = None,
     ) -> None:
         """``rate``: lines per second; ``burst``: lines before limiting starts; ``clock``:
         seconds, monotonic; ``schedule(delay, callback)`` (e.g. ``loop.call_later``) enables
         summary lines; ``what``: the noun for one dropped input (``"datagram"``, ``"request"``),
-        pluralised with ``s`` in summaries."""
+        pluralised with ``s`` in summaries; ``report(sender, kind, reason)`` is told of every
+        drop, logged or not (a listener passes its dispatcher's ``dropped``)."""
         self._logger = logger
         self._schedule = schedule
         self._rate = rate
         self._burst = burst
         self._clock = clock
-        self._what = what
+        self.what = what
         self._tokens = burst
         self._last = clock()
         self.suppressed = 0
+        self.report = report
 
-    def drop(self, sender: str, reason: str) -> None:
-        """Log (or count) one dropped input from ``sender`` (address, CID, guest UUID)."""
-        self.warn(f"dropped {self._what} from {sender}: {reason}")
+    def drop(self, sender: str, reason: str, kind: DropKind = DropKind.MALFORMED) -> None:
+        """Log (or count) one dropped input from ``sender`` (address, CID, guest UUID), and
+        report it (``report``) as ``kind``."""
+        self.note(sender, kind, reason)
+        self.warn(f"dropped {self.what} from {sender}: {reason}")
+
+    def note(self, sender: str, kind: DropKind, reason: str) -> None:
+        """Report one dropped input to ``report`` without logging it (a refusal a
+        :class:`SourceLog` only counts)."""
+        if self.report is not None:
+            self.report(sender, kind, reason)
 
     def warn(self, message: str) -> None:
         """Log (or count) one line about dropped input, within the same limit as
@@ -92,7 +105,7 @@ class DropLog:
     def flush(self) -> None:
         """Log how many drops went unlogged, if any."""
         if self.suppressed:
-            self._logger.warning("%d more dropped %ss not logged", self.suppressed, self._what)
+            self._logger.warning("%d more dropped %ss not logged", self.suppressed, self.what)
             self.suppressed = 0
 
 
@@ -136,23 +149,28 @@ class SourceLog:
         # insertion order is start order: expired episodes are always at the front
         self._episodes: dict[str, _Episode] = {}
 
-    def refuse(self, source: str, sender: str, reason: str) -> None:
+    def refuse(
+        self, source: str, sender: str, reason: str, kind: DropKind = DropKind.REPLAY
+    ) -> None:
         """One refusal: ``source`` is what counts as one source (an IP address, a CID);
-        ``sender`` and ``reason`` are as for :meth:`DropLog.drop`."""
+        ``sender``, ``reason`` and ``kind`` are as for :meth:`DropLog.drop` (every refusal is
+        reported, logged or only counted)."""
         now = self._clock()
         self._end_expired(now)
         episode = self._episodes.get(source)
         if episode is not None:
             episode.count += 1
+            self._drops.note(sender, kind, reason)
             return
         if len(self._episodes) >= self._max_sources:
-            self._drops.drop(sender, reason)
+            self._drops.drop(sender, reason, kind)
             return
         episode = self._episodes[source] = _Episode(now)
         if self._schedule is not None:
             self._schedule(self._period, lambda: self._end(source, episode))
         more = f"; more from {source} in the next {self._period:.0f} s are counted, not logged"
-        self._drops.drop(sender, reason + more)
+        self._drops.note(sender, kind, reason)
+        self._drops.warn(f"dropped {self._drops.what} from {sender}: {reason}{more}")
 
     def flush(self) -> None:
         """End every source's period now, with its count line (a listener's stop)."""

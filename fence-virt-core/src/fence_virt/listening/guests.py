@@ -46,7 +46,8 @@ from fence_virt.listening.droplog import DropLog
 from fence_virt.listening.history import RequestHistory, request_key
 from fence_virt.listening.serial import SerialRequestReader, Skipped
 from fence_virt.protocol import SerialRequest
-from fence_virt.types import Dispatcher
+from fence_virt.tracing import begin_request
+from fence_virt.types import Dispatcher, DropKind
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -176,7 +177,9 @@ class GuestSocketServer:
 
     async def _serve(self, guest: _Guest) -> None:
         loop = asyncio.get_running_loop()
-        drops = DropLog(self._log, schedule=loop.call_later, what="input")
+        drops = DropLog(
+            self._log, schedule=loop.call_later, what="input", report=self._dispatcher.dropped
+        )
         quiet_until = 0.0  # connect failures before this loop time are expected: debug only
         warned = False
         while True:
@@ -262,8 +265,11 @@ class GuestSocketServer:
         about = f"request {request.request} seqno {request.seqno} domain {request.domain}"
         claimed: Hashable = (guest.uuid, *request_key(request))
         if not self._history.claim(claimed):
-            drops.drop(str(guest), f"{about}: the same request came in the last 10 s")
+            drops.drop(
+                str(guest), f"{about}: the same request came in the last 10 s", DropKind.REPLAY
+            )
             return
+        begin_request()  # the guest's task serves its requests one after the other
         try:
             self._log.debug("%s: %s", guest, about)
             reply = await answer_serial(request, guest.uuid, self._dispatcher, log=self._log)

@@ -7,14 +7,19 @@ daemon. The file checks themselves are :mod:`fence_virt.files`'.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
 from fence_virt.errors import UserError
 from fence_virt.files import read_secret_file, secret_file_problem
 from fence_virt.protocol import MAX_KEY_LEN, HashType
+from fence_virt.types import CheckContext, Finding
 
-__all__ = ["key_problem", "load_key", "load_listener_key"]
+__all__ = ["key_findings", "key_fingerprint", "key_problem", "load_key", "load_listener_key"]
+
+#: hex digits of the SHA-256 shown as a key's fingerprint (compare with ``sha256sum``)
+FINGERPRINT_DIGITS = 16
 
 
 def load_key(path: Path, *, required: bool) -> bytes:
@@ -55,3 +60,45 @@ def load_listener_key(
     if auth is HashType.NONE:
         log.warning("%s: auth = none skips the challenge/response exchange", where)
     return key
+
+
+def key_fingerprint(key: bytes) -> str:
+    """The first hex digits of the key's SHA-256, as ``sha256sum KEYFILE`` prints them."""
+    return hashlib.sha256(key).hexdigest()[:FINGERPRINT_DIGITS]
+
+
+def key_findings(path: Path, key: bytes, context: CheckContext) -> list[Finding]:
+    """``fence_virtd --check`` lines for a listener's loaded key (:class:`fence_virt.Diagnosable`).
+
+    The daemon cannot see the guests' copies; so it prints the key's fingerprint (to compare
+    with ``sha256sum`` on a guest) and, when the administrator passed a guest's copy
+    (``--key-of-guest``), compares the bytes: a mismatch is a problem, since every request
+    signed with the other key is dropped as wrongly signed (c-suite-spec §3.1).
+
+    :param path: the listener's key file, for messages.
+    :param key: its bytes as the listener loaded them (possibly empty with hash/auth none).
+    :param context: the guest's key, if given.
+    """
+    if not key:
+        return [Finding.ok(f"key file {path} is empty (hash and auth are none)")]
+    findings = [Finding.ok(f"key file {path}: {len(key)} bytes, sha256 {key_fingerprint(key)}...")]
+    guest = context.guest_key
+    if guest is None:
+        return findings
+    if guest == key:
+        findings.append(Finding.ok(f"the guest's key {context.guest_key_file} is the same"))
+        return findings
+    differs = (
+        "differs only by a trailing newline (keys are compared byte for byte)"
+        if guest.rstrip(b"\n") == key.rstrip(b"\n")
+        else f"differs (sha256 {key_fingerprint(guest)}...)"
+    )
+    findings.append(
+        Finding.problem(
+            f"the guest's key {context.guest_key_file} {differs}: every request it signs "
+            "is dropped",
+            f"copy {path} unchanged to every guest (e.g. scp), or point key_file at the "
+            "guests' key",
+        )
+    )
+    return findings

@@ -38,7 +38,7 @@ from fence_virt.listening.history import RequestHistory
 from fence_virt.listening.replay import ReplayGuard, ReplaySettings
 from fence_virt.listening.replaystate import ReplayStore
 from fence_virt.listening.stream import StreamPolicy, StreamSessions
-from fence_virt.types import Dispatcher
+from fence_virt.types import Dispatcher, DropKind
 
 __all__ = ["ACCEPT_RETRY", "MAX_CONNECTIONS", "Requester", "StreamServer"]
 
@@ -222,6 +222,7 @@ class StreamServer:
         except Exception as exc:  # noqa: BLE001 - whatever the peer's address did, refuse it
             sock.close()
             self.sessions.drops.drop(repr(address), f"unusable peer address: {exc}")
+            self._dispatcher.dropped(repr(address), DropKind.MALFORMED, f"peer address: {exc}")
             return
         channel = SocketChannel(sock, self.sessions.policy.request_timeout)
         try:

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from fence_virt.errors import RemoteError
+from fence_virt.errors import AuthenticationError, RemoteError
 from fence_virt.listening.answers import answer
 from fence_virt.protocol import (
     FENCE_REQ_SIZE,
@@ -87,7 +87,9 @@ async def authenticate(channel: Channel, credentials: Credentials) -> None:
             if not answered:
                 raise
             # the C client hangs up when our answer to its challenge is wrong
-            raise RemoteError(f"client rejected our proof (auth or key differ?): {exc}") from exc
+            raise AuthenticationError(
+                f"client rejected our proof (auth or key differ?): {exc}"
+            ) from exc
         exchange.receive_data(data)
 
 

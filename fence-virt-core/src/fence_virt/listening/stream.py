@@ -44,7 +44,8 @@ from fence_virt.listening.history import RequestHistory, request_key
 from fence_virt.listening.replay import ReplayGuard
 from fence_virt.listening.session import Channel, Credentials, authenticate, receive_request
 from fence_virt.protocol import FenceRequest, HashType, UnservableRequest
-from fence_virt.types import Dispatcher
+from fence_virt.tracing import begin_request
+from fence_virt.types import Dispatcher, DropKind
 
 __all__ = [
     "IO_TIMEOUT",
@@ -86,6 +87,10 @@ class StreamPolicy:
     @property
     def credentials(self) -> Credentials:
         return Credentials(self.auth, self.key)
+
+
+class _Repeated(RemoteError):
+    """A replayed or retransmitted request: refused, and reported as ``DropKind.REPLAY``."""
 
 
 class _About:
@@ -151,8 +156,13 @@ class StreamSessions:
             return await self._serve(channel, requester, dispatcher)
         except _Replayed as exc:
             self.replay_log.refuse(requester, requester, str(exc))
+            dispatcher.dropped(requester, DropKind.REPLAY, str(exc))
+        except _Retransmitted as exc:
+            self.drops.drop(requester, str(exc))
+            dispatcher.dropped(requester, DropKind.REPLAY, str(exc))
         except RemoteError as exc:
             self.drops.drop(requester, str(exc))
+            dispatcher.dropped(requester, DropKind.of(exc), str(exc))
         except Exception:  # a bug must cost one connection, never the listener
             self.log.exception("connection from %s: unexpected error", requester)
         return None
@@ -176,7 +186,8 @@ class StreamSessions:
         self.replays.remember(request)
         claimed = (requester, *request_key(received))
         if not self.history.claim(claimed):
-            raise RemoteError("retransmit of a request in progress or just answered")
+            raise _Retransmitted("retransmit of a request in progress or just answered")
+        begin_request()  # this connection's task serves one request
         about = _About(received, requester)
         self.log.debug("%s: accepted", about)
         channel.timeout = policy.io_timeout
@@ -200,3 +211,8 @@ class StreamSessions:
 
 class _Replayed(RemoteError):
     """A copy of a request whose signature the replay memory holds."""
+
+
+class _Retransmitted(RemoteError):
+    """The same request again while it runs or just after its answer (reported as
+    ``DropKind.REPLAY`` too)."""

@@ -19,7 +19,14 @@ from fence_virt.config import ConfigSection, ConfigTree
 from fence_virt.errors import FenceVirtError
 from fence_virt.plugins.discovery import PluginEntry
 from fence_virt.protocol import HostState, Operation
-from fence_virt.types import Availability, Backend, FinishedRequest, Listener, Target
+from fence_virt.types import (
+    Availability,
+    Backend,
+    DroppedRequest,
+    FinishedRequest,
+    Listener,
+    Target,
+)
 
 __all__ = ["PluginHooks"]
 
@@ -28,6 +35,9 @@ log = logging.getLogger("fence_virt.plugins")
 _AUTHORIZE = "fence_virt_authorize"
 _FINISHED = "fence_virt_request_finished"
 _STOPPED = "fence_virt_daemon_stopped"
+_DROPPED = "fence_virt_request_dropped"
+_BACKEND_STATE = "fence_virt_backend_state"
+_STARTED = "fence_virt_daemon_started"
 
 
 class PluginHooks:
@@ -39,6 +49,9 @@ class PluginHooks:
         self._authorizers = self._callers(_AUTHORIZE)
         self._observers = self._callers(_FINISHED)
         self._stoppers = self._callers(_STOPPED)
+        self._drop_observers = self._callers(_DROPPED)
+        self._state_observers = self._callers(_BACKEND_STATE)
+        self._starters = self._callers(_STARTED)
 
     # plumbing ---------------------------------------------------------------------------------
 
@@ -181,6 +194,36 @@ class PluginHooks:
                     exc,
                 )
                 log.debug("request observer %s failed", label, exc_info=True)
+
+    @property
+    def has_drop_observers(self) -> bool:
+        """Some plugin implements ``fence_virt_request_dropped``."""
+        return bool(self._drop_observers)
+
+    def _tell(self, callers: list[tuple[str, Any]], what: str, **kwargs: Any) -> None:
+        """Call each observer; one that raises is logged by name (traceback at -d 1)."""
+        for label, caller in callers:
+            try:
+                caller(**kwargs)
+            except Exception as exc:
+                log.error(
+                    "%s %s failed: %s: %s", what, self._describe(label), type(exc).__name__, exc
+                )
+                log.debug("%s %s failed", what, label, exc_info=True)
+
+    def request_dropped(self, drop: DroppedRequest) -> None:
+        """Tell every drop observer; one that raises is logged by name, the others still run."""
+        self._tell(self._drop_observers, "drop observer", drop=drop)
+
+    def backend_state(self, backend: str, *, up: bool, reason: str) -> None:
+        """Tell every plugin observing the backend's state."""
+        self._tell(
+            self._state_observers, "backend state observer", backend=backend, up=up, reason=reason
+        )
+
+    def daemon_started(self) -> None:
+        """Tell every plugin that implements it that the daemon has started."""
+        self._tell(self._starters, "daemon_started hook of")
 
     def daemon_stopped(self) -> None:
         """Tell every plugin that implements it that the daemon has stopped."""

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from fence_virt.errors import BackendError
 from fence_virt.protocol import HostState, Operation, Response
-from fence_virt.types import Target
+from fence_virt.types import DropKind, Target
 
 __all__ = ["RECORDED_VMS", "RecordingDispatcher"]
 
@@ -25,7 +25,8 @@ class RecordingDispatcher:
       ``(operation, target)`` in ``calls`` (after running ``before_fence``, if set, so a test
       may assert something at the moment of the call);
     * ``hostlist`` records ``("hostlist", requester)`` and answers ``vms``, or raises
-      :class:`~fence_virt.errors.BackendError` when ``fail_list`` is set.
+      :class:`~fence_virt.errors.BackendError` when ``fail_list`` is set;
+    * ``dropped`` records ``(requester, kind, reason)`` in ``drops``.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class RecordingDispatcher:
         self.fail_list = False
         self.before_fence: Callable[[], None] | None = None
         self.calls: list[tuple[Operation, Target] | tuple[str, str]] = []
+        self.drops: list[tuple[str, DropKind, str]] = []
 
     @property
     def fenced(self) -> list[tuple[Operation, Target]]:
@@ -52,6 +54,9 @@ class RecordingDispatcher:
             self.before_fence()
         self.calls.append((operation, target))
         return self.answers.get(target.domain, self.response)
+
+    def dropped(self, requester: str, kind: DropKind, reason: str) -> None:
+        self.drops.append((requester, kind, reason))
 
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         self.calls.append(("hostlist", requester))

@@ -35,7 +35,7 @@ from fence_virt.plugins import PluginKind
 from fence_virt.protocol import Operation, Response
 from fence_virt.testing.dispatcher import RecordingDispatcher
 from fence_virt.testing.drive import CoroutineRunner, Plugged, plug, single_line
-from fence_virt.types import Listener
+from fence_virt.types import DropKind, Listener
 
 __all__ = [
     "ClientRequest",
@@ -285,6 +285,27 @@ class WrongKeyContract:
             assert got is not Response.SUCCESS, "a request with another key was answered SUCCESS"
             valid = served.request(Operation.OFF, "contract-right-key")
             await served.served(valid, Response.SUCCESS, "after a wrong key")
+
+        drive(harness, body)
+
+    def test_a_request_signed_with_another_key_is_reported_as_an_authentication_failure(
+        self, listener_harness: ListenerHarness
+    ) -> None:
+        """Metrics count key mismatches through ``Dispatcher.dropped``: the listener must
+        report the refused request as ``DropKind.AUTHENTICATION``."""
+        harness = listener_harness
+        send_wrong_key = harness.send_wrong_key
+        if send_wrong_key is None:
+            pytest.fail("WrongKeyContract: the harness gives no send_wrong_key")
+
+        async def body(served: ServedListener) -> None:
+            request = served.request(Operation.OFF, "contract-wrong-key-reported")
+            await served.unanswered(send_wrong_key(request))
+            kinds = [kind for _requester, kind, _reason in served.dispatcher.drops]
+            assert DropKind.AUTHENTICATION in kinds, (
+                "a request with another key was not reported to dispatcher.dropped as "
+                f"DropKind.AUTHENTICATION: {served.dispatcher.drops}"
+            )
 
         drive(harness, body)
 
