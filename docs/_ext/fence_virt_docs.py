@@ -55,6 +55,12 @@ CONFIG_BLOCKS: dict[str, tuple[str, str]] = {
         "fence-virt-backend-libvirt",
         "fence_virt_backend_libvirt.config:_Section",
     ),
+    "backends/cpg": ("fence-virt-backend-cpg", "fence_virt_backend_cpg.config:CpgSettings"),
+    "backends/ovirt": ("fence-virt-backend-ovirt", "fence_virt_backend_ovirt.config:_Section"),
+    "extensions/prometheus": (
+        "fence-virt-metrics-prometheus",
+        "fence_virt_metrics_prometheus.plugin:PrometheusSettings",
+    ),
 }
 
 #: (block, key) -> meaning, for fields whose dataclass has no ``#:`` comment

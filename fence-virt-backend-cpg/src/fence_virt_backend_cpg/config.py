@@ -42,12 +42,22 @@ class NameMode(enum.Enum):
 class CpgSettings:
     """The validated block."""
 
+    #: libvirt URI of this host's hypervisor; repeatable (``uri`` lines), required
     uri: tuple[str, ...]
+    #: how requests name VMs, as C: ``name`` or ``uuid``
     name_mode: NameMode = NameMode.NAME
+    #: the CPG group every host joins (the C suite from fence-agents uses this one)
     group: str = DEFAULT_GROUP
+    #: seconds a request waits for the owning host's answer
     request_timeout: Annotated[float, POSITIVE] = 60.0
+    #: seconds to wait for a VM to be really off, and really running again
     reboot_timeout: Annotated[float, POSITIVE] = 30.0
+    #: seconds between re-publications of this host's VMs
     refresh_interval: Annotated[float, POSITIVE] = 10.0
+    #: seconds start-up waits for corosync to confirm the join
     join_timeout: Annotated[float, POSITIVE] = 10.0
+    #: command run as ``fenced_check NODEID LEFT_AT`` that exits 0 only if that host was fenced
+    #: since it left; unset: VMs of a departed host always fail
     fenced_check: Path | None = None
+    #: seconds the ``fenced_check`` command may run
     fenced_check_timeout: Annotated[float, POSITIVE] = 20.0

@@ -53,16 +53,27 @@ _MAX_PASSWORD_BYTES = 4096
 
 @dataclass(frozen=True)
 class _Section:
+    #: the engine's API, ``https://HOST[:PORT]/ovirt-engine/api`` (https only); required
     url: str
+    #: the engine account, ``USER@DOMAIN`` (e.g. ``fence@internal``); required
     username: str
+    #: a file holding the password (mode set to 0600); this or ``password``
     password_file: Path | None = None
+    #: the password written inline (allowed, with a warning at every start)
     password: str | None = None
+    #: PEM file of the engine's CA; unset: the system CA store
     ca_file: Path | None = None
+    #: turn off certificate and host-name checks (a loud warning at every start)
     insecure: bool = False
+    #: seconds one HTTP request may take, token requests included
     timeout: Annotated[float, POSITIVE] = DEFAULT_TIMEOUT
+    #: seconds off and on wait for the engine to report ``down`` / ``up``
     power_timeout: Annotated[float, POSITIVE] = DEFAULT_POWER_TIMEOUT
+    #: the engine's user-level API: the account acts only on VMs it holds permissions on
     filter: bool = True
+    #: one cluster's VMs only (case-sensitive name); unset: every cluster
     cluster: str | None = None
+    #: requests to the engine at once
     connections: Annotated[int, in_range(1, 64)] = 8
 
 

@@ -44,6 +44,7 @@ class PrometheusSettings:
 
     #: IP address to listen on; loopback unless the administrator opens it
     address: str = "127.0.0.1"
+    #: TCP port of the metrics endpoint (``/metrics``)
     port: Annotated[int, PORT] = DEFAULT_PORT
 
 
