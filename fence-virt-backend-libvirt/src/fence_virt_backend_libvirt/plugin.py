@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
@@ -10,7 +11,14 @@ from fence_virt import Availability, ConfigSection, Target, hookimpl
 from fence_virt.errors import BackendError, LocalError
 from fence_virt.protocol import HostState, Response
 from fence_virt_backend_libvirt.config import LibvirtSettings, load_settings
-from fence_virt_libvirt import Fencer, Hypervisor, HypervisorUnreachable, probe, quiet_libvirt
+from fence_virt_libvirt import (
+    Fencer,
+    Hypervisor,
+    HypervisorUnreachable,
+    bind_running_loop,
+    probe,
+    quiet_libvirt,
+)
 
 __all__ = ["LibvirtBackend", "LibvirtBackendPlugin"]
 
@@ -32,7 +40,14 @@ class LibvirtBackend:
     def describe(self) -> str:
         return f"libvirt {', '.join(self._settings.uris)}"
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Connect to every URI (at least one must open); libvirt's event loop runs on the
+        daemon's asyncio loop first, so every connection gets keepalives (a hung libvirtd
+        cannot block a call forever)."""
+        bind_running_loop()
+        await asyncio.to_thread(self._connect)
+
+    def _connect(self) -> None:
         quiet_libvirt()
         hypervisors = [Hypervisor(uri) for uri in self._settings.uris]
         failures = _connect_all(hypervisors)

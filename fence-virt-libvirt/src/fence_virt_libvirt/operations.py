@@ -121,7 +121,7 @@ class Fencer:
             log.warning("%s %s: no such VM on %s", operation, target.domain, where)
             yield None
             return
-        with self._locks.hold(first.uuid):
+        with self._locks.hold(first.uuid, target.deadline):
             # its copies and their states may have changed while we waited for the lock
             found = locate(self.hypervisors, first.uuid, by_uuid=True)
             if found is None:
@@ -152,7 +152,7 @@ class Fencer:
             _in_time(deadline, f"destroying VM {copy}")
             log.info("destroying VM %s (was %s)", copy, state_name(copy.state))
             try:
-                copy.hypervisor.call(lambda conn, c=copy: _destroy_unless_off(conn, c.uuid))
+                _destroy(copy, deadline)
             except BackendError as exc:
                 failures.append(str(exc))  # the other copies are still destroyed
                 continue
@@ -198,7 +198,7 @@ class Fencer:
     def _power_on(self, copy: Located, xml: str | None, deadline: float | None) -> None:
         _in_time(deadline, f"starting VM {copy}")
         log.info("starting VM %s", copy)
-        copy.hypervisor.call(lambda conn: _start_unless_active(conn, copy.uuid, xml))
+        copy.hypervisor.call(lambda conn: _start_unless_active(conn, copy.uuid, xml, deadline))
         wait_for_state(
             copy, _runs, hopeless=_died, timeout=self.timeout, goal="running", deadline=deadline
         )
@@ -267,13 +267,22 @@ class _UuidLocks:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
     @contextmanager
-    def hold(self, vm_uuid: str) -> Iterator[None]:
+    def hold(self, vm_uuid: str, deadline: float | None = None) -> Iterator[None]:
+        """Hold ``vm_uuid``'s lock; :class:`DeadlinePassed` if it is not free by
+        ``deadline`` (``time.monotonic()`` seconds)."""
         with self._guard:
             lock, users = self._locks.get(vm_uuid, (threading.Lock(), 0))
             self._locks[vm_uuid] = (lock, users + 1)
         try:
-            with lock:
+            wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            if not lock.acquire(timeout=wait):
+                raise DeadlinePassed(
+                    f"VM {vm_uuid} was busy with another operation until the request's deadline"
+                )
+            try:
                 yield
+            finally:
+                lock.release()
         finally:
             with self._guard:
                 lock, users = self._locks[vm_uuid]
@@ -287,20 +296,32 @@ class _UuidLocks:
             return len(self._locks)
 
 
-def _destroy_unless_off(conn: Any, vm_uuid: str) -> None:
+def _destroy(copy: Located, deadline: float | None) -> None:
+    copy.hypervisor.call(lambda conn: _destroy_unless_off(conn, copy.uuid, deadline))
+
+
+def _destroy_unless_off(conn: Any, vm_uuid: str, deadline: float | None) -> None:
+    """Destroy the VM unless it is off; run in :meth:`Hypervisor.call`, so possibly again
+    after a reconnect that took long: the deadline is checked right before the destroy."""
     try:
-        conn.lookupByUUIDString(vm_uuid).destroy()
+        dom = conn.lookupByUUIDString(vm_uuid)
+        _in_time(deadline, f"destroying VM {vm_uuid}")
+        dom.destroy()
     except libvirt.libvirtError:
         # already off (a rerun after reconnect, or a race with the guest shutting down)
         if not _is_off(state_on(conn, vm_uuid)):
             raise
 
 
-def _start_unless_active(conn: Any, vm_uuid: str, xml: str | None) -> None:
+def _start_unless_active(conn: Any, vm_uuid: str, xml: str | None, deadline: float | None) -> None:
+    """Start the VM unless it is active; the deadline is checked right before the start."""
     state = state_on(conn, vm_uuid)
     if state is None:
         if xml is None:
             raise BackendError(f"VM {vm_uuid} is no longer defined; cannot start it")
+        _in_time(deadline, f"starting VM {vm_uuid}")
         conn.createXML(xml, 0)
     elif state == DomainState.SHUTOFF:
-        conn.lookupByUUIDString(vm_uuid).create()
+        dom = conn.lookupByUUIDString(vm_uuid)
+        _in_time(deadline, f"starting VM {vm_uuid}")
+        dom.create()
