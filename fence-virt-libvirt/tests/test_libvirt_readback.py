@@ -1,0 +1,210 @@
+"""The read-back behind every success: a hypervisor that accepts destroy or create while the
+domain stays in its old state must never get a SUCCESS.
+
+Why a test double: no libvirt driver this project can run accepts ``virDomainDestroy``
+or ``virDomainCreate`` and then leaves the domain in its old state. The test driver changes the
+state inside the call; QEMU through libvirtd kills or starts the process before the call
+returns, and a guest that dies right after start cannot be made to do so on demand. Real
+hypervisors do it (a destroy the kernel finishes late, Xen's delayed teardown, a guest that
+crashes at once, a management layer restarting what was destroyed), and only then do the
+Fencer's read-back branches ("did not become ...", the time running out, a copy running
+again) run. The double wraps a *real* test-driver connection: every call but the changed
+ones goes to libvirt, so lookups and the state read back are libvirt's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from fence_virt.errors import BackendError
+from fence_virt.protocol import Response
+from fence_virt_libvirt import Fencer, Hypervisor, current_state
+
+T = TypeVar("T")
+
+#: what the double may do instead of a destroy or a create
+IGNORE_DESTROY = "destroy"  # accept virDomainDestroy, change nothing
+IGNORE_CREATE = "create"  # accept virDomainCreate / virDomainCreateXML, change nothing
+CREATE_PAUSED = "create-paused"  # start the domain, then pause it at once
+
+
+class StubbornHypervisor(Hypervisor):
+    """A :class:`Hypervisor` over a real URI whose connection misbehaves as ``behaviours``
+    say; ``after_destroy(uuid)`` runs after every destroy the double lets through."""
+
+    def __init__(
+        self,
+        uri: str,
+        *behaviours: str,
+        after_destroy: Callable[[str], None] = lambda _uuid: None,
+    ) -> None:
+        super().__init__(uri)
+        self.behaviours = frozenset(behaviours)
+        self.after_destroy = after_destroy
+        #: (method, domain UUID) of every state change asked for, in order
+        self.asked: list[tuple[str, str]] = []
+
+    def call(self, action: Callable[[Any], T]) -> T:
+        return super().call(lambda conn: action(_Connection(conn, self)))
+
+
+class _Connection:
+    def __init__(self, conn: Any, hv: StubbornHypervisor) -> None:
+        self._conn = conn
+        self._hv = hv
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def lookupByUUIDString(self, uuid: str) -> _Domain:
+        return _Domain(self._conn.lookupByUUIDString(uuid), self._hv)
+
+    def lookupByName(self, name: str) -> _Domain:
+        return _Domain(self._conn.lookupByName(name), self._hv)
+
+    def createXML(self, xml: str, flags: int = 0) -> Any:
+        self._hv.asked.append(("createXML", ""))
+        if IGNORE_CREATE in self._hv.behaviours:
+            return None
+        return self._conn.createXML(xml, flags)
+
+
+class _Domain:
+    def __init__(self, dom: Any, hv: StubbornHypervisor) -> None:
+        self._dom = dom
+        self._hv = hv
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dom, name)
+
+    def destroy(self) -> int:
+        uuid = self._dom.UUIDString()
+        self._hv.asked.append(("destroy", uuid))
+        if IGNORE_DESTROY in self._hv.behaviours:
+            return 0
+        result = int(self._dom.destroy())
+        self._hv.after_destroy(uuid)
+        return result
+
+    def create(self) -> int:
+        self._hv.asked.append(("create", self._dom.UUIDString()))
+        if IGNORE_CREATE in self._hv.behaviours:
+            return 0
+        result = int(self._dom.create())
+        if CREATE_PAUSED in self._hv.behaviours:
+            self._dom.suspend()
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+
+RUNNING = "5a7e0000-0000-4000-8000-000000000001"  # states.xml: "running"
+SHUTOFF = "5a7e0000-0000-4000-8000-000000000005"  # states.xml: "shutoff"
+#: seconds the Fencer waits for a state in these tests
+SHORT = 0.3
+
+
+@pytest.fixture
+def stubborn(data_uri):
+    """``stubborn(*behaviours)`` -> a Fencer over states.xml whose connection misbehaves."""
+    fencers: list[Fencer] = []
+
+    def make(*behaviours: str, timeout: float = SHORT) -> tuple[Fencer, StubbornHypervisor]:
+        hv = StubbornHypervisor(data_uri("states.xml"), *behaviours)
+        fencer = Fencer([hv], timeout)
+        fencers.append(fencer)
+        return fencer, hv
+
+    yield make
+    for fencer in fencers:
+        fencer.close()
+
+
+def state(hv, uuid):
+    return current_state(hv, uuid)
+
+
+def test_off_whose_destroy_changes_nothing_is_an_error_after_the_timeout(stubborn, fence):
+    fencer, hv = stubborn(IGNORE_DESTROY)
+    started = time.monotonic()
+    with pytest.raises(
+        BackendError,
+        match=r"VM running \(5a7e.*\) on test://.* did not become shut off: it is "
+        r"running after 0.3 s",
+    ):
+        fence(fencer, "off", "running")
+    assert time.monotonic() - started >= SHORT
+    assert hv.asked == [("destroy", RUNNING)]
+    assert state(hv, RUNNING) == 1
+
+
+def test_on_whose_create_changes_nothing_is_an_error_at_once(stubborn, fence):
+    """Shut off after a start is hopeless: no waiting for the timeout."""
+    fencer, hv = stubborn(IGNORE_CREATE, timeout=30)
+    started = time.monotonic()
+    with pytest.raises(BackendError, match=r"did not become running: it is shutoff$"):
+        fence(fencer, "on", "shutoff")
+    assert time.monotonic() - started < 5
+    assert hv.asked == [("create", SHUTOFF)]
+
+
+def test_on_that_leaves_the_vm_paused_is_an_error_after_the_timeout(stubborn, fence):
+    fencer, hv = stubborn(CREATE_PAUSED)
+    with pytest.raises(BackendError, match=r"did not become running: it is paused after 0.3 s"):
+        fence(fencer, "on", "shutoff")
+    assert state(hv, SHUTOFF) == 3
+
+
+def test_reboot_whose_destroy_changes_nothing_starts_nothing(stubborn, fence):
+    fencer, hv = stubborn(IGNORE_DESTROY)
+    with pytest.raises(BackendError, match="did not become shut off: it is running"):
+        fence(fencer, "reboot", "running")
+    assert hv.asked == [("destroy", RUNNING)]
+
+
+def test_reboot_whose_start_changes_nothing_is_an_error_naming_the_vm_off(stubborn, fence):
+    fencer, hv = stubborn(IGNORE_CREATE)
+    with pytest.raises(
+        BackendError,
+        match=r"is off but did not start again: .* did not become running: it is "
+        r"shutoff",
+    ):
+        fence(fencer, "reboot", "running")
+    assert hv.asked == [("destroy", RUNNING), ("create", RUNNING)]
+    assert state(hv, RUNNING) == 5
+
+
+def test_a_copy_that_runs_again_after_the_destroy_is_an_error(data_uri, fence):
+    """A copy on another URI starts while the first is destroyed (a migration finishing, a
+    management layer restarting the VM elsewhere): off must not answer success."""
+    target = Hypervisor(data_uri("copies-b.xml"))
+    mig = "a1a1a1a1-0000-4000-8000-000000000001"
+    target.call(lambda conn: conn.lookupByUUIDString(mig).destroy())
+
+    def migrate_in(uuid: str) -> None:
+        target.call(lambda conn: conn.lookupByUUIDString(uuid).create())
+
+    source = StubbornHypervisor(data_uri("copies-a.xml"), after_destroy=migrate_in)
+    fencer = Fencer([source, target], SHORT)
+    try:
+        with pytest.raises(
+            BackendError, match=rf"VM {mig} still runs on test://.*copies-b.xml \(running\) after"
+        ):
+            fence(fencer, "off", "mig")
+        assert source.asked == [("destroy", mig)]
+    finally:
+        fencer.close()
+
+
+def test_the_read_back_is_what_answers_success(stubborn, fence):
+    """The same double letting every change through: SUCCESS, so the errors above come from
+    the states read back, not from the double."""
+    fencer, hv = stubborn()
+    assert fence(fencer, "off", "running") is Response.SUCCESS
+    assert fence(fencer, "on", "shutoff") is Response.SUCCESS
+    assert fence(fencer, "reboot", "paused") is Response.SUCCESS
+    assert [state(hv, u) for u in (RUNNING, SHUTOFF)] == [5, 1]
