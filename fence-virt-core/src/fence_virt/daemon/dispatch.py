@@ -195,13 +195,14 @@ class BackendRunner:
         method: Callable[..., MaybeAwaitable[_T]],
         *args: object,
         done: Callable[[], None] = lambda: None,
+        what: str | None = None,
     ) -> _T:
         """Like :meth:`call`, but answer by ``deadline`` (``time.monotonic()`` seconds).
 
         A call that has not started by then (no worker thread was free) is never started; one
         still running is left to finish, and its outcome is logged when it ends. ``done`` runs
         on the loop exactly once, when the call has ended or was dropped, whichever way (to
-        release the VM's lock only then).
+        release the VM's lock only then); ``what`` names the call in logs (``"off vm1"``).
 
         :raises DeadlineMissed: the deadline passed first.
         """
@@ -220,24 +221,22 @@ class BackendRunner:
             async with asyncio.timeout_at(_loop_deadline(deadline)):
                 value = await asyncio.shield(work)
         except TimeoutError:
-            raise self._missed(method, work, job) from None
+            raise self._missed(what or _method_name(method), work, job) from None
         except asyncio.CancelledError:
             work.cancel()  # a stop: never leave a call queued or an async one behind
             raise
         return self._checked(method, value)  # type: ignore[no-any-return]
 
     def _missed(
-        self,
-        method: Callable[..., object],
-        work: asyncio.Future[Any],
-        job: concurrent.futures.Future[Any] | None,
+        self, name: str, work: asyncio.Future[Any], job: concurrent.futures.Future[Any] | None
     ) -> DeadlineMissed:
         """The error for a call whose deadline passed; drops it if it has not started."""
-        name = _method_name(method)
         # Future.cancel() succeeds only while no worker thread has taken the job, atomically
         # with the worker's check: a job is either dropped here or runs, never both
         if job is not None and job.cancel():
-            return DeadlineMissed(f"{name} dropped: no worker thread was free before its deadline")
+            return DeadlineMissed(
+                f"{name} dropped, never started: no worker thread was free before its deadline"
+            )
         if isinstance(work, asyncio.Task):
             self._late.add(work)
             work.add_done_callback(self._late.discard)
@@ -255,9 +254,10 @@ class BackendRunner:
         elif (exc := ended.exception()) is not None:
             outcome = f"failed: {exc}"
         else:
-            outcome = f"returned {ended.result()!r}"
+            value = ended.result()
+            outcome = f"returned {value.name if isinstance(value, Response) else repr(value)}"
         log.warning(
-            "%s of %s, answered FAIL at its deadline, ended %.1f s later: %s",
+            "%s (%s), answered FAIL at its deadline, ended %.1f s later: %s",
             name,
             self.entry.label,
             later,
@@ -318,10 +318,11 @@ class BackendRunner:
                 release = await self._locks.acquire(key)
         except TimeoutError:
             raise DeadlineMissed(
-                f"{operation.name.lower()} dropped: an earlier operation on the same VM still "
-                f"ran at its deadline ({time.monotonic() - waiting:.1f} s after it arrived)"
+                f"dropped, never started: an earlier operation on the same VM still ran at its "
+                f"deadline ({time.monotonic() - waiting:.1f} s after it arrived)"
             ) from None
-        value = await self.call_by(target.deadline, method, target, done=release)
+        what = f"{operation.name.lower()} {target.domain}"
+        value = await self.call_by(target.deadline, method, target, done=release, what=what)
         return self._response(value, operation)
 
     async def devstatus(self, deadline: float | None = None) -> Response:
