@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from fence_virt import Target
 from fence_virt.errors import BackendError
 from fence_virt.protocol import Response
-from fence_virt_libvirt import Fencer, Hypervisor, current_state
+from fence_virt_libvirt import DeadlinePassed, Fencer, Hypervisor, current_state
 
 T = TypeVar("T")
 
@@ -208,3 +209,68 @@ def test_the_read_back_is_what_answers_success(stubborn, fence):
     assert fence(fencer, "on", "shutoff") is Response.SUCCESS
     assert fence(fencer, "reboot", "paused") is Response.SUCCESS
     assert [state(hv, u) for u in (RUNNING, SHUTOFF)] == [5, 1]
+
+
+# --- the request's deadline: no state change is started after it ---------------------------
+
+
+def target(domain: str, deadline_in: float) -> Target:
+    """A request for ``domain`` whose deadline is ``deadline_in`` seconds from now."""
+    return Target(
+        domain,
+        by_uuid=False,
+        requester="198.51.100.7",
+        seqno=1,
+        deadline=time.monotonic() + deadline_in,
+    )
+
+
+@pytest.mark.parametrize(("operation", "domain"), [("off", "running"), ("reboot", "paused")])
+def test_no_destroy_after_the_deadline(stubborn, operation, domain) -> None:
+    fencer, hv = stubborn()
+    with pytest.raises(DeadlinePassed, match=r"deadline passed before destroying VM \w+ .*: not"):
+        getattr(fencer, operation)(target(domain, -0.01))
+    assert hv.asked == []
+    assert fencer.status(target(domain, 30)) is Response.SUCCESS  # still running
+
+
+def test_no_start_after_the_deadline(stubborn) -> None:
+    fencer, hv = stubborn()
+    with pytest.raises(DeadlinePassed, match="deadline passed before starting VM shutoff"):
+        fencer.on(target("shutoff", -0.01))
+    assert hv.asked == []
+
+
+def test_a_reboot_whose_deadline_passes_while_off_is_left_off(data_uri) -> None:
+    """The destroy was issued in time; the start would come after the deadline: not sent."""
+    hv = StubbornHypervisor(data_uri("states.xml"), after_destroy=lambda _uuid: time.sleep(0.3))
+    fencer = Fencer([hv], 30)
+    try:
+        with pytest.raises(
+            BackendError, match="is off but did not start again: the request's deadline passed"
+        ):
+            fencer.reboot(target("running", 0.2))
+        assert hv.asked == [("destroy", RUNNING)]
+        assert state(hv, RUNNING) == 5
+    finally:
+        fencer.close()
+
+
+def test_a_wait_for_the_state_ends_at_the_deadline(stubborn) -> None:
+    fencer, hv = stubborn(IGNORE_DESTROY, timeout=30)
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="it is running at the request's deadline"):
+        fencer.off(target("running", 0.3))
+    assert 0.3 <= time.monotonic() - started < 5
+    assert hv.asked == [("destroy", RUNNING)]
+
+
+def test_a_vm_busy_past_the_deadline_is_not_touched(stubborn) -> None:
+    """Another request holds the VM (by its UUID) until after this one's deadline."""
+    fencer, hv = stubborn()
+    holder = Target(RUNNING, by_uuid=True, requester="198.51.100.7", seqno=2)
+    with fencer._find(holder, "reboot") as found:
+        assert found is not None
+        with pytest.raises(DeadlinePassed, match=f"VM {RUNNING} was busy with another operation"):
+            fencer.off(target("running", 0.2))
+    assert hv.asked == []
