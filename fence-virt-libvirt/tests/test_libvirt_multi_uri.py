@@ -12,6 +12,7 @@ import pytest
 
 from fence_virt.errors import BackendError
 from fence_virt.protocol import Response
+from fence_virt_libvirt import current_state
 
 VM2 = "22222222-2222-2222-2222-222222222222"
 
@@ -157,3 +158,22 @@ def test_a_uuid_addresses_one_of_two_vms_sharing_a_name(copies, fence):
     assert states_of(copies, "twin") == [1, 5]
     assert fence(copies, "status", TWIN_A) is Response.SUCCESS
     assert fence(copies, "status", TWIN_B) is Response.OFF
+
+
+@pytest.mark.parametrize("operation", ["off", "reboot"])
+def test_a_vm_seen_only_paused_beside_an_unreachable_uri_is_not_fenced(
+    start_fencer, data_uri, dead_uri, fence, operation
+):
+    """The migration's paused source answers, the URI of the running copy does not:
+    destroying the paused copy and answering success would leave the VM running there."""
+    fencer = start_fencer(data_uri("copies-a.xml"), dead_uri)
+    with pytest.raises(
+        BackendError,
+        match=r"VM mig .* runs on no URI that answers, and it may run where a URI cannot "
+        r"answer \(cannot connect to .*no-libvirtd-here.*\): nothing done",
+    ):
+        fence(fencer, operation, "mig")
+    assert current_state(fencer.hypervisors[0], MIG) == 3  # the paused copy: untouched
+    assert fence(fencer, "status", "mig") is Response.SUCCESS  # paused counts as on
+    assert fence(fencer, "on", "mig") is Response.SUCCESS  # on already: nothing started
+    assert fence(fencer, "off", "renamed-a") is Response.SUCCESS  # running here: fenced

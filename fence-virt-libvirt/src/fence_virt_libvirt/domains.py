@@ -124,6 +124,8 @@ class Copies:
 
     uuid: str
     copies: tuple[Located, ...]
+    #: why each URI that could not answer did not (the VM may have a copy there too)
+    unreachable: tuple[str, ...] = ()
 
     @property
     def running(self) -> tuple[Located, ...]:
@@ -172,8 +174,9 @@ def locate(
 
     :raises AmbiguousName: the name means different UUIDs on different URIs (never for a
         UUID: another VM that shares the name is another VM).
-    :raises BackendError: a URI cannot answer and no running copy was found elsewhere (the
-        VM might run there, so the answer is unknowable).
+    :raises BackendError: a URI cannot answer and every copy found elsewhere is shut off
+        (the VM might run there, so the answer is unknowable). With a copy in another state
+        found, the URIs that cannot answer are named in :attr:`Copies.unreachable`.
     """
     failures: dict[str, str] = {}
     vm_uuid = domain_uuid(domain, by_uuid=by_uuid)
@@ -185,7 +188,9 @@ def locate(
     copies = [] if vm_uuid is None else _probe_all(hypervisors, vm_uuid, True, failures)
     if failures and all(c.state == DomainState.SHUTOFF for c in copies):
         raise BackendError(f"cannot tell where VM {domain} is: {'; '.join(failures.values())}")
-    return Copies(vm_uuid, tuple(copies)) if copies and vm_uuid is not None else None
+    if not copies or vm_uuid is None:
+        return None
+    return Copies(vm_uuid, tuple(copies), tuple(failures.values()))
 
 
 def running_copies(hypervisors: Sequence[Hypervisor], vm_uuid: str) -> list[Located]:

@@ -80,7 +80,9 @@ class Fencer:
     A VM may have a copy on several URIs (a migration leaves its definition behind, paused or
     shut off). The rule: off succeeds only once no copy any URI shows still runs; status is
     ON while any copy runs; a name that means different VMs (UUIDs) on different URIs is
-    refused (FAIL, logged) unless the request names the UUID. See :func:`locate`.
+    refused (FAIL, logged) unless the request names the UUID. See :func:`locate`. While a
+    URI cannot answer, off and reboot act only on a VM seen running (or blocked) on a URI
+    that answers: a copy found only paused may be the stale half of one running there.
 
     ``timeout`` (seconds) bounds each wait for "really shut off" and "really running". A
     target's ``deadline`` (``time.monotonic()`` seconds, set by core) is honoured: no
@@ -146,6 +148,7 @@ class Fencer:
     def _shut_off(self, found: Copies, deadline: float | None) -> None:
         """Destroy every running copy, read each one back, then check that no copy runs (one
         may have been started, or migrated in, meanwhile): :class:`BackendError` otherwise."""
+        _only_if_seen_running(found)
         failures: list[str] = []
         destroyed: list[Located] = []
         for copy in found.running:
@@ -257,6 +260,21 @@ class Fencer:
     def hostlist(self) -> list[HostState]:
         """Every URI's domains, sorted by name case-insensitively (see :func:`list_all`)."""
         return list_all(self.hypervisors)
+
+
+def _only_if_seen_running(found: Copies) -> None:
+    """With a URI that cannot answer, a VM may be shut off only if a copy of it was seen
+    running (or blocked) on one that can: :class:`BackendError` otherwise, nothing done.
+
+    A copy that is merely paused (a migration's source or target), crashed or shutting down
+    may be the stale half of a VM that runs behind the silent URI: destroying it and
+    answering success would leave the VM running.
+    """
+    if found.unreachable and not any(_runs(copy.state) for copy in found.copies):
+        raise BackendError(
+            f"VM {found} runs on no URI that answers, and it may run where a URI cannot "
+            f"answer ({'; '.join(found.unreachable)}): nothing done"
+        )
 
 
 class _UuidLocks:
