@@ -5,7 +5,8 @@ on the cases of the issue "No false success, no silent stop":
   ``uri1``): off must shut off both, status must then say OFF; a name meaning two VMs is
   refused unless the request names a UUID;
 * libvirtd stopped (SIGSTOP) during an off: the agent gets its failure at the daemon's
-  deadline, and when libvirtd resumes the VM is not destroyed late.
+  deadline, and when libvirtd resumes the VM is not destroyed late;
+* the static map: off, on, reboot and status all refused for a VM outside the map.
 """
 
 from __future__ import annotations
@@ -144,3 +145,45 @@ def test_an_off_while_libvirtd_is_stopped_fails_at_the_deadline_and_never_runs_l
     assert "off test failed: dropped, never started: an earlier operation on the same VM" in log
     assert "the request's deadline passed before destroying VM test" in log
     assert log.count("INFO: destroying VM test") == 1  # the last off only
+
+
+def test_the_static_map_guards_off_on_reboot_and_status(ns, key_file, tmp_path, xvm) -> None:
+    """Our fence_xvm on loopback may fence ``mapped`` only: every operation on ``other`` is
+    refused (exit 3) and changes nothing, whatever state the VM is in; on ``mapped`` each is
+    carried out. Dropping any operation from the map's checks fails here."""
+    uri = node(
+        tmp_path / "node.xml",
+        ("mapped", "5a7e0000-0000-4000-8000-0000000000a1", None),
+        ("other", "5a7e0000-0000-4000-8000-0000000000b1", None),
+        ("other-off", "5a7e0000-0000-4000-8000-0000000000b2", 5),
+    )
+    conf = config(tmp_path / "fence_virt.conf", key_file, [uri])
+    with conf.open("a") as out:
+        out.write('groups {\n\tgroup {\n\t\tip = "127.0.0.1";\n\t\tuuid = "mapped";\n\t}\n}\n')
+    denied = (3, "Permission denied\n")
+    with running_fence_virtd(ns, tmp_path / "fvd", conf, debug=1) as daemon:
+        for operation, vm in [
+            ("off", "other"),
+            ("reboot", "other"),
+            ("status", "other"),
+            ("on", "other-off"),
+            ("reboot", "other-off"),
+        ]:
+            done = xvm("-o", operation, "-H", vm, "-t", "10")
+            assert (done.returncode, done.stdout) == denied, (operation, vm)
+        for operation, answer in [
+            ("status", (0, "Status: ON\n")),
+            ("off", (0, "")),
+            ("on", (0, "")),
+            ("reboot", (0, "")),
+        ]:
+            done = xvm("-o", operation, "-H", "mapped", "-t", "10")
+            assert (done.returncode, done.stdout) == answer, operation
+        log = daemon.log()
+    for operation in ("off", "reboot", "status"):
+        assert f"{operation} other for 127.0.0.1 (listener multicast): denied by the static" in log
+    assert "on other-off for 127.0.0.1 (listener multicast): denied by the static map" in log
+    assert "destroying VM other" not in log
+    assert "starting VM other" not in log
+    assert log.count("INFO: destroying VM mapped") == 2  # off, reboot
+    assert log.count("INFO: starting VM mapped") == 2  # on, reboot
