@@ -14,10 +14,12 @@ ones goes to libvirt, so lookups and the state read back are libvirt's own.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import libvirt
 import pytest
 
 from fence_virt import Target
@@ -31,6 +33,8 @@ T = TypeVar("T")
 IGNORE_DESTROY = "destroy"  # accept virDomainDestroy, change nothing
 IGNORE_CREATE = "create"  # accept virDomainCreate / virDomainCreateXML, change nothing
 CREATE_PAUSED = "create-paused"  # start the domain, then pause it at once
+FAIL_DESTROY = "destroy-fails"  # virDomainDestroy raises, nothing changes
+DESTROY_THEN_FAIL = "destroy-then-fails"  # the domain is destroyed, then the call raises
 
 
 class StubbornHypervisor(Hypervisor):
@@ -48,6 +52,11 @@ class StubbornHypervisor(Hypervisor):
         self.after_destroy = after_destroy
         #: (method, domain UUID) of every state change asked for, in order
         self.asked: list[tuple[str, str]] = []
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+        super().close()
 
     def call(self, action: Callable[[Any], T]) -> T:
         return super().call(lambda conn: action(_Connection(conn, self)))
@@ -87,7 +96,11 @@ class _Domain:
         self._hv.asked.append(("destroy", uuid))
         if IGNORE_DESTROY in self._hv.behaviours:
             return 0
+        if FAIL_DESTROY in self._hv.behaviours:
+            raise libvirt.libvirtError("destroy refused by the test double")
         result = int(self._dom.destroy())
+        if DESTROY_THEN_FAIL in self._hv.behaviours:
+            raise libvirt.libvirtError("destroyed, then the reply was lost")
         self._hv.after_destroy(uuid)
         return result
 
@@ -274,3 +287,55 @@ def test_a_vm_busy_past_the_deadline_is_not_touched(stubborn) -> None:
         with pytest.raises(DeadlinePassed, match=f"VM {RUNNING} was busy with another operation"):
             fencer.off(target("running", 0.2))
     assert hv.asked == []
+
+
+# --- found by scripts/mutation (docs/mutation.md) ----------------------------------------------
+
+
+@pytest.mark.parametrize("domain", ["crashed", "pmsuspended"])
+def test_a_crashed_or_suspended_vm_is_not_off_until_it_reads_shut_off(stubborn, fence, domain):
+    """Only "shut off" (or gone) is off: a destroy that leaves the VM crashed or suspended
+    to memory is not success."""
+    fencer, hv = stubborn(IGNORE_DESTROY)
+    with pytest.raises(
+        BackendError, match=rf"VM {domain} .* did not become shut off: it is {domain} after"
+    ):
+        fence(fencer, "off", domain)
+    assert hv.asked[0][0] == "destroy"
+
+
+def test_a_destroy_that_fails_while_the_vm_runs_is_an_error_at_once(stubborn, fence):
+    fencer, hv = stubborn(FAIL_DESTROY, timeout=30)
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="destroy refused by the test double"):
+        fence(fencer, "off", "running")
+    assert time.monotonic() - started < 5  # no wait for a state that cannot come
+    assert state(hv, RUNNING) == 1
+
+
+def test_a_destroy_that_raises_after_the_vm_went_off_is_success(stubborn, fence):
+    """The reply was lost, not the destroy (a rerun after a reconnect looks the same)."""
+    fencer, hv = stubborn(DESTROY_THEN_FAIL)
+    assert fence(fencer, "off", "running") is Response.SUCCESS
+    assert state(hv, RUNNING) == 5
+
+
+def test_close_closes_every_hypervisor(data_uri):
+    hvs = [StubbornHypervisor(data_uri(name)) for name in ("states.xml", "copies-a.xml")]
+    Fencer(hvs, SHORT).close()
+    assert [hv.closed for hv in hvs] == [1, 1]
+
+
+def test_a_request_without_a_deadline_waits_for_a_busy_vm_as_long_as_it_takes(stubborn):
+    fencer, hv = stubborn()
+    holder = Target(RUNNING, by_uuid=True, requester="198.51.100.7", seqno=2)
+    answers: list[Response] = []
+    waiting = Target("running", by_uuid=False, requester="198.51.100.7", seqno=3)
+    worker = threading.Thread(target=lambda: answers.append(fencer.off(waiting)))
+    with fencer._find(holder, "reboot"):
+        worker.start()
+        time.sleep(1.5)  # longer than any fixed wait a lock could have
+        assert answers == []
+    worker.join(10)
+    assert answers == [Response.SUCCESS]
+    assert hv.asked == [("destroy", RUNNING)]

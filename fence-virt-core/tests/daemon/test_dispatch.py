@@ -6,6 +6,9 @@ Uses a real pluggy manager with small inline plugins (the pluggy manner)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -482,3 +485,77 @@ def test_an_async_def_hook_is_refused() -> None:
         PluginError, match=r"not async def \(never run\): fence_virt_request_finished"
     ):
         build_plugin_manager([entry(AsyncObserver(), "asyncobs", PluginKind.EXTENSION)])
+
+
+# --- found by scripts/mutation (docs/mutation.md) ----------------------------------------------
+
+
+class ListingBackend(SlowBackend):
+    """hostlist answers whatever the test puts in ``listing``."""
+
+    def __init__(self, listing: object) -> None:
+        super().__init__()
+        self.listing = listing
+
+    def hostlist(self, requester: str) -> Any:
+        del requester
+        return self.listing
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [["vm1"], [VMS[0], ("vm3", "33333333-3333-3333-3333-333333333333", 5)], None, 7],
+    ids=["names", "one-tuple", "none", "int"],
+)
+def test_a_host_list_that_is_not_host_states_is_the_backends_failure(listing: object) -> None:
+    """An open map reads no row, so a list of anything else would reach the listener's
+    encoder: refused here, whether the container or one row is wrong."""
+    dispatcher = make_dispatcher(ListingBackend(listing))
+    with pytest.raises(PluginError, match=r"hostlist returned .*, not a sequence of HostState"):
+        asyncio.run(dispatcher.hostlist("198.51.100.11"))
+
+
+def test_a_call_that_cannot_be_submitted_releases_the_vm() -> None:
+    """The worker pool is shut down (the daemon stopping): the request fails, and the VM's
+    lock is not left held, so nothing later on that VM waits forever."""
+    backend = SlowBackend()
+    pool = ThreadPoolExecutor(max_workers=1)
+    runner = BackendRunner(backend, entry(BackendPlugin(backend), "slow"), pool)  # type: ignore[arg-type]
+    pool.shutdown()
+    due = dataclasses.replace(target("vm1"), deadline=time.monotonic() + 5)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            await runner.operate(Operation.OFF, due)
+        assert len(runner._locks) == 0
+
+    asyncio.run(main())
+    assert backend.calls == []
+
+
+def test_the_log_line_gives_the_duration_in_milliseconds(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="fence_virt.dispatch")
+    assert fence(make_dispatcher(SlowBackend()), Operation.OFF, "vm1") is Response.SUCCESS
+    found = re.search(r"off vm1 \(requester .*\): success in ([0-9.]+) ms", caplog.text)
+    assert found is not None, caplog.text
+    assert 50 <= float(found.group(1)) < 5000  # SlowBackend sleeps 0.05 s
+
+
+def test_releasing_a_keyed_lock_twice_does_nothing_the_second_time() -> None:
+    """The deadline path may release a VM from two places: the second call must not free
+    the lock another request holds by then."""
+    locks = KeyedLocks()
+
+    async def main() -> None:
+        release = await locks.acquire("vm1")
+        release()
+        later = await locks.acquire("vm1")
+        release()  # stale: must not release the later holder's lock
+        waiter = asyncio.ensure_future(locks.acquire("vm1"))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        later()
+        (await waiter)()
+        assert len(locks) == 0
+
+    asyncio.run(main())
