@@ -1,6 +1,6 @@
 """Mutation testing of the modules that decide whether a fencing request succeeded.
 
-    scripts/mutation [TARGET ...] [--list] [--resume]
+    scripts/mutation [TARGET ...] [--list] [--resume] [--survivors]
 
 Each TARGET (default: all, one after another; ``--list`` names them) is one module and the
 fast tests that guard it. For each, cosmic-ray (docs/mutation.md says why that tool) makes
@@ -14,12 +14,14 @@ Not part of scripts/test: it takes minutes per module (a run of the tests per mu
 Run it before calling a change to one of these modules done, and record new survivors.
 
 Sessions and reports go to ``.mutation/`` (ignored by git): ``TARGET.sqlite`` (cosmic-ray's
-session; ``--resume`` carries on an interrupted one), ``TARGET.txt`` (the survivors with
-their diffs). The exit status is 1 if any target has a survivor or could not run.
+session; ``--resume`` carries on an interrupted one, ``--survivors`` runs only its
+survivors again), ``TARGET.txt`` (the survivors with their diffs). The exit status is 1
+if any target has a survivor or could not run.
 
 Mutants that cannot change behaviour are skipped before the run, never counted:
 those inside type annotations (strings at run time under ``from __future__ import
-annotations``) and the binary-operator swaps listed in :data:`EXCLUDED_OPERATORS`.
+annotations``) and the binary-operator swaps listed in :data:`EXCLUDED_OPERATORS`; a target
+with a ``scope`` mutates only the functions it names.
 A module with uncommitted changes is refused: cosmic-ray edits the file in place, and the
 script restores it from git if a run is interrupted.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -79,6 +82,10 @@ LISTENING_TESTS = tuple(
 )
 
 
+#: (start, end) positions in a source file: (line from 1, column from 0)
+Span = tuple[tuple[int, int], tuple[int, int]]
+
+
 @dataclass(frozen=True)
 class Target:
     """One module under mutation and the tests that must notice every change to it."""
@@ -86,6 +93,8 @@ class Target:
     module: str
     tests: tuple[str, ...]
     why: str
+    #: mutate only these top-level functions (and methods of these classes); all if empty
+    scope: tuple[str, ...] = ()
 
 
 TARGETS = {
@@ -123,6 +132,7 @@ TARGETS = {
         "fence-virt-core/src/fence_virt/agents/runner.py",
         ("fence-virt-core/tests/agents/test_agent_results.py",),
         "the agent's exit status and message for each answer",
+        ("_fence", "report"),
     ),
 }
 
@@ -130,10 +140,7 @@ TARGETS = {
 def config_text(target: Target) -> str:
     """cosmic-ray's session config for ``target`` (TOML)."""
     tests = " ".join(target.tests)
-    command = (
-        f"{VENV_BIN / 'pytest'} -x -q -p no:cacheprovider "
-        f"--timeout {TEST_TIMEOUT} {tests}"
-    )
+    command = f"{VENV_BIN / 'pytest'} -x -q -p no:cacheprovider --timeout {TEST_TIMEOUT} {tests}"
     excluded = ", ".join(f"'{pattern}'" for pattern in EXCLUDED_OPERATORS)
     return (
         "[cosmic-ray]\n"
@@ -146,7 +153,7 @@ def config_text(target: Target) -> str:
     )
 
 
-def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def annotation_spans(source: str) -> list[Span]:
     """(start, end) positions, (line from 1, column from 0), of every type annotation."""
     spans = []
     for node in ast.walk(ast.parse(source)):
@@ -165,24 +172,51 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
     return spans
 
 
-def _in_annotation(mutation: MutationSpec, spans: list[tuple[tuple[int, int], ...]]) -> bool:
+def scope_spans(source: str, names: tuple[str, ...]) -> list[Span]:
+    """(start, end) positions of the top-level definitions called ``names``."""
+    return [
+        ((node.lineno, 0), (node.end_lineno or node.lineno, 10_000))
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.name in names
+    ]
+
+
+def _inside(mutation: MutationSpec, spans: list[Span]) -> bool:
     start = tuple(mutation.start_pos)
     return any(low <= start < high for low, high in spans)
 
 
-def skip_annotations(session: Path, module: Path) -> int:
-    """Mark every mutant inside a type annotation skipped; how many were."""
-    spans = annotation_spans(module.read_text())
+def skip_unwanted(session: Path, module: Path, scope: tuple[str, ...]) -> int:
+    """Mark every mutant inside a type annotation, or outside ``scope`` if one is given,
+    skipped; how many were."""
+    source = module.read_text()
+    annotations = annotation_spans(source)
+    wanted = scope_spans(source, scope) if scope else None
     skipped = 0
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item in db.pending_work_items:
-            if all(_in_annotation(m, spans) for m in item.mutations):
+            why = None
+            if all(_inside(m, annotations) for m in item.mutations):
+                why = "in a type annotation"
+            elif wanted is not None and not any(_inside(m, wanted) for m in item.mutations):
+                why = "outside the target's scope"
+            if why is not None:
                 db.set_result(
-                    item.job_id,
-                    WorkResult(output="in a type annotation", worker_outcome=WorkerOutcome.SKIPPED),
+                    item.job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED)
                 )
                 skipped += 1
     return skipped
+
+
+def forget_survivors(session: Path) -> int:
+    """Make the survivors (and errors) of a finished session pending again; how many."""
+    with sqlite3.connect(session) as db:
+        cursor = db.execute(
+            "DELETE FROM work_results WHERE worker_outcome != 'SKIPPED' "
+            "AND (test_outcome IS NULL OR test_outcome != 'KILLED')"
+        )
+        return cursor.rowcount
 
 
 def run(*argv: str | Path) -> None:
@@ -236,8 +270,9 @@ def summarize(session: Path, module: Path) -> Outcome:
     return outcome
 
 
-def mutate(name: str, target: Target, resume: bool) -> Outcome:
-    """Run (or resume) one target's session; the module is restored whatever happens."""
+def mutate(name: str, target: Target, resume: bool, survivors: bool = False) -> Outcome:
+    """Run (or resume) one target's session, or only its survivors again; the module is
+    restored whatever happens."""
     module = ROOT / target.module
     STATE.mkdir(exist_ok=True)
     config = STATE / f"{name}.toml"
@@ -245,11 +280,14 @@ def mutate(name: str, target: Target, resume: bool) -> Outcome:
     config.write_text(config_text(target))
     cosmic_ray = VENV_BIN / "cosmic-ray"
     try:
-        if not (resume and session.exists()):
+        if survivors and session.exists():
+            print(f"{name}: {forget_survivors(session)} survivors run again")
+        elif not (resume and session.exists()):
             session.unlink(missing_ok=True)
             run(cosmic_ray, "init", config, session)
             run(VENV_BIN / "cr-filter-operators", session, config)
-            print(f"{name}: {skip_annotations(session, module)} mutants in annotations skipped")
+            skipped = skip_unwanted(session, module, target.scope)
+            print(f"{name}: {skipped} mutants in annotations or out of scope skipped")
             run(cosmic_ray, "baseline", config)
         run(cosmic_ray, "exec", config, session)
     finally:
@@ -274,6 +312,11 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", metavar="TARGET")
     parser.add_argument("--list", action="store_true", help="name every target and exit")
     parser.add_argument("--resume", action="store_true", help="carry on an interrupted run")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run only the last run's survivors again (after adding tests)",
+    )
     args = parser.parse_args()
     if args.list:
         for name, target in TARGETS.items():
@@ -288,7 +331,7 @@ def main() -> int:
         parser.error(f"commit or stash first (cosmic-ray edits in place): {', '.join(dirty)}")
     failed = False
     for name in names:
-        outcome = mutate(name, TARGETS[name], args.resume)
+        outcome = mutate(name, TARGETS[name], args.resume, args.survivors)
         text = report(name, outcome)
         (STATE / f"{name}.txt").write_text(text + "\n")
         print(text.splitlines()[0])
