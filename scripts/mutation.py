@@ -33,6 +33,7 @@ import ast
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,15 @@ TARGETS = {
         "the agent's exit status and message for each answer",
         ("_fence", "report"),
     ),
+    "multicast-release": Target(
+        "fence-virt-listener-multicast/src/fence_virt_listener_multicast/listener.py",
+        (
+            "fence-virt-listener-multicast/tests/test_multicast_release.py",
+            "fence-virt-listener-multicast/tests/test_multicast_runner.py",
+        ),
+        "a request is served once; one whose every connect-back failed may be sent again",
+        ("MulticastListener.datagram_received", "MulticastListener._run"),
+    ),
 }
 
 
@@ -172,13 +182,25 @@ def annotation_spans(source: str) -> list[Span]:
     return spans
 
 
+def _definitions(source: str) -> Iterator[tuple[str, ast.stmt]]:
+    """(name, node) of every top-level function and class, and of every method as
+    ``"Class.method"``."""
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in ast.parse(source).body:
+        if isinstance(node, kinds):
+            yield node.name, node
+        if isinstance(node, ast.ClassDef):
+            for inner in node.body:
+                if isinstance(inner, kinds):
+                    yield f"{node.name}.{inner.name}", inner
+
+
 def scope_spans(source: str, names: tuple[str, ...]) -> list[Span]:
-    """(start, end) positions of the top-level definitions called ``names``."""
+    """(start, end) positions of the definitions called ``names`` (see :func:`_definitions`)."""
     return [
         ((node.lineno, 0), (node.end_lineno or node.lineno, 10_000))
-        for node in ast.parse(source).body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-        and node.name in names
+        for name, node in _definitions(source)
+        if name in names
     ]
 
 
