@@ -339,3 +339,24 @@ def test_a_request_without_a_deadline_waits_for_a_busy_vm_as_long_as_it_takes(st
     worker.join(10)
     assert answers == [Response.SUCCESS]
     assert hv.asked == [("destroy", RUNNING)]
+
+
+def test_a_vm_undefined_while_waiting_for_its_lock_is_fail(data_uri, caplog):
+    hv = StubbornHypervisor(data_uri("states.xml"))
+    fencer = Fencer([hv], SHORT)
+    holder = Target(SHUTOFF, by_uuid=True, requester="198.51.100.7", seqno=2)
+    answers: list[Response] = []
+    waiting = Target("shutoff", by_uuid=False, requester="198.51.100.7", seqno=3)
+    worker = threading.Thread(target=lambda: answers.append(fencer.on(waiting)))
+    try:
+        with fencer._find(holder, "off"):
+            worker.start()
+            time.sleep(0.3)
+            hv.call(lambda conn: conn.lookupByUUIDString(SHUTOFF).undefine())
+        worker.join(10)
+        assert answers == [Response.FAIL]
+        assert hv.asked == []
+        assert f"on shutoff: VM shutoff ({SHUTOFF}) on test://" in caplog.text
+        assert "vanished meanwhile" in caplog.text
+    finally:
+        fencer.close()

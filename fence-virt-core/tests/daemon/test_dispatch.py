@@ -559,3 +559,36 @@ def test_releasing_a_keyed_lock_twice_does_nothing_the_second_time() -> None:
         assert len(locks) == 0
 
     asyncio.run(main())
+
+
+def test_null_is_no_error_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    dispatcher = make_dispatcher(SlowBackend(), extensions=[recorder])
+    assert fence(dispatcher, Operation.NULL, "vm1") is Response.FAIL
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    asyncio.run(asyncio.sleep(0))
+    assert [(r.response, r.reason) for r in recorder.seen] == [(Response.FAIL, None)]
+
+
+class HostlistAuditor:
+    """Authorization plugin recording the target of every host-list row it is asked about."""
+
+    def __init__(self) -> None:
+        self.targets: list[Target] = []
+
+    @hookimpl
+    def fence_virt_authorize(self, target: Target, vm: HostState | None) -> bool | None:
+        if vm is not None:
+            self.targets.append(target)
+        return None
+
+
+def test_host_list_rows_are_authorized_by_name() -> None:
+    auditor = HostlistAuditor()
+    dispatcher = make_dispatcher(SlowBackend(), extensions=[auditor])
+    rows = asyncio.run(dispatcher.hostlist("198.51.100.11"))
+    assert [row.domain for row in rows] == ["vm1", "vm3"]
+    assert [(t.domain, t.by_uuid, t.uuid, t.requester) for t in auditor.targets] == [
+        ("vm1", False, None, "198.51.100.11"),
+        ("vm3", False, None, "198.51.100.11"),
+    ]
