@@ -360,3 +360,28 @@ def test_a_vm_undefined_while_waiting_for_its_lock_is_fail(data_uri, caplog):
         assert "vanished meanwhile" in caplog.text
     finally:
         fencer.close()
+
+
+def test_a_request_past_its_deadline_does_not_wait_for_a_busy_vm(stubborn):
+    """Its deadline has passed when it arrives and the VM is busy: refused at once, not after
+    the other operation ends."""
+    fencer, hv = stubborn()
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with fencer._find(Target(RUNNING, by_uuid=True, requester="r", seqno=2), "reboot"):
+            holding.set()
+            done.wait(0.6)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeadlinePassed, match="was busy with another operation"):
+            fencer.off(target("running", -0.01))
+        assert time.monotonic() - started < 0.4
+    finally:
+        done.set()
+        holder.join(5)
+    assert hv.asked == []

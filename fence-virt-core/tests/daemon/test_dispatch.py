@@ -584,9 +584,22 @@ class HostlistAuditor:
 
 
 def test_host_list_rows_are_authorized_by_name() -> None:
-    auditor = HostlistAuditor()
-    dispatcher = make_dispatcher(SlowBackend(), extensions=[auditor])
-    rows = asyncio.run(dispatcher.hostlist("198.51.100.11"))
+    auditor, recorder = HostlistAuditor(), Recorder()
+    dispatcher = make_dispatcher(SlowBackend(), extensions=[auditor, recorder])
+
+    async def main() -> Sequence[HostState]:
+        rows = await dispatcher.hostlist("198.51.100.11")
+        await asyncio.sleep(0)  # the observers run right after the answer
+        return rows
+
+    rows = asyncio.run(main())
+    [record] = recorder.seen
+    assert (record.operation, record.response, record.target.seqno) == (
+        Operation.HOSTLIST,
+        Response.SUCCESS,
+        0,
+    )
+    assert 0 <= record.duration < 5
     assert [row.domain for row in rows] == ["vm1", "vm3"]
     assert [(t.domain, t.by_uuid, t.uuid, t.requester) for t in auditor.targets] == [
         ("vm1", False, None, "198.51.100.11"),

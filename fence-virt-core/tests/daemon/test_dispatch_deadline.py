@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -184,6 +185,9 @@ def test_a_request_waiting_for_the_same_vm_past_its_deadline_never_starts(
         "reboot vm1 failed: dropped, never started: an earlier operation on the same VM still ran "
         "at its deadline" in caplog.text
     )
+    said = re.search(r"at its deadline \(([0-9.]+) s after it arrived\)", caplog.text)
+    assert said is not None
+    assert DEADLINE - 0.2 <= float(said.group(1)) < DEADLINE + 1
 
 
 def test_a_request_without_a_free_worker_by_its_deadline_never_starts(
