@@ -605,3 +605,14 @@ def test_host_list_rows_are_authorized_by_name() -> None:
         ("vm1", False, None, "198.51.100.11"),
         ("vm3", False, None, "198.51.100.11"),
     ]
+
+
+@pytest.mark.parametrize(
+    "operation", [Operation.HOSTLIST, Operation.METADATA, Operation.VALIDATEALL]
+)
+def test_codes_that_are_no_operation_on_one_vm_fail(operation: Operation) -> None:
+    """A listener that hands fence() a code with no VM method (the agents' client-local
+    codes, a host list) gets FAIL, never devstatus' SUCCESS."""
+    backend = SlowBackend()
+    assert fence(make_dispatcher(backend), operation, "vm1") is Response.FAIL
+    assert backend.calls == []
