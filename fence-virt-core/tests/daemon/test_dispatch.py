@@ -616,3 +616,39 @@ def test_codes_that_are_no_operation_on_one_vm_fail(operation: Operation) -> Non
     backend = SlowBackend()
     assert fence(make_dispatcher(backend), operation, "vm1") is Response.FAIL
     assert backend.calls == []
+
+
+def test_a_host_list_cancelled_by_a_stop_stays_cancelled() -> None:
+    backend = AsyncBackend()
+    recorder = Recorder()
+    dispatcher = make_dispatcher(backend, extensions=[recorder])
+
+    async def main() -> None:
+        started = asyncio.Event()
+
+        async def slow_hostlist(requester: str) -> Sequence[HostState]:
+            started.set()
+            await asyncio.sleep(10)
+            return VMS
+
+        backend.hostlist = slow_hostlist  # type: ignore[method-assign]
+        task = asyncio.create_task(dispatcher.hostlist("198.51.100.11"))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert recorder.seen == []  # a stop, not an answer
+
+
+def test_a_backend_raising_cancelled_error_in_a_host_list_is_a_failure() -> None:
+    backend = AsyncBackend()
+
+    async def cancelling_hostlist(requester: str) -> Sequence[HostState]:
+        raise asyncio.CancelledError
+
+    backend.hostlist = cancelling_hostlist  # type: ignore[method-assign]
+    with pytest.raises(BackendError, match="hostlist failed: CancelledError"):
+        asyncio.run(make_dispatcher(backend).hostlist("198.51.100.11"))
