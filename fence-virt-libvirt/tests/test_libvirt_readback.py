@@ -385,3 +385,19 @@ def test_a_request_past_its_deadline_does_not_wait_for_a_busy_vm(stubborn):
         done.set()
         holder.join(5)
     assert hv.asked == []
+
+
+def test_a_copy_whose_destroy_fails_does_not_spare_the_others(data_uri, fence):
+    """The paused copy's destroy fails: off is FAIL, but the running copy on the other URI
+    is destroyed all the same (the less of the VM left running, the better)."""
+    mig = "a1a1a1a1-0000-4000-8000-000000000001"
+    source = StubbornHypervisor(data_uri("copies-a.xml"), FAIL_DESTROY)
+    target = StubbornHypervisor(data_uri("copies-b.xml"))
+    fencer = Fencer([source, target], SHORT)
+    try:
+        with pytest.raises(BackendError, match="destroy refused by the test double"):
+            fence(fencer, "off", "mig")
+        assert (source.asked, target.asked) == ([("destroy", mig)], [("destroy", mig)])
+        assert (state(source, mig), state(target, mig)) == (3, 5)
+    finally:
+        fencer.close()
