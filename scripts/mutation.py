@@ -108,6 +108,17 @@ TARGETS = {
         "fence-virt-libvirt/src/fence_virt_libvirt/domains.py",
         LIBVIRT_TESTS,
         "finding every copy of a VM and reading its state back before any success",
+        (
+            "_no_domain",
+            "_probe",
+            "Copies",
+            "_probe_all",
+            "locate",
+            "running_copies",
+            "state_on",
+            "current_state",
+            "wait_for_state",
+        ),
     ),
     "dispatch": Target(
         "fence-virt-core/src/fence_virt/daemon/dispatch.py",
