@@ -177,3 +177,14 @@ def test_a_vm_seen_only_paused_beside_an_unreachable_uri_is_not_fenced(
     assert fence(fencer, "status", "mig") is Response.SUCCESS  # paused counts as on
     assert fence(fencer, "on", "mig") is Response.SUCCESS  # on already: nothing started
     assert fence(fencer, "off", "renamed-a") is Response.SUCCESS  # running here: fenced
+
+
+def test_a_crashed_vm_beside_an_unreachable_uri_is_on_but_not_fenced(
+    start_fencer, data_uri, dead_uri, fence
+):
+    """Crashed is not shut off: status says ON (as with every URI answering); off refuses,
+    since the VM may run behind the URI that does not answer."""
+    fencer = start_fencer(data_uri("states.xml"), dead_uri)
+    assert fence(fencer, "status", "crashed") is Response.SUCCESS
+    with pytest.raises(BackendError, match="runs on no URI that answers"):
+        fence(fencer, "off", "crashed")
