@@ -35,6 +35,7 @@ IGNORE_CREATE = "create"  # accept virDomainCreate / virDomainCreateXML, change 
 CREATE_PAUSED = "create-paused"  # start the domain, then pause it at once
 FAIL_DESTROY = "destroy-fails"  # virDomainDestroy raises, nothing changes
 DESTROY_THEN_FAIL = "destroy-then-fails"  # the domain is destroyed, then the call raises
+DENY_LOOKUP = "deny-lookup"  # every lookup raises VIR_ERR_ACCESS_DENIED (a polkit/ACL refusal)
 
 
 class StubbornHypervisor(Hypervisor):
@@ -70,11 +71,18 @@ class _Connection:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
+    def _lookup(self, how: str, key: str) -> _Domain:
+        if DENY_LOOKUP in self._hv.behaviours:
+            exc = libvirt.libvirtError("access denied by the test double")
+            exc.err = (libvirt.VIR_ERR_ACCESS_DENIED, 0, "access denied", 2, "", "", "", 0, 0)
+            raise exc
+        return _Domain(getattr(self._conn, how)(key), self._hv)
+
     def lookupByUUIDString(self, uuid: str) -> _Domain:
-        return _Domain(self._conn.lookupByUUIDString(uuid), self._hv)
+        return self._lookup("lookupByUUIDString", uuid)
 
     def lookupByName(self, name: str) -> _Domain:
-        return _Domain(self._conn.lookupByName(name), self._hv)
+        return self._lookup("lookupByName", name)
 
     def createXML(self, xml: str, flags: int = 0) -> Any:
         self._hv.asked.append(("createXML", ""))
@@ -410,3 +418,13 @@ def test_a_wait_ends_at_the_timeout_when_the_deadline_is_later(stubborn) -> None
         fencer.off(target("running", 30))
     assert time.monotonic() - started < 5
     assert hv.asked == [("destroy", RUNNING)]
+
+
+@pytest.mark.parametrize("operation", ["status", "off"])
+def test_a_lookup_refused_for_another_reason_is_not_an_unknown_vm(stubborn, fence, operation):
+    """Only VIR_ERR_NO_DOMAIN means "not here": a lookup libvirt refuses (access denied)
+    leaves the VM's whereabouts unknown, an error rather than a plain FAIL for no such VM."""
+    fencer, hv = stubborn(DENY_LOOKUP)
+    with pytest.raises(BackendError, match=r"cannot tell where VM running is: .*access denied"):
+        fence(fencer, operation, "running")
+    assert hv.asked == []
