@@ -601,10 +601,11 @@ def test_host_list_rows_are_authorized_by_name() -> None:
     )
     assert 0 <= record.duration < 5
     assert [row.domain for row in rows] == ["vm1", "vm3"]
-    assert [(t.domain, t.by_uuid, t.uuid, t.requester) for t in auditor.targets] == [
-        ("vm1", False, None, "198.51.100.11"),
-        ("vm3", False, None, "198.51.100.11"),
+    assert [(t.domain, t.by_uuid, t.uuid, t.requester, t.seqno) for t in auditor.targets] == [
+        ("vm1", False, None, "198.51.100.11", 0),
+        ("vm3", False, None, "198.51.100.11", 0),
     ]
+    assert (record.target.domain, record.target.by_uuid) == ("", False)
 
 
 @pytest.mark.parametrize(
@@ -652,3 +653,18 @@ def test_a_backend_raising_cancelled_error_in_a_host_list_is_a_failure() -> None
     backend.hostlist = cancelling_hostlist  # type: ignore[method-assign]
     with pytest.raises(BackendError, match="hostlist failed: CancelledError"):
         asyncio.run(make_dispatcher(backend).hostlist("198.51.100.11"))
+
+
+def test_a_failed_host_list_is_recorded_with_its_duration() -> None:
+    recorder = Recorder()
+    dispatcher = make_dispatcher(AsyncBackend(), extensions=[recorder])
+
+    async def main() -> None:
+        with pytest.raises(BackendError, match="RuntimeError: bus down"):
+            await dispatcher.hostlist("198.51.100.11")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    [record] = recorder.seen
+    assert (record.operation, record.response) == (Operation.HOSTLIST, Response.FAIL)
+    assert 0 <= record.duration < 5

@@ -100,6 +100,15 @@ def test_an_instance_map_needs_a_group_and_may_have_one() -> None:
     assert StaticMap.from_node(empty).open  # the top-level map: open, as in C (warned)
 
 
+def test_an_empty_top_level_map_is_warned_a_full_one_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    StaticMap.from_config(parse_text(GROUPS, source="fence_virt.conf"))
+    assert caplog.text == ""
+    StaticMap.from_config(parse_text("groups {\n}\n", source="fence_virt.conf"))
+    assert "fence_virt.conf:1: the groups block has no group: every requester may" in caplog.text
+
+
 def test_unknown_keys_in_a_group_are_warned_with_their_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
