@@ -412,11 +412,12 @@ def test_a_copy_whose_destroy_fails_does_not_spare_the_others(data_uri, fence):
 
 
 def test_a_wait_ends_at_the_timeout_when_the_deadline_is_later(stubborn) -> None:
+    """At its 0.3 s limit, not a poll later (a poll is at most 0.1 s)."""
     fencer, hv = stubborn(IGNORE_DESTROY)
     started = time.monotonic()
     with pytest.raises(BackendError, match=r"it is running after 0.3 s$"):
         fencer.off(target("running", 30))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 0.9
     assert hv.asked == [("destroy", RUNNING)]
 
 
