@@ -7,6 +7,7 @@ builds is then called as core's dispatcher calls it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,7 @@ def start_backend(
 
     def start(*uris: str, extra: str = "") -> LibvirtBackend:
         backend = new_backend(*uris, extra=extra)
-        backend.start()
+        asyncio.run(backend.start())  # async: it binds libvirt's event loop (keepalives)
         started.append(backend)
         return backend
 

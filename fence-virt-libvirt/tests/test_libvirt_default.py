@@ -111,3 +111,16 @@ def test_devstatus_and_hostlist(fencer, inspect):
     assert list(fencer.hostlist()) == [HostState("test", TEST_UUID, RUNNING)]
     inspect.lookupByName("test").destroy()
     assert list(fencer.hostlist()) == [HostState("test", TEST_UUID, SHUTOFF)]
+
+
+def test_reboot_of_a_transient_vm_keeps_its_secrets(fencer, inspect, fence):
+    """The saved XML includes the VNC password: the re-created VM must still demand it."""
+    xml = inspect.lookupByName("test").XMLDesc(0)
+    xml = xml.replace("<name>test</name>", "<name>vnc</name>")
+    xml = xml.replace(TEST_UUID, "7e57a11e-0000-4000-8000-000000000003")
+    xml = xml.replace("</devices>", "<graphics type='vnc' port='-1' passwd='s3cret'/></devices>")
+    inspect.createXML(xml, 0)
+    assert fence(fencer, "reboot", "vnc") is Response.SUCCESS
+    again = inspect.lookupByName("vnc")
+    assert "passwd='s3cret'" in again.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    again.destroy()

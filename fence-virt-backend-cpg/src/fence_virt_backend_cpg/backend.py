@@ -349,7 +349,16 @@ class CpgBackend:
             log.warning("request %s: %s: name_mode is uuid and this is no UUID", rid, what)
             await self._reply_if_responsible(rid, sender, message, Response.FAIL)
             return
-        found = await asyncio.to_thread(locate, self._running().hypervisors, target.domain)
+        try:
+            copies = await asyncio.to_thread(locate, self._running().hypervisors, target.domain)
+        except BackendError as exc:
+            # this host may hold a running copy it cannot see (an unreachable URI) or the name
+            # means two VMs here: its answer is a failure, never silence another may fill
+            log.error("request %s: %s: %s", rid, what, exc)
+            await self._reply(rid, sender, message, Response.FAIL)
+            return
+        # the running copy if any (libvirt library: every copy of the VM on every URI)
+        found = None if copies is None else copies.first
         if found is not None and self._acts_on_local(
             rid, what, found.name, found.uuid, found.state
         ):
@@ -507,8 +516,12 @@ class CpgBackend:
             await self._send_store(vm.domain, vm.uuid, vm.state)
 
     async def _publish_one(self, name: str, uuid: str) -> None:
-        found = await asyncio.to_thread(locate, self._running().hypervisors, uuid)
-        state = SHUTOFF if found is None else found.state
+        try:
+            copies = await asyncio.to_thread(locate, self._running().hypervisors, uuid)
+        except BackendError as exc:
+            log.warning("cannot read VM %s (%s) to publish it: %s", name, uuid, exc)
+            return
+        state = SHUTOFF if copies is None else copies.first.state
         if self._publishable(name, uuid):
             await self._send_store(name, uuid, state)
 

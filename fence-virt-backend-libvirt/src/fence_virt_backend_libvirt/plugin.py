@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from fence_virt_libvirt import (
     Fencer,
     Hypervisor,
     HypervisorUnreachable,
+    bind_running_loop,
     list_domains,
     probe,
     quiet_libvirt,
@@ -39,7 +41,14 @@ class LibvirtBackend:
     def describe(self) -> str:
         return f"libvirt {', '.join(self._settings.uris)}"
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Connect to every URI (at least one must open); libvirt's event loop runs on the
+        daemon's asyncio loop first, so every connection gets keepalives (a hung libvirtd
+        cannot block a call forever)."""
+        bind_running_loop()
+        await asyncio.to_thread(self._connect)
+
+    def _connect(self) -> None:
         quiet_libvirt()
         hypervisors = [Hypervisor(uri) for uri in self._settings.uris]
         failures = _connect_all(hypervisors)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import uuid as uuidlib
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from fence_virt.errors import AuthenticationError
@@ -99,6 +99,11 @@ class Target:
     requester: str
     #: the client's sequence number, for logs and for backends that forward requests
     seqno: int
+    #: when the answer is due, in :func:`time.monotonic` seconds (core sets it from
+    #: ``fence_virtd { deadline }`` before calling the backend; ``None``: no deadline). Past
+    #: it the client has been answered FAIL: a backend must not *start* a state change then
+    #: (one already under way may finish). Not part of equality.
+    deadline: float | None = field(default=None, compare=False)
 
     @property
     def uuid(self) -> str | None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from fence_virt.protocol import HostState, encode_hostlist
+from fence_virt.agents import console, runner
+from fence_virt.agents.console import LOG_ERR, LOG_NOTICE
+from fence_virt.agents.options import AgentArgs
+from fence_virt.protocol import HostState, Operation, Response, encode_hostlist
 from fence_virt_testinfra import c_suite
 from fence_virt_testinfra.netns import NetNS
 
@@ -175,3 +179,141 @@ def test_host_without_the_key_cannot_fake_success(
     result = against_fake_host(ns, ours, key, b"\x00", "-o", "off", "-H", "vm1", auth_key=other)
     assert result.returncode == 1
     assert result.stdout == b"Invalid response to challenge\nOperation failed\n"
+
+
+# --- found by scripts/mutation (docs/mutation.md): the result handling in-process ------------
+#
+# Test double: ``console.log`` is replaced by a recorder, because the syslog lines the agent
+# sends cannot be read back in a test (no syslog daemon needs to run, and none is ours).
+
+
+class SyslogRecorder:
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def __call__(self, ident: str, priority: int, text: str) -> None:
+        assert ident == "fence_xvm"
+        self.lines.append((priority, text))
+
+
+@pytest.fixture
+def syslog(monkeypatch: pytest.MonkeyPatch) -> SyslogRecorder:
+    recorder = SyslogRecorder()
+    monkeypatch.setattr(console, "log", recorder)
+    return recorder
+
+
+def agent_args(op: Operation, domain: str | None = "vm1", delay: int = 0) -> AgentArgs:
+    args = AgentArgs()
+    args.op, args.domain, args.delay = op, domain, delay
+    return args
+
+
+REPORTS = [
+    (Operation.STATUS, "vm1", Response.SUCCESS, "Status: ON\n", None),
+    (Operation.STATUS, "vm1", Response.OFF, "Status: OFF\n", None),
+    (Operation.OFF, "vm1", Response.SUCCESS, "", (LOG_NOTICE, 'Domain "vm1" is ON')),
+    (Operation.REBOOT, "vm1", Response.OFF, "", (LOG_NOTICE, 'Domain "vm1" is OFF')),
+    (Operation.DEVSTATUS, None, Response.SUCCESS, "", None),
+    (
+        Operation.OFF,
+        "vm1",
+        Response.FAIL,
+        "Operation failed\n",
+        (LOG_ERR, 'Fence operation failed for domain "vm1"'),
+    ),
+    (
+        Operation.DEVSTATUS,
+        None,
+        Response.FAIL,
+        "Operation failed\n",
+        (LOG_ERR, "Fence operation failed"),
+    ),
+    (
+        Operation.ON,
+        "vm1",
+        Response.PERM,
+        "Permission denied\n",
+        (LOG_ERR, 'Permission denied for Fence operation for domain "vm1"'),
+    ),
+    (
+        Operation.HOSTLIST,
+        None,
+        Response.PERM,
+        "Permission denied\n",
+        (LOG_ERR, "Permission denied for fence operation"),
+    ),
+    (
+        Operation.OFF,
+        "vm1",
+        7,
+        "Unknown response (7)\n",
+        (LOG_ERR, 'Unknown response (7) for domain "vm1"'),
+    ),
+]
+
+
+@pytest.mark.parametrize(("op", "domain", "result", "out", "logged"), REPORTS)
+def test_each_result_s_message_and_syslog_line(
+    capsysbinary: pytest.CaptureFixture[bytes],
+    syslog: SyslogRecorder,
+    op: Operation,
+    domain: str | None,
+    result: int,
+    out: str,
+    logged: tuple[int, str] | None,
+) -> None:
+    runner.report("fence_xvm", agent_args(op, domain), int(result))  # as send() returns it
+    assert capsysbinary.readouterr().out.decode() == out
+    assert syslog.lines == ([] if logged is None else [logged])
+
+
+def fake_agent(key: bytes | None, result: int, sent: list[float]) -> runner.Agent:
+    """An agent whose transport answers ``result`` at once (recording when it was asked)."""
+    return runner.Agent(
+        "fence_xvm",
+        "",
+        0,
+        check=lambda args: None,
+        prepare=lambda args: key,
+        send=lambda args, key: sent.append(time.monotonic()) or result,
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "status"), [(Response.SUCCESS, 0), (Response.FAIL, 1), (Response.OFF, 2), (-1, 255)]
+)
+def test_the_exit_status_is_the_result_byte(
+    syslog: SyslogRecorder, result: int, status: int
+) -> None:
+    sent: list[float] = []
+    assert runner._fence(fake_agent(b"key", result, sent), agent_args(Operation.OFF)) == status
+    assert len(sent) == 1
+
+
+def test_no_key_is_exit_1_and_nothing_sent() -> None:
+    sent: list[float] = []
+    agent = fake_agent(None, Response.SUCCESS, sent)
+    assert runner._fence(agent, agent_args(Operation.OFF)) == 1
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("op", "delay", "waits"),
+    [
+        (Operation.OFF, 1, True),
+        (Operation.REBOOT, 1, True),
+        (Operation.ON, 1, True),
+        (Operation.NULL, 1, True),
+        (Operation.STATUS, 1, False),
+        (Operation.HOSTLIST, 1, False),
+        (Operation.OFF, 0, False),
+    ],
+)
+def test_the_delay_comes_before_fencing_operations_only(
+    syslog: SyslogRecorder, op: Operation, delay: int, waits: bool
+) -> None:
+    sent: list[float] = []
+    started = time.monotonic()
+    runner._fence(fake_agent(b"key", Response.SUCCESS, sent), agent_args(op, delay=delay))
+    assert (sent[0] - started >= 1) is waits

@@ -26,10 +26,9 @@ FENCE_VIRTD = Path("/usr/sbin/fence_virtd")
 CONFIGS = Path(__file__).parents[1] / "data" / "configs"
 SAMPLES = sorted(path.name for path in CONFIGS.glob("*.conf"))
 
-pytestmark = [
-    pytest.mark.c_suite,
-    pytest.mark.skipif(not FENCE_VIRTD.exists(), reason="needs the C fence_virtd (fence-virtd)"),
-]
+# the c_suite fixture skips by hand but fails under scripts/test and in CI (a skipif here
+# once let a missing C daemon hide these checks)
+pytestmark = [pytest.mark.c_suite, pytest.mark.usefixtures("c_suite")]
 
 
 def reversed_node(node: ConfigNode) -> ConfigNode:

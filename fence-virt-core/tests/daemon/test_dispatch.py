@@ -6,6 +6,9 @@ Uses a real pluggy manager with small inline plugins (the pluggy manner)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -482,3 +485,186 @@ def test_an_async_def_hook_is_refused() -> None:
         PluginError, match=r"not async def \(never run\): fence_virt_request_finished"
     ):
         build_plugin_manager([entry(AsyncObserver(), "asyncobs", PluginKind.EXTENSION)])
+
+
+# --- found by scripts/mutation (docs/mutation.md) ----------------------------------------------
+
+
+class ListingBackend(SlowBackend):
+    """hostlist answers whatever the test puts in ``listing``."""
+
+    def __init__(self, listing: object) -> None:
+        super().__init__()
+        self.listing = listing
+
+    def hostlist(self, requester: str) -> Any:
+        del requester
+        return self.listing
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [["vm1"], [VMS[0], ("vm3", "33333333-3333-3333-3333-333333333333", 5)], None, 7],
+    ids=["names", "one-tuple", "none", "int"],
+)
+def test_a_host_list_that_is_not_host_states_is_the_backends_failure(listing: object) -> None:
+    """An open map reads no row, so a list of anything else would reach the listener's
+    encoder: refused here, whether the container or one row is wrong."""
+    dispatcher = make_dispatcher(ListingBackend(listing))
+    with pytest.raises(PluginError, match=r"hostlist returned .*, not a sequence of HostState"):
+        asyncio.run(dispatcher.hostlist("198.51.100.11"))
+
+
+def test_a_call_that_cannot_be_submitted_releases_the_vm() -> None:
+    """The worker pool is shut down (the daemon stopping): the request fails, and the VM's
+    lock is not left held, so nothing later on that VM waits forever."""
+    backend = SlowBackend()
+    pool = ThreadPoolExecutor(max_workers=1)
+    runner = BackendRunner(backend, entry(BackendPlugin(backend), "slow"), pool)  # type: ignore[arg-type]
+    pool.shutdown()
+    due = dataclasses.replace(target("vm1"), deadline=time.monotonic() + 5)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            await runner.operate(Operation.OFF, due)
+        assert len(runner._locks) == 0
+
+    asyncio.run(main())
+    assert backend.calls == []
+
+
+def test_the_log_line_gives_the_duration_in_milliseconds(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="fence_virt.dispatch")
+    assert fence(make_dispatcher(SlowBackend()), Operation.OFF, "vm1") is Response.SUCCESS
+    found = re.search(r"off vm1 \(requester .*\): success in ([0-9.]+) ms", caplog.text)
+    assert found is not None, caplog.text
+    assert 50 <= float(found.group(1)) < 5000  # SlowBackend sleeps 0.05 s
+
+
+def test_releasing_a_keyed_lock_twice_does_nothing_the_second_time() -> None:
+    """The deadline path may release a VM from two places: the second call must not free
+    the lock another request holds by then."""
+    locks = KeyedLocks()
+
+    async def main() -> None:
+        release = await locks.acquire("vm1")
+        release()
+        later = await locks.acquire("vm1")
+        release()  # stale: must not release the later holder's lock
+        waiter = asyncio.ensure_future(locks.acquire("vm1"))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        later()
+        (await waiter)()
+        assert len(locks) == 0
+
+    asyncio.run(main())
+
+
+def test_null_is_no_error_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    dispatcher = make_dispatcher(SlowBackend(), extensions=[recorder])
+    assert fence(dispatcher, Operation.NULL, "vm1") is Response.FAIL
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    asyncio.run(asyncio.sleep(0))
+    assert [(r.response, r.reason) for r in recorder.seen] == [(Response.FAIL, None)]
+
+
+class HostlistAuditor:
+    """Authorization plugin recording the target of every host-list row it is asked about."""
+
+    def __init__(self) -> None:
+        self.targets: list[Target] = []
+
+    @hookimpl
+    def fence_virt_authorize(self, target: Target, vm: HostState | None) -> bool | None:
+        if vm is not None:
+            self.targets.append(target)
+        return None
+
+
+def test_host_list_rows_are_authorized_by_name() -> None:
+    auditor, recorder = HostlistAuditor(), Recorder()
+    dispatcher = make_dispatcher(SlowBackend(), extensions=[auditor, recorder])
+
+    async def main() -> Sequence[HostState]:
+        rows = await dispatcher.hostlist("198.51.100.11")
+        await asyncio.sleep(0)  # the observers run right after the answer
+        return rows
+
+    rows = asyncio.run(main())
+    [record] = recorder.seen
+    assert (record.operation, record.response, record.target.seqno) == (
+        Operation.HOSTLIST,
+        Response.SUCCESS,
+        0,
+    )
+    assert 0 <= record.duration < 5
+    assert [row.domain for row in rows] == ["vm1", "vm3"]
+    assert [(t.domain, t.by_uuid, t.uuid, t.requester, t.seqno) for t in auditor.targets] == [
+        ("vm1", False, None, "198.51.100.11", 0),
+        ("vm3", False, None, "198.51.100.11", 0),
+    ]
+    assert (record.target.domain, record.target.by_uuid) == ("", False)
+
+
+@pytest.mark.parametrize(
+    "operation", [Operation.HOSTLIST, Operation.METADATA, Operation.VALIDATEALL]
+)
+def test_codes_that_are_no_operation_on_one_vm_fail(operation: Operation) -> None:
+    """A listener that hands fence() a code with no VM method (the agents' client-local
+    codes, a host list) gets FAIL, never devstatus' SUCCESS."""
+    backend = SlowBackend()
+    assert fence(make_dispatcher(backend), operation, "vm1") is Response.FAIL
+    assert backend.calls == []
+
+
+def test_a_host_list_cancelled_by_a_stop_stays_cancelled() -> None:
+    backend = AsyncBackend()
+    recorder = Recorder()
+    dispatcher = make_dispatcher(backend, extensions=[recorder])
+
+    async def main() -> None:
+        started = asyncio.Event()
+
+        async def slow_hostlist(requester: str) -> Sequence[HostState]:
+            started.set()
+            await asyncio.sleep(10)
+            return VMS
+
+        backend.hostlist = slow_hostlist  # type: ignore[method-assign]
+        task = asyncio.create_task(dispatcher.hostlist("198.51.100.11"))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert recorder.seen == []  # a stop, not an answer
+
+
+def test_a_backend_raising_cancelled_error_in_a_host_list_is_a_failure() -> None:
+    backend = AsyncBackend()
+
+    async def cancelling_hostlist(requester: str) -> Sequence[HostState]:
+        raise asyncio.CancelledError
+
+    backend.hostlist = cancelling_hostlist  # type: ignore[method-assign]
+    with pytest.raises(BackendError, match="hostlist failed: CancelledError"):
+        asyncio.run(make_dispatcher(backend).hostlist("198.51.100.11"))
+
+
+def test_a_failed_host_list_is_recorded_with_its_duration() -> None:
+    recorder = Recorder()
+    dispatcher = make_dispatcher(AsyncBackend(), extensions=[recorder])
+
+    async def main() -> None:
+        with pytest.raises(BackendError, match="RuntimeError: bus down"):
+            await dispatcher.hostlist("198.51.100.11")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    [record] = recorder.seen
+    assert (record.operation, record.response) == (Operation.HOSTLIST, Response.FAIL)
+    assert 0 <= record.duration < 5

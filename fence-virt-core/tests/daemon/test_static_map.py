@@ -6,6 +6,7 @@ import pytest
 
 from fence_virt.config import parse_text
 from fence_virt.daemon.static_map import StaticMap, is_canonical_uuid
+from fence_virt.errors import ConfigError
 from fence_virt.types import Target, domain_uuid
 
 GROUPS = """
@@ -116,3 +117,41 @@ def test_ip_entries_match_an_ipv4_mapped_requester_in_either_form(requester, tar
 def test_other_requesters_match_no_mapped_entry(requester) -> None:
     smap = StaticMap.from_config(parse_text(MAPPED))
     assert not any(smap.allows(requester, f"vm{n}") for n in range(1, 6))
+
+
+# --- found by scripts/mutation (docs/mutation.md) ----------------------------------------------
+
+
+@pytest.mark.parametrize("block", ["grupo", "host", "Groups", "aaa"])
+def test_a_block_other_than_group_inside_groups_is_an_error(block: str) -> None:
+    """A misspelt ``group`` would drop a restriction: refused whatever it sorts like."""
+    text = f'groups {{\n    {block} {{ ip = "198.51.100.11"; uuid = "vm1"; }}\n}}\n'
+    with pytest.raises(ConfigError, match=rf"unknown block '{block}' in groups"):
+        StaticMap.from_config(parse_text(text))
+
+
+def test_an_instance_map_needs_a_group_and_may_have_one() -> None:
+    node = parse_text(GROUPS).child("groups")
+    smap = StaticMap.from_node(node, instance="cluster-b")
+    assert [g.name for g in smap.groups] == ["cluster1", "unnamed-2"]
+    empty = parse_text("groups {\n}\n").child("groups")
+    with pytest.raises(ConfigError, match="listeners/cluster-b: its groups block has no group"):
+        StaticMap.from_node(empty, instance="cluster-b")
+    assert StaticMap.from_node(empty).open  # the top-level map: open, as in C (warned)
+
+
+def test_an_empty_top_level_map_is_warned_a_full_one_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    StaticMap.from_config(parse_text(GROUPS, source="fence_virt.conf"))
+    assert caplog.text == ""
+    StaticMap.from_config(parse_text("groups {\n}\n", source="fence_virt.conf"))
+    assert "fence_virt.conf:1: the groups block has no group: every requester may" in caplog.text
+
+
+def test_unknown_keys_in_a_group_are_warned_with_their_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = 'groups {\n  group {\n    ip = "198.51.100.11";\n    uiid = "vm1";\n  }\n}\n'
+    StaticMap.from_config(parse_text(text, source="fence_virt.conf"))
+    assert "fence_virt.conf:4: unknown key 'uiid' in a groups/group block" in caplog.text

@@ -72,3 +72,20 @@ def test_keys_expire_in_completion_order() -> None:
     assert not history.claim("a"), "a completed again at 6 s is still remembered"
     now[0] = 16.0
     assert history.claim("a")
+
+
+# --- found by scripts/mutation (docs/mutation.md) ----------------------------------------------
+
+
+def test_the_default_window_is_c_s_ten_seconds_and_len_counts_both_kinds() -> None:
+    clock = Clock()
+    history = RequestHistory(clock=clock)
+    done, running = (4, 1, "vm1"), (4, 2, "vm2")
+    assert history.claim(done)
+    history.complete(done)
+    assert history.claim(running)
+    assert len(history) == 2  # one answered, one in flight
+    clock.now += 9.5
+    assert not history.claim(done)
+    clock.now += 0.5  # exactly 10 s after the answer
+    assert history.claim(done)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -141,3 +142,39 @@ def test_on_change_is_called_for_every_new_signature() -> None:
     guard.remember(signed(HashType.NONE))
     guard.remember(signed())
     assert changes == [1, 2]
+
+
+# --- found by scripts/mutation (docs/mutation.md) ----------------------------------------------
+
+
+def test_a_signature_is_forgotten_exactly_at_the_end_of_its_window() -> None:
+    clock = Clock()
+    guard = ReplayGuard(window=10, capacity=10, clock=clock)
+    first = signed()
+    guard.remember(first)
+    clock.now += 5
+    second = signed()
+    guard.remember(second)
+    clock.now += 4.5
+    assert (guard.age(first), guard.age(second)) == (9.5, 4.5)
+    clock.now += 0.5  # first: exactly 10 s
+    assert guard.age(first) is None
+    assert guard.age(second) == 5  # only the oldest went
+    assert len(guard) == 1
+
+
+def test_the_default_window_is_ten_minutes_and_capacity_16384() -> None:
+    """docs/differences-from-c.md promises 10 minutes."""
+    clock = Clock()
+    guard = ReplayGuard(clock=clock)
+    template = signed()
+    requests = [replace(template, hash=n.to_bytes(64, "big")) for n in range(16385)]
+    for request in requests:
+        guard.remember(request)
+    assert len(guard) == 16384
+    assert guard.age(requests[0]) is None  # the oldest made room
+    assert guard.age(requests[1]) == 0
+    clock.now += 599.5
+    assert guard.age(requests[-1]) == 599.5
+    clock.now += 0.5
+    assert guard.age(requests[-1]) is None

@@ -1,11 +1,17 @@
-"""Property tests: round trips, and untrusted bytes only ever raise ProtocolError."""
+"""Property tests: round trips, and untrusted bytes only ever raise ProtocolError.
+
+The verifier's properties compare its verdict with an oracle written here from the spec
+(c-suite-spec §2.4: the 176 bytes, hash type at byte 1, H(key ‖ bytes with the hash field
+zeroed) in the last 64), with hashlib's digests: a verifier that accepts everything, or
+refuses everything, fails them."""
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import itertools
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,18 +107,84 @@ def test_fence_request_random_bytes(data):
     assert FenceRequest.decode(req.encode()) == req
 
 
-@given(st.binary(max_size=400), keys, st.sampled_from(list(HashType)))
-def test_verify_random_bytes(data, key, minimum):
-    with contextlib.suppress(ProtocolError, AuthenticationError):
+_ORACLE_DIGESTS = {HashType.SHA1: "sha1", HashType.SHA256: "sha256", HashType.SHA512: "sha512"}
+
+
+def oracle_accepts(data: bytes, key: bytes, minimum: HashType) -> bool:
+    """Whether a request must verify: the spec's rule, computed independently."""
+    if len(data) != 176 or data[1] not in iter(HashType) or data[1] < minimum:
+        return False
+    if data[1] == HashType.NONE:
+        return True
+    if not key:
+        return False
+    signed = data[:112] + bytes(64)
+    expected = hashlib.new(_ORACLE_DIGESTS[HashType(data[1])], key + signed).digest()
+    return data[112:] == expected.ljust(64, b"\0")
+
+
+def check_verdict(data: bytes, key: bytes, minimum: HashType) -> None:
+    """``verify_request`` accepts exactly what the oracle accepts, and says why not."""
+    if oracle_accepts(data, key, minimum):
+        try:
+            decoded = FenceRequest.decode(data)
+        except ProtocolError:
+            with pytest.raises(ProtocolError):  # authentic, but a field does not decode
+                verify_request(data, key, minimum)
+            return
+        assert verify_request(data, key, minimum) == decoded
+        return
+    expected = ProtocolError if len(data) != 176 else AuthenticationError
+    with pytest.raises(expected):
         verify_request(data, key, minimum)
+
+
+#: mostly 176 bytes (the only length that can verify), sometimes any other length
+request_bytes = st.one_of(
+    st.binary(min_size=176, max_size=176), st.binary(max_size=400), st.binary(min_size=177)
+)
+
+
+@given(request_bytes, keys, st.sampled_from(list(HashType)))
+def test_verify_random_bytes(data, key, minimum):
+    check_verdict(data, key, minimum)
 
 
 @given(fence_requests, st.sampled_from(list(HashType)), keys, st.sampled_from(list(HashType)))
 def test_sign_then_verify(req, hashtype, key, minimum):
+    """Refused exactly when weaker than the minimum; else the request comes back."""
     signed = sign_request(replace(req, hashtype=hashtype), key)
+    data = signed.encode()
+    assert oracle_accepts(data, key, minimum) == (hashtype >= minimum)
     if signed.hashtype < minimum:
+        with pytest.raises(AuthenticationError, match="weaker than required"):
+            verify_request(data, key, minimum)
         return
-    assert verify_request(signed.encode(), key, minimum) == signed
+    assert verify_request(data, key, minimum) == signed
+
+
+@given(fence_requests, signed_types, keys, keys)
+def test_a_request_signed_with_another_key_is_refused(req, hashtype, key, other):
+    data = sign_request(replace(req, hashtype=hashtype), key).encode()
+    if other == key:
+        assert verify_request(data, other, HashType.SHA1).domain == req.domain
+        return
+    with pytest.raises(AuthenticationError, match="signature mismatch"):
+        verify_request(data, other, HashType.SHA1)
+
+
+@given(fence_requests, signed_types, keys, st.sampled_from(list(HashType)))
+def test_a_signed_request_with_its_hash_type_changed_is_refused_or_weaker(
+    req, hashtype, key, minimum
+):
+    """Byte 1 rewritten to another type: the signature no longer matches, and NONE (which
+    carries no signature) passes only where the minimum is NONE."""
+    data = bytearray(sign_request(replace(req, hashtype=hashtype), key).encode())
+    for other in HashType:
+        if other is hashtype:
+            continue
+        data[1] = other
+        check_verdict(bytes(data), key, minimum)
 
 
 @given(fence_requests, keys, signed_types, st.integers(0, 175), st.integers(1, 255))
@@ -144,10 +216,11 @@ def test_host_state_random_bytes(data):
 
 @given(st.binary(max_size=300))
 def test_host_state_wrong_sizes(data):
-    try:
+    if len(data) == 130:
+        assert len(HostState.decode(data).encode()) == 130
+        return
+    with pytest.raises(ProtocolError):
         HostState.decode(data)
-    except ProtocolError:
-        assert len(data) != 130
 
 
 @given(st.data(), st.lists(host_states, max_size=5), u8, st.booleans())
@@ -194,9 +267,13 @@ def test_serial_response_round_trip(code):
     assert SerialResponse.decode(SerialResponse(code).encode()) == SerialResponse(code)
 
 
-@given(st.binary(max_size=20))
+@given(st.one_of(st.binary(max_size=20), st.binary(max_size=1).map(lambda b: b"abba" + b)))
 def test_serial_response_random_bytes(data):
-    with contextlib.suppress(ProtocolError):
+    """Exactly 5 bytes starting with the magic decode, to their last byte; nothing else."""
+    if len(data) == 5 and data[:4] == SerialResponse(0).encode()[:4]:
+        assert SerialResponse.decode(data) == SerialResponse(data[4])
+        return
+    with pytest.raises(ProtocolError):
         SerialResponse.decode(data)
 
 

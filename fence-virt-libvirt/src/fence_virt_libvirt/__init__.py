@@ -1,11 +1,12 @@
 """libvirt for fence-virt plugins (a library: no entry points).
 
 * :class:`Hypervisor`: one URI's shared connection, reopened once when it turns out dead.
-* :func:`locate`, :func:`list_domains`, :func:`list_all`, :func:`domain_xml`: find a VM by
-  name or UUID over several URIs, list VMs as :class:`fence_virt.protocol.HostState` rows,
-  read a domain's XML.
+* :func:`locate`, :func:`list_domains`, :func:`list_all`, :func:`domain_xml`: find every
+  copy of a VM (:class:`Copies`) by name or UUID over several URIs, list VMs as
+  :class:`fence_virt.protocol.HostState` rows, read a domain's XML.
 * :class:`Fencer`: verified off/on/reboot/status/devstatus/hostlist for a
-  :class:`fence_virt.Target`, answering :class:`fence_virt.protocol.Response`.
+  :class:`fence_virt.Target`, answering :class:`fence_virt.protocol.Response`, honouring the
+  target's deadline.
 * :class:`LifecycleWatch`: domain lifecycle events on the asyncio loop (``libvirtaio``), with
   reconnect after a libvirtd restart.
 * :func:`socket_paths`, :func:`in_directory`, :class:`GuestSocketWatch`: the UNIX sockets of
@@ -29,6 +30,8 @@ from fence_virt_libvirt.channels import (
     load_channel_settings,
 )
 from fence_virt_libvirt.domains import (
+    AmbiguousName,
+    Copies,
     DomainState,
     Located,
     current_state,
@@ -36,6 +39,7 @@ from fence_virt_libvirt.domains import (
     list_all,
     list_domains,
     locate,
+    running_copies,
     state_name,
     wait_for_state,
 )
@@ -44,6 +48,7 @@ from fence_virt_libvirt.events import DomainEvent, LifecycleEvent, LifecycleWatc
 from fence_virt_libvirt.guests import DeviceKind, GuestSocket, in_directory, socket_paths
 from fence_virt_libvirt.guestwatch import GuestSocketWatch
 from fence_virt_libvirt.hypervisor import (
+    DEFAULT_KEEPALIVE,
     Hypervisor,
     HypervisorUnreachable,
     LibvirtCallFailed,
@@ -51,10 +56,14 @@ from fence_virt_libvirt.hypervisor import (
     probe,
     quiet_libvirt,
 )
-from fence_virt_libvirt.operations import Fencer
+from fence_virt_libvirt.operations import DeadlinePassed, Fencer
 
 __all__ = [
+    "DEFAULT_KEEPALIVE",
+    "AmbiguousName",
     "ChannelMode",
+    "Copies",
+    "DeadlinePassed",
     "DeviceKind",
     "DomainEvent",
     "DomainState",
@@ -84,6 +93,7 @@ __all__ = [
     "locate",
     "probe",
     "quiet_libvirt",
+    "running_copies",
     "socket_paths",
     "state_name",
     "wait_for_state",

@@ -21,6 +21,8 @@ from fence_virt.types import domain_uuid
 from fence_virt_libvirt.hypervisor import Hypervisor
 
 __all__ = [
+    "AmbiguousName",
+    "Copies",
     "DomainState",
     "Located",
     "current_state",
@@ -28,6 +30,7 @@ __all__ = [
     "list_all",
     "list_domains",
     "locate",
+    "running_copies",
     "state_name",
     "state_on",
     "wait_for_state",
@@ -94,37 +97,110 @@ def _probe(conn: Any, key: str, is_uuid: bool) -> tuple[str, str, int, bool] | N
         raise
 
 
-def locate(
-    hypervisors: Sequence[Hypervisor], domain: str, *, by_uuid: bool = False
-) -> Located | None:
-    """The VM's first *active* copy in URI order, else its first copy; ``None`` if unknown.
+class AmbiguousName(BackendError):
+    """A name that means different VMs (different UUIDs) on different URIs.
 
-    ``domain`` is a name, or a UUID as :func:`fence_virt.types.domain_uuid` reads it (with
-    ``by_uuid``, the request's RF_UUID flag). A UUID is looked up by UUID only, a name by name
-    only (as C, c-suite-spec §6.1, but C takes the first copy whatever its state).
-
-    A hypervisor that cannot answer makes the answer unknowable unless an active copy was
-    found: the VM might run there, so :class:`BackendError` is raised instead of guessing.
+    Acting on one of them could leave the other running while answering success, and
+    guessing which one the cluster meant is not ours to do: the request must name a UUID.
     """
-    vm_uuid = domain_uuid(domain, by_uuid=by_uuid)
-    key, is_uuid = (domain, False) if vm_uuid is None else (vm_uuid, True)
-    inactive: Located | None = None
-    failures: list[str] = []
+
+    def __init__(self, name: str, copies: Sequence[Located]) -> None:
+        seen = ", ".join(f"{c.uuid} on {c.hypervisor.uri} ({state_name(c.state)})" for c in copies)
+        super().__init__(
+            f"name {name} means {len({c.uuid for c in copies})} different VMs: {seen}; "
+            "refused (address the VM by UUID)"
+        )
+        self.name = name
+        self.copies = tuple(copies)
+
+
+@dataclass(frozen=True)
+class Copies:
+    """Every copy of one VM (one UUID) the hypervisors hold, in URI order; never empty.
+
+    A VM has several copies after a migration that left its definition behind (shut off or
+    paused on the source), or during one (paused on the target).
+    """
+
+    uuid: str
+    copies: tuple[Located, ...]
+    #: why each URI that could not answer did not (the VM may have a copy there too)
+    unreachable: tuple[str, ...] = ()
+
+    @property
+    def running(self) -> tuple[Located, ...]:
+        """The copies in any state but shut off: each still holds the VM's memory and disks."""
+        return tuple(c for c in self.copies if c.state != DomainState.SHUTOFF)
+
+    @property
+    def first(self) -> Located:
+        """The first running copy in URI order, else the first copy."""
+        return (self.running or self.copies)[0]
+
+    def __str__(self) -> str:
+        where = ", ".join(f"{c.hypervisor.uri} ({state_name(c.state)})" for c in self.copies)
+        return f"{self.copies[0].name} ({self.uuid}) on {where}"
+
+
+def _probe_all(
+    hypervisors: Sequence[Hypervisor], key: str, is_uuid: bool, failures: dict[str, str]
+) -> list[Located]:
+    """``key`` looked up on every URI not in ``failures``; a URI that cannot answer is added
+    to ``failures`` (URI -> why)."""
+    found: list[Located] = []
     for hv in hypervisors:
+        if hv.uri in failures:
+            continue
         try:
             seen = hv.call(lambda conn: _probe(conn, key, is_uuid))
         except BackendError as exc:
-            failures.append(str(exc))
+            failures[hv.uri] = str(exc)
             continue
-        if seen is None:
-            continue
-        found = Located(hv, *seen)
-        if found.state != DomainState.SHUTOFF:
-            return found
-        inactive = inactive or found
-    if failures:
-        raise BackendError(f"cannot tell where VM {domain} is: {'; '.join(failures)}")
-    return inactive
+        if seen is not None:
+            found.append(Located(hv, *seen))
+    return found
+
+
+def locate(
+    hypervisors: Sequence[Hypervisor], domain: str, *, by_uuid: bool = False
+) -> Copies | None:
+    """Every copy of the VM ``domain`` names, on every URI; ``None`` if no URI knows it.
+
+    ``domain`` is a name, or a UUID as :func:`fence_virt.types.domain_uuid` reads it (with
+    ``by_uuid``, the request's RF_UUID flag). A name is looked up by name on every URI, then
+    the UUID it means by UUID on every URI, so a copy renamed elsewhere is found too; a UUID
+    is looked up by UUID only. C looks a name up by name and takes the first URI that
+    knows it (c-suite-spec §6.1).
+
+    :raises AmbiguousName: the name means different UUIDs on different URIs (never for a
+        UUID: another VM that shares the name is another VM).
+    :raises BackendError: a URI cannot answer and every copy found elsewhere is shut off
+        (the VM might run there, so the answer is unknowable). With a copy in another state
+        found, the URIs that cannot answer are named in :attr:`Copies.unreachable`.
+    """
+    failures: dict[str, str] = {}
+    vm_uuid = domain_uuid(domain, by_uuid=by_uuid)
+    if vm_uuid is None:
+        named = _probe_all(hypervisors, domain, False, failures)
+        if len({c.uuid for c in named}) > 1:
+            raise AmbiguousName(domain, named)
+        vm_uuid = named[0].uuid if named else None
+    copies = [] if vm_uuid is None else _probe_all(hypervisors, vm_uuid, True, failures)
+    if failures and all(c.state == DomainState.SHUTOFF for c in copies):
+        raise BackendError(f"cannot tell where VM {domain} is: {'; '.join(failures.values())}")
+    if not copies or vm_uuid is None:
+        return None
+    return Copies(vm_uuid, tuple(copies), tuple(failures.values()))
+
+
+def running_copies(hypervisors: Sequence[Hypervisor], vm_uuid: str) -> list[Located]:
+    """The copies of ``vm_uuid`` in any state but shut off, on the URIs that answer now.
+
+    For a last check after acting on a VM :func:`locate` found: a URI that cannot answer is
+    skipped here, since :func:`locate` already decided the VM could be acted on without it.
+    """
+    found = _probe_all(hypervisors, vm_uuid, True, {})
+    return [c for c in found if c.state != DomainState.SHUTOFF]
 
 
 def state_on(conn: Any, vm_uuid: str) -> int | None:
@@ -149,18 +225,28 @@ def wait_for_state(
     hopeless: Callable[[int | None], bool],
     timeout: float,
     goal: str,
+    deadline: float | None = None,
 ) -> None:
-    """Poll until ``done(state)``; :class:`BackendError` if ``hopeless(state)`` or time runs out."""
-    deadline = time.monotonic() + timeout
+    """Poll ``found``'s state until ``done(state)``: the read-back behind every success.
+
+    :param timeout: seconds to wait at most.
+    :param deadline: the request's deadline (``time.monotonic()`` seconds), if sooner.
+    :raises BackendError: ``hopeless(state)``, or the time ran out; the message names the
+        state last read.
+    """
+    give_up = time.monotonic() + timeout
+    late = f" after {timeout:g} s"
+    if deadline is not None and deadline < give_up:
+        give_up, late = deadline, " at the request's deadline"
     delay = _FIRST_POLL
     while True:
         state = current_state(found.hypervisor, found.uuid)
         if done(state):
             return
-        if hopeless(state) or time.monotonic() >= deadline:
-            why = "" if hopeless(state) else f" after {timeout:g} s"
+        if hopeless(state) or time.monotonic() >= give_up:
+            why = "" if hopeless(state) else late
             raise BackendError(f"VM {found} did not become {goal}: it is {state_name(state)}{why}")
-        time.sleep(delay)
+        time.sleep(max(0.0, min(delay, give_up - time.monotonic())))
         delay = min(delay * 2, _MAX_POLL)
 
 

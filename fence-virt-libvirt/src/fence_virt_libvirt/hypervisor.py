@@ -7,6 +7,14 @@ with an error, and libvirt-python closes it when the last reference goes.
 C (``server/libvirt.c``) checks every connection before each request and, when one is dead,
 retries every second until it is back, blocking the daemon; here a request that meets a dead
 connection reopens it once and otherwise fails at once (c-suite-spec §6.1, §9.2 quirk 9).
+
+libvirt-python has no per-call timeout. Every connection turns on libvirt keepalives
+(:data:`DEFAULT_KEEPALIVE`) when an event loop runs in the process
+(:func:`~fence_virt_libvirt.bind_running_loop`; the libvirt backend binds one at start): a
+libvirtd that stops answering (hung, SIGSTOPped, its host gone) has its connection closed
+after about ``interval * (count + 1)`` seconds, so a call blocked on it fails instead of
+waiting forever. Opening a connection is not covered: a libvirtd that accepts the socket
+but never answers blocks :func:`libvirt.open` until it answers or goes away.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import libvirt
 from fence_virt.errors import BackendError
 
 __all__ = [
+    "DEFAULT_KEEPALIVE",
     "Hypervisor",
     "HypervisorUnreachable",
     "LibvirtCallFailed",
@@ -32,6 +41,11 @@ __all__ = [
 log = logging.getLogger("fence_virt_libvirt")
 
 _T = TypeVar("_T")
+
+#: (seconds between keepalive probes, unanswered probes before the connection is closed):
+#: a hung libvirtd frees the calls waiting on it after about 20 s, within the daemon's default
+#: 30 s request deadline
+DEFAULT_KEEPALIVE = (5, 3)
 
 #: error codes that mean "the connection is gone", whatever isAlive() still says
 _LOST_CODES = frozenset(
@@ -90,11 +104,30 @@ def _lost(conn: Any, exc: libvirt.libvirtError) -> bool:
     return exc.get_error_code() in _LOST_CODES or not _alive(conn)
 
 
-class Hypervisor:
-    """A URI and its shared connection (opened lazily, replaced when dead)."""
+def _keep_alive(conn: Any, uri: str, keepalive: tuple[int, int] | None) -> None:
+    """Turn on keepalives if this connection can have them (a remote one, with an event loop
+    registered in the process); otherwise say so at debug level."""
+    if keepalive is None:
+        return
+    try:
+        refused = conn.setKeepAlive(*keepalive) != 0
+    except libvirt.libvirtError as exc:
+        log.debug("%s: no keepalives: %s", uri, describe(exc))
+        return
+    if refused:
+        log.debug("%s: no keepalives (the driver does not support them)", uri)
 
-    def __init__(self, uri: str) -> None:
+
+class Hypervisor:
+    """A URI and its shared connection (opened lazily, replaced when dead).
+
+    ``keepalive``: (interval in seconds, unanswered probes) for every connection opened, or
+    ``None`` for none; see the module docstring.
+    """
+
+    def __init__(self, uri: str, keepalive: tuple[int, int] | None = DEFAULT_KEEPALIVE) -> None:
         self.uri = uri
+        self.keepalive = keepalive
         self._lock = threading.Lock()
         self._conn: Any = None
         self._opened = False
@@ -151,7 +184,9 @@ class Hypervisor:
     def _reopen(self) -> None:
         """Open a new connection (the caller holds the lock); on failure none is kept."""
         self._conn = None
-        self._conn = _open(self.uri)
+        conn = _open(self.uri)
+        _keep_alive(conn, self.uri, self.keepalive)
+        self._conn = conn
         if self._opened:
             log.info("reconnected to %s", self.uri)
         self._opened = True

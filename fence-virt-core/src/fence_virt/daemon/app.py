@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from fence_virt.config import ConfigTree
-from fence_virt.daemon.dispatch import BackendRunner, RequestDispatcher
+from fence_virt.daemon.dispatch import DEFAULT_DEADLINE, BackendRunner, RequestDispatcher
 from fence_virt.daemon.selection import DaemonPlan, plan_daemon
+from fence_virt.daemon.settings import daemon_settings
 from fence_virt.daemon.static_map import StaticMap
 from fence_virt.errors import BackendError, LocalError, UserError
 from fence_virt.plugins import PluginEntry, PluginHooks, build_plugin_manager
@@ -80,7 +81,10 @@ class Daemon:
         wait_for_backend: bool = False,
         backend_retry: float = BACKEND_RETRY_SECONDS,
         stop_grace: float = STOP_GRACE_SECONDS,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
+        """``deadline``: seconds each request has until its answer is due (``fence_virtd {
+        deadline }``, see :mod:`fence_virt.daemon.dispatch`)."""
         if not listeners:
             raise LocalError("a daemon needs at least one listener instance")
         self.hooks = hooks
@@ -90,6 +94,7 @@ class Daemon:
         self.wait_for_backend = wait_for_backend
         self._backend_retry = backend_retry
         self._stop_grace = stop_grace
+        self.deadline = deadline
         #: backend calls left running by :meth:`stop` (see there); 0 when all ended
         self.abandoned_calls = 0
         self._backend_started = False
@@ -142,6 +147,7 @@ class Daemon:
             backend_entry=plan.backend,
             listeners=listeners,
             wait_for_backend=wait_for_backend,
+            deadline=daemon_settings(config).deadline,
         )
 
     # running ----------------------------------------------------------------------------------
@@ -243,7 +249,9 @@ class Daemon:
 
     async def _start_listeners(self, runner: BackendRunner) -> None:
         for instance in self.listeners:
-            dispatcher = RequestDispatcher(runner, self.hooks, instance.name, instance.static_map)
+            dispatcher = RequestDispatcher(
+                runner, self.hooks, instance.name, instance.static_map, self.deadline
+            )
             # listed before it starts: a start() that fails half-way (a socket bound, the next
             # one refused) is stopped like the others, so nothing it opened keeps serving
             self._started.append(instance)

@@ -19,7 +19,15 @@ Invariants:
 * off, on, reboot and status are checked against the instance's static map and the
   authorization hooks (C: null and devstatus are not); a refusal is ``Response.PERM`` and
   the backend is not called; host lists are filtered the same way, row by row;
-* "null" is answered ``Response.FAIL`` without calling the backend, as the C backends do.
+* "null" is answered ``Response.FAIL`` without calling the backend, as the C backends do;
+* every request has a deadline (``fence_virtd { deadline }``, default
+  :data:`DEFAULT_DEADLINE`, counted from the moment the listener hands it over), passed to
+  the backend in :attr:`Target.deadline <fence_virt.Target.deadline>`. A backend call that has
+  not started by then -- still waiting for an earlier operation on the same VM, or for a
+  worker thread -- is never started: the request is answered FAIL and logged. A call still
+  running at the deadline is answered FAIL and logged too, but goes on (a destroy half done
+  is worse than a late one); its outcome is logged when it ends, and the VM's lock is held
+  until then, so the next operation on that VM waits for it.
 """
 
 from __future__ import annotations
@@ -27,10 +35,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import dataclasses
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -49,11 +58,28 @@ from fence_virt.types import (
     Target,
 )
 
-__all__ = ["BackendRunner", "KeyedLocks", "RequestDispatcher"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "BackendRunner",
+    "DeadlineMissed",
+    "KeyedLocks",
+    "RequestDispatcher",
+]
 
 log = logging.getLogger("fence_virt.dispatch")
 
 _T = TypeVar("_T")
+
+#: seconds from the moment a request reaches core until its answer is due: the agents'
+#: default timeout (fence_xvm and fence_virt ``-t``, C and ours: 30 s), after which the
+#: client has given up and the cluster may already act on the failure
+DEFAULT_DEADLINE = 30.0
+
+
+class DeadlineMissed(BackendError):
+    """A request's deadline passed: the backend call was dropped before it started, or it was
+    still running (and goes on). The request is answered FAIL."""
+
 
 #: operations the static map and the authorization hooks guard (c-suite-spec §5.8)
 GUARDED = frozenset({Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS})
@@ -74,19 +100,39 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def acquire(self, key: str) -> Callable[[], None]:
+        """Wait for ``key``'s lock; returns the function that releases it (on the loop's
+        thread; calling it again does nothing). A cancelled wait holds nothing."""
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
-            async with lock:
-                yield
+            await lock.acquire()
+        except BaseException:
+            self._leave(key)
+            raise
+        held = [True]
+
+        def release() -> None:
+            if held.pop() if held else False:
+                lock.release()
+                self._leave(key)
+
+        return release
+
+    def _leave(self, key: str) -> None:
+        lock, users = self._locks[key]
+        if users == 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        release = await self.acquire(key)
+        try:
+            yield
         finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            release()
 
     def __len__(self) -> int:
         return len(self._locks)
@@ -106,6 +152,15 @@ def _vm_method(backend: Backend, operation: Operation) -> Callable[[Target], Any
     raise ValueError(f"{operation!r} is not an operation on one VM")
 
 
+def _loop_deadline(deadline: float) -> float:
+    """``deadline`` (``time.monotonic()`` seconds) on the running loop's clock."""
+    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
+
+
+def _method_name(method: Callable[..., object]) -> str:
+    return str(getattr(method, "__name__", method))
+
+
 class BackendRunner:
     """Calls the backend object for every listener instance of a daemon."""
 
@@ -115,26 +170,109 @@ class BackendRunner:
         self._executor = executor
         self._locks = KeyedLocks()
         self._jobs: set[concurrent.futures.Future[Any]] = set()
+        #: async backend calls answered at their deadline and still running
+        self._late: set[asyncio.Task[Any]] = set()
+
+    def _submit(self, method: Callable[..., Any], *args: object) -> concurrent.futures.Future[Any]:
+        # the worker thread logs with the request's id (fence_virt.tracing)
+        job = self._executor.submit(contextvars.copy_context().run, method, *args)
+        # tracked until its thread ends, even if the request awaiting it is cancelled
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        return job
+
+    def _checked(self, method: Callable[..., object], value: Any) -> Any:
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()
+            raise self.entry.failure(
+                f"{_method_name(method)} is a plain def but returned an awaitable: declare it "
+                "async def"
+            )
+        return value
 
     async def call(self, method: Callable[..., MaybeAwaitable[_T]], *args: object) -> _T:
         """Run one backend method: ``async def`` on the loop, ``def`` in a worker thread."""
         if inspect.iscoroutinefunction(method):
             result: _T = await method(*args)
             return result
-        # the worker thread logs with the request's id (fence_virt.tracing)
-        job = self._executor.submit(contextvars.copy_context().run, method, *args)
-        # tracked until its thread ends, even if the request awaiting it is cancelled
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
-        value = await asyncio.wrap_future(job)
-        if inspect.isawaitable(value):
-            if inspect.iscoroutine(value):
-                value.close()
-            raise self.entry.failure(
-                f"{getattr(method, '__name__', method)} is a plain def but returned an "
-                "awaitable: declare it async def"
+        value = await asyncio.wrap_future(self._submit(method, *args))
+        return self._checked(method, value)  # type: ignore[no-any-return]
+
+    async def call_by(
+        self,
+        deadline: float,
+        method: Callable[..., MaybeAwaitable[_T]],
+        *args: object,
+        done: Callable[[], None] = lambda: None,
+        what: str | None = None,
+    ) -> _T:
+        """Like :meth:`call`, but answer by ``deadline`` (``time.monotonic()`` seconds).
+
+        A call that has not started by then (no worker thread was free) is never started; one
+        still running is left to finish, and its outcome is logged when it ends. ``done`` runs
+        on the loop exactly once, when the call has ended or was dropped, whichever way (to
+        release the VM's lock only then); ``what`` names the call in logs (``"off vm1"``).
+
+        :raises DeadlineMissed: the deadline passed first.
+        """
+        job: concurrent.futures.Future[Any] | None = None
+        try:
+            if inspect.iscoroutinefunction(method):
+                work: asyncio.Future[Any] = asyncio.ensure_future(method(*args))
+            else:
+                job = self._submit(method, *args)
+                work = asyncio.wrap_future(job)
+        except BaseException:
+            done()
+            raise
+        work.add_done_callback(lambda _: done())
+        try:
+            async with asyncio.timeout_at(_loop_deadline(deadline)):
+                value = await asyncio.shield(work)
+        except TimeoutError:
+            raise self._missed(what or _method_name(method), work, job) from None
+        except asyncio.CancelledError:
+            work.cancel()  # a stop: never leave a call queued or an async one behind
+            raise
+        return self._checked(method, value)  # type: ignore[no-any-return]
+
+    def _missed(
+        self, name: str, work: asyncio.Future[Any], job: concurrent.futures.Future[Any] | None
+    ) -> DeadlineMissed:
+        """The error for a call whose deadline passed; drops it if it has not started."""
+        # Future.cancel() succeeds only while no worker thread has taken the job, atomically
+        # with the worker's check: a job is either dropped here or runs, never both
+        if job is not None and job.cancel():
+            return DeadlineMissed(
+                f"{name} dropped, never started: no worker thread was free before its deadline"
             )
-        return value
+        if isinstance(work, asyncio.Task):
+            self._late.add(work)
+            work.add_done_callback(self._late.discard)
+        since = time.monotonic()
+        work.add_done_callback(lambda ended: self._log_late(name, ended, since))
+        return DeadlineMissed(
+            f"{name} still running at its deadline: answered FAIL; it goes on and its outcome "
+            "will be logged"
+        )
+
+    def _log_late(self, name: str, ended: asyncio.Future[Any], since: float) -> None:
+        later = time.monotonic() - since
+        if ended.cancelled():
+            outcome = "was cancelled"
+        elif (exc := ended.exception()) is not None:
+            outcome = f"failed: {exc}"
+        else:
+            value = ended.result()
+            outcome = f"returned {value.name if isinstance(value, Response) else repr(value)}"
+        log.warning(
+            "%s (%s), answered FAIL at its deadline, ended %.1f s later: %s",
+            name,
+            self.entry.label,
+            later,
+            outcome,
+        )
 
     def wait_for_calls(self, timeout: float) -> int:
         """Block up to ``timeout`` seconds for worker-thread calls; how many still run."""
@@ -145,6 +283,8 @@ class BackendRunner:
         await self.call(self.backend.start)
 
     async def stop(self) -> None:
+        for task in list(self._late):
+            task.cancel()
         await self.call(self.backend.stop)
 
     def _response(self, value: object, operation: Operation) -> Response:
@@ -163,39 +303,81 @@ class BackendRunner:
         )
 
     async def operate(self, operation: Operation, target: Target) -> Response:
-        """Carry out off/on/reboot/status on ``target``, one at a time per VM.
+        """Carry out off/on/reboot/status on ``target``, one at a time per VM, by
+        ``target.deadline`` if it has one.
 
         The lock key is the VM's UUID when the request names one (two spellings of one UUID
         are one VM), else its case-folded name; backends that can tell a name and a UUID of
         the same VM apart from core's view serialize those themselves (the libvirt library
-        locks per domain UUID).
+        locks per domain UUID). The lock is held until the backend call has ended, also when
+        the request was answered at its deadline before that.
+
+        :raises DeadlineMissed: the deadline passed while waiting for the VM's lock (the
+            backend was not called), for a worker thread (not called either), or while the
+            call ran (it goes on).
         """
         method = _vm_method(self.backend, operation)
-        async with self._locks.hold(target.uuid or target.domain.casefold()):
-            value = await self.call(method, target)
+        key = target.uuid or target.domain.casefold()
+        if target.deadline is None:
+            async with self._locks.hold(key):
+                value = await self.call(method, target)
+            return self._response(value, operation)
+        waiting = time.monotonic()
+        try:
+            async with asyncio.timeout_at(_loop_deadline(target.deadline)):
+                release = await self._locks.acquire(key)
+        except TimeoutError:
+            raise DeadlineMissed(
+                f"dropped, never started: an earlier operation on the same VM still ran at its "
+                f"deadline ({time.monotonic() - waiting:.1f} s after it arrived)"
+            ) from None
+        what = f"{operation.name.lower()} {target.domain}"
+        value = await self.call_by(target.deadline, method, target, done=release, what=what)
         return self._response(value, operation)
 
-    async def devstatus(self) -> Response:
-        value = await self.call(self.backend.devstatus)
+    async def devstatus(self, deadline: float | None = None) -> Response:
+        value = await self._bounded(deadline, self.backend.devstatus)
         return self._response(value, Operation.DEVSTATUS)
 
-    async def hostlist(self, requester: str) -> Sequence[HostState]:
-        value = await self.call(self.backend.hostlist, requester)
+    async def hostlist(self, requester: str, deadline: float | None = None) -> Sequence[HostState]:
+        value = await self._bounded(deadline, self.backend.hostlist, requester)
         if not isinstance(value, Sequence) or not all(isinstance(v, HostState) for v in value):
             raise self.entry.failure(f"hostlist returned {value!r}, not a sequence of HostState")
         return value
+
+    def _bounded(
+        self, deadline: float | None, method: Callable[..., MaybeAwaitable[_T]], *args: object
+    ) -> Awaitable[_T]:
+        return (
+            self.call(method, *args) if deadline is None else self.call_by(deadline, method, *args)
+        )
 
 
 class RequestDispatcher:
     """:class:`fence_virt.Dispatcher` for one listener instance."""
 
     def __init__(
-        self, runner: BackendRunner, hooks: PluginHooks, listener: str, static_map: StaticMap
+        self,
+        runner: BackendRunner,
+        hooks: PluginHooks,
+        listener: str,
+        static_map: StaticMap,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
+        """``deadline``: seconds each request has, from the moment it reaches :meth:`fence` or
+        :meth:`hostlist`, until its answer is due."""
         self._runner = runner
         self._hooks = hooks
         self.listener = listener
         self._map = static_map
+        self.deadline = deadline
+
+    def _due(self, target: Target) -> Target:
+        """``target`` with its deadline: ours, or the listener's if that is sooner."""
+        due = time.monotonic() + self.deadline
+        if target.deadline is not None:
+            due = min(due, target.deadline)
+        return dataclasses.replace(target, deadline=due)
 
     def _refusal(self, operation: Operation, target: Target) -> str | None:
         if operation not in GUARDED:
@@ -213,7 +395,7 @@ class RequestDispatcher:
             if operation is Operation.NULL:
                 return Response.FAIL, None
             if operation is Operation.DEVSTATUS:
-                return await self._runner.devstatus(), None
+                return await self._runner.devstatus(target.deadline), None
             return await self._runner.operate(operation, target), None
         except FenceVirtError as exc:
             log.error("%s %s failed: %s", name, target.domain, exc)
@@ -246,7 +428,7 @@ class RequestDispatcher:
             )
             response = Response.PERM
         else:
-            response, reason = await self._carry_out(operation, target)
+            response, reason = await self._carry_out(operation, self._due(target))
         duration = time.monotonic() - clock
         log.info(
             "%s %s (requester %s, seqno %d, listener %s): %s in %.1f ms",
@@ -290,7 +472,7 @@ class RequestDispatcher:
             begin_request()
         target = Target(domain="", by_uuid=False, requester=requester, seqno=0)
         try:
-            states = await self._runner.hostlist(requester)
+            states = await self._runner.hostlist(requester, time.monotonic() + self.deadline)
         except (Exception, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
                 raise

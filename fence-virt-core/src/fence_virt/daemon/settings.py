@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fence_virt.config import ConfigTree, load_section, parse_text
+from fence_virt.config import POSITIVE, ConfigTree, load_section, parse_text
 from fence_virt.config.sources import ConfigSource, FileSource
 from fence_virt.daemon.defaults import EMBEDDED_DEFAULT_CONFIG, EMBEDDED_DEFAULT_SOURCE
+from fence_virt.daemon.dispatch import DEFAULT_DEADLINE
 from fence_virt.errors import UserError
 
 __all__ = ["DaemonSettings", "daemon_settings", "load_daemon_config"]
@@ -27,6 +29,9 @@ class DaemonSettings:
     module_path: str | None = None
     #: legacy location of the cpg backend's name_mode; read by that backend
     name_mode: str | None = None
+    #: seconds a request has from reaching core until its answer is due (ours, not C's; see
+    #: fence_virt.daemon.dispatch): what has not started by then never starts
+    deadline: Annotated[float, POSITIVE] = DEFAULT_DEADLINE
 
 
 def daemon_settings(config: ConfigTree) -> DaemonSettings:

@@ -99,8 +99,16 @@ def test_missing_infrastructure_skips_by_hand_and_fails_under_scripts_test(
     from fence_virt_testinfra.tools import NO_SKIP_VARIABLE, unavailable
 
     monkeypatch.delenv(NO_SKIP_VARIABLE, raising=False)
+    monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="not installed: x"):
         unavailable("not installed: x")
     monkeypatch.setenv(NO_SKIP_VARIABLE, "1")
     with pytest.raises(pytest.fail.Exception, match=r"not installed: x \(scripts/test installs it"):
+        unavailable("not installed: x")
+    monkeypatch.delenv(NO_SKIP_VARIABLE)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"not installed: x \(scripts/test installs it"):
+        unavailable("not installed: x")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="not installed: x"):
         unavailable("not installed: x")

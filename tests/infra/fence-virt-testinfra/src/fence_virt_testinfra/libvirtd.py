@@ -162,8 +162,20 @@ class Libvirtd:
     def log(self) -> str:
         return self._daemon.log() if self._daemon is not None else ""
 
+    def pause(self) -> None:
+        """SIGSTOP the daemon: a hung libvirtd (its sockets stay open, nothing is answered)."""
+        if self._daemon is not None and self._daemon.process.poll() is None:
+            os.kill(self._daemon.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused daemon; it answers what was sent meanwhile."""
+        if self._daemon is not None and self._daemon.process.poll() is None:
+            os.kill(self._daemon.pid, signal.SIGCONT)
+
     def stop(self) -> int | None:
-        """SIGTERM (SIGKILL if it lingers); then kill any guest QEMU it left behind."""
+        """SIGTERM (SIGKILL if it lingers), resuming it first if paused; then kill any guest
+        QEMU it left behind."""
+        self.resume()
         status = self._daemon.stop() if self._daemon is not None else None
         self._kill_guests()
         return status

@@ -23,8 +23,8 @@ libvirt and QEMU:
 
 * ``libvirtd`` (session): a private hand-started libvirtd (:mod:`.libvirtd`); its
   ``test_uri`` serves libvirt's test driver, its ``qemu_uri`` real QEMU guests.
-* ``private_libvirtd``: another such daemon, for a test that stops, kills or restarts it
-  (``.stop()``, ``.kill()``, ``.start()``).
+* ``private_libvirtd``: another such daemon, for a test that stops, kills, pauses (SIGSTOP)
+  or restarts it (``.stop()``, ``.kill()``, ``.pause()``, ``.resume()``, ``.start()``).
 * ``qemu_guest``: a tiny running QEMU guest on ``libvirtd`` (:mod:`.qemu`), destroyed and
   undefined afterwards. Mark such tests ``@pytest.mark.qemu``.
 

@@ -1,9 +1,10 @@
 """Which programs a test needs: list the missing ones, or skip the test naming them.
 
 A skip can hide a failure: under ``scripts/test`` (which installs every tool the tests need,
-then exports ``FENCE_VIRT_NO_SKIP=1``) a test that finds something missing that the
-bootstrap provides FAILS instead of skipping (:func:`unavailable`). Run by hand, pytest
-skips it, naming what is missing.
+then exports ``FENCE_VIRT_NO_SKIP=1``), and wherever ``CI=true`` (CI runs scripts/test, but
+a CI job calling pytest directly must not turn a missing tool into a green run), a test that
+finds something missing that the bootstrap provides FAILS instead of skipping
+(:func:`unavailable`). Run by hand, pytest skips it, naming what is missing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 __all__ = [
     "NO_SKIP_VARIABLE",
     "missing_tools",
+    "no_skips",
     "skip_unless_installed",
     "skip_unless_netns",
     "unavailable",
@@ -26,9 +28,14 @@ __all__ = [
 NO_SKIP_VARIABLE = "FENCE_VIRT_NO_SKIP"
 
 
+def no_skips() -> bool:
+    """True under scripts/test (:data:`NO_SKIP_VARIABLE`) and in CI (``CI=true``)."""
+    return bool(os.environ.get(NO_SKIP_VARIABLE)) or os.environ.get("CI", "").lower() == "true"
+
+
 def unavailable(reason: str) -> NoReturn:
-    """Skip the calling test for ``reason`` -- or fail it, under scripts/test."""
-    if os.environ.get(NO_SKIP_VARIABLE):
+    """Skip the calling test for ``reason`` -- or fail it, under scripts/test or in CI."""
+    if no_skips():
         pytest.fail(f"{reason} (scripts/test installs it: a skip here would hide a failure)")
     pytest.skip(reason)
 
