@@ -11,6 +11,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -128,3 +129,34 @@ def test_a_uri_that_is_not_local_falls_back(qemu_guest, start_fencer, fence, lib
     assert qemu_guest.state() == "shut off"
     assert pid is not None
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_the_answer_does_not_wait_for_libvirt_once_qemu_has_exited(
+    qemu_guest, fast_fencer, fence, libvirtd
+):
+    """libvirtd is stopped (SIGSTOP) the moment the guest's QEMU process exits, in the middle
+    of its destroy: off still answers SUCCESS (it asks libvirt nothing after the exit), and the
+    destroy ends once libvirtd resumes."""
+    fencer = fast_fencer()
+    pid = qemu_guest.qemu_pid()
+    assert pid is not None
+    pidfd = os.pidfd_open(pid)
+    answers: list[Response] = []
+
+    def pause_at_exit() -> None:
+        select.select([pidfd], [], [], 60)
+        libvirtd.pause()
+
+    watcher = threading.Thread(target=pause_at_exit, daemon=True)
+    watcher.start()
+    offer = threading.Thread(target=lambda: answers.append(fence(fencer, "off", qemu_guest.name)))
+    try:
+        offer.start()
+        offer.join(90)
+        watcher.join(60)
+        assert answers == [Response.SUCCESS]
+    finally:
+        libvirtd.resume()
+        os.close(pidfd)
+        offer.join(90)
+    wait_for_state(qemu_guest, "shut off")

@@ -230,12 +230,10 @@ class Fencer:
                 log.info("VM %s is off", copy)
         if failures:
             raise BackendError("; ".join(failures))
-        # a copy whose QEMU process has exited may read "running" until libvirt's clean-up ends
-        still = [
-            c
-            for c in running_copies(self.hypervisors, found.uuid)
-            if c.hypervisor.uri not in exited
-        ]
+        # a URI whose copy's QEMU process has exited is not asked: libvirt holds the domain
+        # until its destroy ends (~1.5 s), and a start there would queue behind that destroy
+        others = [hv for hv in self.hypervisors if hv.uri not in exited]
+        still = running_copies(others, found.uuid)
         if still:
             where = ", ".join(f"{c.hypervisor.uri} ({state_name(c.state)})" for c in still)
             raise BackendError(
