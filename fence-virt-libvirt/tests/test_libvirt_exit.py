@@ -160,3 +160,25 @@ def test_the_answer_does_not_wait_for_libvirt_once_qemu_has_exited(
         os.close(pidfd)
         offer.join(90)
     wait_for_state(qemu_guest, "shut off")
+
+
+def test_reboot_answered_at_off_logs_a_failed_power_on_as_an_error(
+    qemu_guest, fast_fencer, fence, caplog, tmp_path
+):
+    """The next start needs huge pages this host does not provide: the reboot answers
+    SUCCESS at off (the VM is fenced), the power-on fails in the background, and that is an
+    error in the log; the VM stays off."""
+    xml = qemu_guest.virsh("dumpxml", "--inactive", qemu_guest.name).stdout
+    xml = xml.replace("</memory>", "</memory>\n<memoryBacking><hugepages/></memoryBacking>", 1)
+    (tmp_path / "next.xml").write_text(xml)
+    qemu_guest.virsh("define", str(tmp_path / "next.xml"))  # applies from the next start
+    fencer = fast_fencer(reboot_answer=RebootAnswer.OFF)
+    with caplog.at_level(logging.INFO, logger="fence_virt_libvirt"):
+        assert fence(fencer, "reboot", qemu_guest.name) is Response.SUCCESS
+        # status waits for the background power-on to end (it holds the VM's lock)
+        assert fence(fencer, "status", qemu_guest.name) is Response.OFF
+    failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failed) == 1, caplog.text
+    assert f"REBOOT: VM {qemu_guest.name}" in failed[0].getMessage()
+    assert "was fenced (it is off) but did NOT start again" in failed[0].getMessage()
+    assert qemu_guest.state() == "shut off"
