@@ -1,7 +1,8 @@
 """A real QEMU guest fenced through our fence_virtd (multicast listener, this backend) by our
 fence_xvm, in a namespace: off answers when the guest's QEMU process is gone -- checked here
 with a pidfd opened before the request, not from the daemon's word -- libvirt reads the
-guest shut off later, an ``on`` right after a fast off succeeds; a URI reaching the same
+guest shut off later, an ``on`` right after a fast off succeeds; a pid file naming another
+process is refused by the identity check; a URI reaching the same
 libvirtd through a command (libvirt's ``ext`` transport, as ssh would) is not local, and its
 off waits for libvirt (the guest reads shut off at the answer)."""
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,3 +99,26 @@ def test_a_uri_that_is_not_local_waits_for_libvirt(
         log = daemon.log()
     assert "is off: its QEMU process" not in log
     assert "off answered once a guest's QEMU process has exited" not in log
+
+
+def test_a_pid_file_naming_another_process_waits_for_libvirt(
+    ns, key_file, tmp_path, libvirtd, qemu_guest
+) -> None:
+    """libvirt's pid file for the guest names a process that is not its QEMU (a stale file
+    whose pid was reused): the identity check refuses it, off waits for libvirt's destroy (the
+    guest reads shut off at the answer), and that other process is left alone."""
+    extra = f'\t\tqemu_pid_dir = "{libvirtd.qemu_pid_dir}";\n'
+    conf = config(tmp_path / "fence_virt.conf", key_file, libvirtd.qemu_uri, extra)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (libvirtd.qemu_pid_dir / f"{qemu_guest.name}.pid").write_text(f"{other.pid}\n")
+        with running_fence_virtd(ns, tmp_path / "fvd", conf, debug=1) as daemon:
+            assert xvm(ns, key_file, "-o", "off", "-H", qemu_guest.name) == (0, "")
+            assert qemu_guest.state() == "shut off"
+            log = daemon.log()
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+    assert f"process {other.pid} is not this domain's QEMU" in log
+    assert "is off: its QEMU process" not in log
