@@ -183,12 +183,12 @@ class Fencer:
         return Response.SUCCESS
 
     def _shut_off(self, found: Copies, deadline: float | None, hold: _Hold) -> None:
-        """Destroy every running copy, wait until each one's QEMU process has exited (local
-        URIs, :mod:`~fence_virt_libvirt.exitwatch`) or it reads back shut off, then check that
-        no other copy runs (one may have been started, or migrated in, meanwhile):
-        :class:`BackendError` otherwise. Destroys still running are kept on ``hold``."""
+        """Destroy every running copy, read each one back, then check that no copy runs (one
+        may have been started, or migrated in, meanwhile): :class:`BackendError` otherwise."""
         failures: list[str] = []
         destroyed: list[Located] = []
+        # a copy on a URI given a pid directory counts as off once its QEMU process has exited
+        # (exitwatch); its destroy, still running then, is kept on ``hold``
         exited: set[str] = set()  # URIs whose copy's QEMU process has exited
         for copy in found.running:
             _in_time(deadline, f"destroying VM {copy}")
