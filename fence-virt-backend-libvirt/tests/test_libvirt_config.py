@@ -1,13 +1,17 @@
-"""The backends/libvirt block: URIs (repeated, numbered as in C), reboot_timeout, and the
-availability check that opens every URI."""
+"""The backends/libvirt block: URIs (repeated, numbered as in C), reboot_timeout, off at the
+QEMU process's exit (which URIs, which pid directory), reboot_answer, and the availability
+check that opens every URI."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from fence_virt.config import ConfigSection, parse_text
 from fence_virt.errors import BackendError, ConfigError
 from fence_virt_backend_libvirt.config import DEFAULT_REBOOT_TIMEOUT, load_settings
+from fence_virt_libvirt import RebootAnswer
 
 
 def settings(body: str):
@@ -110,3 +114,34 @@ def test_start_fails_only_when_no_uri_connects(tmp_path, start_backend):
     with pytest.raises(BackendError, match="could not connect to any hypervisor"):
         start_backend(dead)
     assert start_backend(dead, "test:///default") is not None
+
+
+def test_off_at_qemu_exit_is_on_by_default_for_local_qemu_uris_only():
+    loaded = settings(
+        'uri = "qemu:///system"; uri1 = "qemu+ssh://b/system"; uri2 = "test:///default";'
+    )
+    assert loaded.off_at_qemu_exit is True
+    assert loaded.reboot_answer is RebootAnswer.RUNNING
+    assert loaded.qemu_pid_dirs() == {"qemu:///system": Path("/run/libvirt/qemu")}
+
+
+def test_the_pid_directory_override_and_the_switches():
+    local = "qemu+unix:///system?socket=/r/sock"
+    loaded = settings(
+        f'uri = "{local}"; uri1 = "qemu+tcp://b/system";'
+        ' qemu_pid_dir = "/r/run/qemu"; reboot_answer = "off";'
+    )
+    assert loaded.qemu_pid_dirs() == {local: Path("/r/run/qemu")}
+    assert loaded.reboot_answer is RebootAnswer.OFF
+    off = settings(f'uri = "{local}"; off_at_qemu_exit = "no"; reboot_answer = "Running";')
+    assert off.qemu_pid_dirs() == {}
+    assert off.reboot_answer is RebootAnswer.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [('reboot_answer = "later";', "reboot_answer"), ('off_at_qemu_exit = "maybe";', "off_at")],
+)
+def test_bad_switches_are_errors_at_their_line(body, key):
+    with pytest.raises(ConfigError, match=rf"^fv.conf:4: .*{key}"):
+        settings(f'uri = "qemu:///system";\n{body}')

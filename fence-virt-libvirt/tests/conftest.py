@@ -40,16 +40,17 @@ def data_uri() -> Callable[[str], str]:
 
 @pytest.fixture
 def start_fencer() -> Iterator[Callable[..., Fencer]]:
-    """``start_fencer(uri, ..., timeout=30.0)`` -> a connected :class:`Fencer`; every fencer
-    started here is closed after the test."""
+    """``start_fencer(uri, ..., timeout=30.0, **options)`` -> a connected :class:`Fencer`
+    (``options``: its keyword arguments, e.g. ``qemu_pid_dirs``); every fencer started here is
+    closed after the test."""
     started: list[Fencer] = []
 
-    def start(*uris: str, timeout: float = TIMEOUT) -> Fencer:
+    def start(*uris: str, timeout: float = TIMEOUT, **options: Any) -> Fencer:
         hypervisors = [Hypervisor(uri) for uri in uris]
         for hv in hypervisors:
             with contextlib.suppress(HypervisorUnreachable):
                 hv.connect()
-        fencer = Fencer(hypervisors, timeout)
+        fencer = Fencer(hypervisors, timeout, **options)
         started.append(fencer)
         return fencer
 

@@ -5,6 +5,9 @@ Keys::
     uri = "qemu:///system";        # required; may repeat (each one is another hypervisor)
     uri1 = "qemu+ssh://b/system";  # C's numbered form: uri1, uri2, ... up to the first gap
     reboot_timeout = "30";         # seconds to wait for "really off" and "really running"
+    off_at_qemu_exit = "yes";      # local QEMU guests: off once the QEMU process has exited
+    qemu_pid_dir = "/run/libvirt/qemu";  # where libvirt's NAME.pid files are (default: by URI)
+    reboot_answer = "running";     # "running": answer once it runs again; "off": once off
 
 URIs are tried in file order: every ``uri`` entry, then ``uri1``, ``uri2``, ... C reads only
 the last ``uri`` and stops silently at the first missing number; here a number after a gap is
@@ -16,9 +19,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from fence_virt.config import ConfigNode, load_section
 from fence_virt.errors import ConfigError
+from fence_virt_libvirt import RebootAnswer, qemu_pid_dir
 
 __all__ = ["DEFAULT_REBOOT_TIMEOUT", "WHERE", "LibvirtSettings", "load_settings"]
 
@@ -34,14 +39,32 @@ _NUMBERED = re.compile(r"uri([1-9][0-9]*)", re.IGNORECASE)
 class _Section:
     uri: tuple[str, ...]
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+    off_at_qemu_exit: bool = True
+    qemu_pid_dir: Path | None = None
+    reboot_answer: RebootAnswer = RebootAnswer.RUNNING
 
 
 @dataclass(frozen=True)
 class LibvirtSettings:
-    """The validated block: URIs in lookup order, and how long to wait for a state."""
+    """The validated block: URIs in lookup order, how long to wait for a state (seconds),
+    whether off may be answered at a local QEMU process's exit (``docs/fencing-point.md``),
+    the pid directory that overrides the one each local URI implies, and when a reboot
+    answers."""
 
     uris: tuple[str, ...]
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+    off_at_qemu_exit: bool = True
+    qemu_pid_dir: Path | None = None
+    reboot_answer: RebootAnswer = RebootAnswer.RUNNING
+
+    def qemu_pid_dirs(self) -> dict[str, Path]:
+        """URI -> pid directory for each URI whose off may be answered at its QEMU process's
+        exit: none if ``off_at_qemu_exit`` is off, else the local QEMU URIs
+        (:func:`fence_virt_libvirt.qemu_pid_dir`)."""
+        if not self.off_at_qemu_exit:
+            return {}
+        dirs = {uri: qemu_pid_dir(uri, self.qemu_pid_dir) for uri in self.uris}
+        return {uri: path for uri, path in dirs.items() if path is not None}
 
 
 def load_settings(section: ConfigNode | None, *, source: str | None = None) -> LibvirtSettings:
@@ -65,7 +88,13 @@ def load_settings(section: ConfigNode | None, *, source: str | None = None) -> L
             path=section.source if section is not None else source,
             line=section.line if section is not None else None,
         )
-    return LibvirtSettings(uris=tuple(dict.fromkeys(uris)), reboot_timeout=loaded.reboot_timeout)
+    return LibvirtSettings(
+        uris=tuple(dict.fromkeys(uris)),
+        reboot_timeout=loaded.reboot_timeout,
+        off_at_qemu_exit=loaded.off_at_qemu_exit,
+        qemu_pid_dir=loaded.qemu_pid_dir,
+        reboot_answer=loaded.reboot_answer,
+    )
 
 
 def _numbered_uris(section: ConfigNode) -> tuple[str, ...]:

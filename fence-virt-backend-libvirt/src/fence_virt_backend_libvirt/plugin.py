@@ -60,9 +60,21 @@ class LibvirtBackend:
             if _is_test_driver(uri):
                 log.warning("%s is libvirt's test driver: it fences nothing real", uri)
         with self._lock:
-            old, self._fencer = self._fencer, Fencer(hypervisors, self._settings.reboot_timeout)
+            old, self._fencer = self._fencer, self._new_fencer(hypervisors)
         if old is not None:
             old.close()
+
+    def _new_fencer(self, hypervisors: Sequence[Hypervisor]) -> Fencer:
+        settings = self._settings
+        pid_dirs = settings.qemu_pid_dirs()
+        for uri, path in pid_dirs.items():
+            log.info("%s: off answered once a guest's QEMU process has exited (%s)", uri, path)
+        return Fencer(
+            hypervisors,
+            settings.reboot_timeout,
+            qemu_pid_dirs=pid_dirs,
+            reboot_answer=settings.reboot_answer,
+        )
 
     def stop(self) -> None:
         with self._lock:

@@ -6,7 +6,11 @@
   :class:`fence_virt.protocol.HostState` rows, read a domain's XML.
 * :class:`Fencer`: verified off/on/reboot/status/devstatus/hostlist for a
   :class:`fence_virt.Target`, answering :class:`fence_virt.protocol.Response`, honouring the
-  target's deadline.
+  target's deadline; off answered when a local guest's QEMU process has exited
+  (``qemu_pid_dirs``), a reboot answered at off or once running (:class:`RebootAnswer`).
+* :func:`qemu_pid_dir`, :func:`find_qemu`, :class:`QemuProcess`, :func:`outliving`: the
+  QEMU process of a local domain, tied to it and watched until it exits, and what in a
+  domain may outlive that process (``docs/fencing-point.md``).
 * :class:`LifecycleWatch`: domain lifecycle events on the asyncio loop (``libvirtaio``), with
   reconnect after a libvirtd restart.
 * :func:`socket_paths`, :func:`in_directory`, :class:`GuestSocketWatch`: the UNIX sockets of
@@ -45,6 +49,7 @@ from fence_virt_libvirt.domains import (
 )
 from fence_virt_libvirt.eventloop import bind_running_loop
 from fence_virt_libvirt.events import DomainEvent, LifecycleEvent, LifecycleWatch
+from fence_virt_libvirt.fencepoint import outliving
 from fence_virt_libvirt.guests import DeviceKind, GuestSocket, in_directory, socket_paths
 from fence_virt_libvirt.guestwatch import GuestSocketWatch
 from fence_virt_libvirt.hypervisor import (
@@ -56,7 +61,8 @@ from fence_virt_libvirt.hypervisor import (
     probe,
     quiet_libvirt,
 )
-from fence_virt_libvirt.operations import DeadlinePassed, Fencer
+from fence_virt_libvirt.operations import DeadlinePassed, Fencer, RebootAnswer
+from fence_virt_libvirt.qemuproc import QemuProcess, find_qemu, qemu_pid_dir
 
 __all__ = [
     "DEFAULT_KEEPALIVE",
@@ -80,18 +86,23 @@ __all__ = [
     "LifecycleEvent",
     "LifecycleWatch",
     "Located",
+    "QemuProcess",
+    "RebootAnswer",
     "bind_running_loop",
     "channel_availability",
     "create_channel_listener",
     "current_state",
     "describe",
     "domain_xml",
+    "find_qemu",
     "in_directory",
     "list_all",
     "list_domains",
     "load_channel_settings",
     "locate",
+    "outliving",
     "probe",
+    "qemu_pid_dir",
     "quiet_libvirt",
     "running_copies",
     "socket_paths",

@@ -5,17 +5,25 @@ off (or gone), on and reboot once it runs. Steps are idempotent, so a step rerun
 reconnect does no harm. Failures talking to libvirt raise
 :class:`~fence_virt.errors.BackendError`; core logs them and answers FAIL.
 
+For URIs whose QEMU processes run on this host (given to :class:`Fencer` as ``qemu_pid_dirs``)
+off counts a copy as shut off once its QEMU process has exited, and libvirt's destroy finishes
+in the background while the VM's lock stays held (:mod:`fence_virt_libvirt.exitwatch`).
+
 The operations follow C's ``server/libvirt.c`` (c-suite-spec §6.1) except where C could
 report success for a VM that still runs; each difference is named in the method's docstring.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_all
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -36,9 +44,11 @@ from fence_virt_libvirt.domains import (
     state_on,
     wait_for_state,
 )
+from fence_virt_libvirt.exitwatch import BackgroundJobs, ExitWatch, wait_for_exit
 from fence_virt_libvirt.hypervisor import Hypervisor
+from fence_virt_libvirt.qemuproc import QemuProcess
 
-__all__ = ["DeadlinePassed", "Fencer"]
+__all__ = ["DeadlinePassed", "Fencer", "RebootAnswer"]
 
 log = logging.getLogger("fence_virt_libvirt")
 
@@ -60,6 +70,17 @@ def _died(state: int | None) -> bool:
 
 def _never(_state: int | None) -> bool:
     return False
+
+
+class RebootAnswer(enum.Enum):
+    """When a reboot answers SUCCESS."""
+
+    #: once the VM is off for sure; it is started again in the background after that, and a
+    #: start that fails is logged as an error (fence-agents' library: a node that was off is
+    #: fenced, whether or not it comes back)
+    OFF = "off"
+    #: once the VM runs again; FAIL if it does not start (the VM is off then, and logged so)
+    RUNNING = "running"
 
 
 class DeadlinePassed(BackendError):
@@ -84,6 +105,10 @@ class Fencer:
     URI cannot answer, off and reboot act only on a VM seen running (or blocked) on a URI
     that answers: a copy found only paused may be the stale half of one running there.
 
+    ``qemu_pid_dirs`` (URI -> directory of libvirt's QEMU pid files) names the URIs on which
+    off may be answered at the QEMU process's exit (see the module docstring); others wait for
+    libvirt. ``reboot_answer``: see :class:`RebootAnswer`.
+
     ``timeout`` (seconds) bounds each wait for "really shut off" and "really running". A
     target's ``deadline`` (``time.monotonic()`` seconds, set by core) is honoured: no
     destroy or start is issued after it, and no wait goes past it. Every method blocks
@@ -93,20 +118,34 @@ class Fencer:
     :class:`~fence_virt.errors.BackendError`.
     """
 
-    def __init__(self, hypervisors: Sequence[Hypervisor], timeout: float) -> None:
+    def __init__(
+        self,
+        hypervisors: Sequence[Hypervisor],
+        timeout: float,
+        *,
+        qemu_pid_dirs: Mapping[str, Path] | None = None,
+        reboot_answer: RebootAnswer = RebootAnswer.RUNNING,
+    ) -> None:
         self.hypervisors = tuple(hypervisors)
         self.timeout = timeout
+        self.reboot_answer = reboot_answer
+        self._exits = ExitWatch(qemu_pid_dirs or {})
         self._locks = _UuidLocks()
+        self._jobs = BackgroundJobs()
 
     def close(self) -> None:
-        """Close every hypervisor's connection."""
+        """Wait up to ``timeout`` seconds for background work (destroys finishing, a reboot's
+        power-on), then close every hypervisor's connection."""
+        still = self._jobs.wait(self.timeout)
+        if still:
+            log.warning("closing with %d background libvirt call(s) still running", still)
         for hv in self.hypervisors:
             hv.close()
 
     @contextmanager
-    def _find(self, target: Target, operation: str) -> Iterator[Copies | None]:
-        """Every copy of the VM, looked up afresh while its UUID's lock is held; ``None`` if
-        unknown or ambiguous (logged).
+    def _find(self, target: Target, operation: str) -> Iterator[tuple[Copies | None, _Hold]]:
+        """Every copy of the VM, looked up afresh while its UUID's lock is held (``None`` if
+        unknown or ambiguous, logged), and that hold (work kept on it holds the lock on).
 
         Core serializes requests by the text they name a VM with, so ``reboot <uuid>`` and
         ``off <name>`` of one VM could otherwise interleave: the off would see the VM shut
@@ -116,44 +155,62 @@ class Fencer:
             first = locate(self.hypervisors, target.domain, by_uuid=target.by_uuid)
         except AmbiguousName as exc:
             log.error("%s %s: %s", operation, target.domain, exc)
-            yield None
+            yield None, _Hold(_nothing)
             return
         if first is None:
             where = ", ".join(hv.uri for hv in self.hypervisors)
             log.warning("%s %s: no such VM on %s", operation, target.domain, where)
-            yield None
+            yield None, _Hold(_nothing)
             return
-        with self._locks.hold(first.uuid, target.deadline):
+        with self._locks.hold(first.uuid, target.deadline) as hold:
             # its copies and their states may have changed while we waited for the lock
             found = locate(self.hypervisors, first.uuid, by_uuid=True)
             if found is None:
                 log.warning("%s %s: VM %s vanished meanwhile", operation, target.domain, first)
-            yield found
+            yield found, hold
 
     # off ------------------------------------------------------------------------------------
 
     def off(self, target: Target) -> Response:
         """SUCCESS once no copy of the VM runs (each shut off, or gone if transient); already
         off: SUCCESS."""
-        with self._find(target, "off") as found:
-            return Response.FAIL if found is None else self._off(found, target.deadline)
+        with self._find(target, "off") as (found, hold):
+            return Response.FAIL if found is None else self._off(found, target.deadline, hold)
 
-    def _off(self, found: Copies, deadline: float | None) -> Response:
+    def _off(self, found: Copies, deadline: float | None, hold: _Hold) -> Response:
         if not found.running:
             log.info("off: VM %s is already off", found)
             return Response.SUCCESS
-        self._shut_off(found, deadline)
+        self._shut_off(found, deadline, hold)
         return Response.SUCCESS
 
-    def _shut_off(self, found: Copies, deadline: float | None) -> None:
+    def _shut_off(self, found: Copies, deadline: float | None, hold: _Hold) -> None:
         """Destroy every running copy, read each one back, then check that no copy runs (one
         may have been started, or migrated in, meanwhile): :class:`BackendError` otherwise."""
         _only_if_seen_running(found)
         failures: list[str] = []
         destroyed: list[Located] = []
+        # a copy on a URI given a pid directory counts as off once its QEMU process has exited
+        # (exitwatch); its destroy, still running then, is kept on ``hold``
+        exited: set[str] = set()  # URIs whose copy's QEMU process has exited
         for copy in found.running:
             _in_time(deadline, f"destroying VM {copy}")
+            try:
+                process = self._exits.process_of(copy)
+            except BackendError as exc:
+                failures.append(str(exc))
+                continue
             log.info("destroying VM %s (was %s)", copy, state_name(copy.state))
+            if process is not None:
+                try:
+                    self._destroy_until_exit(copy, process, deadline, hold)
+                except BackendError as exc:
+                    failures.append(str(exc))
+                else:
+                    exited.add(copy.hypervisor.uri)
+                finally:
+                    process.close()
+                continue
             try:
                 _destroy(copy, deadline)
             except BackendError as exc:
@@ -176,19 +233,42 @@ class Fencer:
                 log.info("VM %s is off", copy)
         if failures:
             raise BackendError("; ".join(failures))
-        still = running_copies(self.hypervisors, found.uuid)
+        # a URI whose copy's QEMU process has exited is not asked: libvirt holds the domain
+        # until its destroy ends (~1.5 s), and a start there would queue behind that destroy
+        others = [hv for hv in self.hypervisors if hv.uri not in exited]
+        still = running_copies(others, found.uuid)
         if still:
             where = ", ".join(f"{c.hypervisor.uri} ({state_name(c.state)})" for c in still)
             raise BackendError(
                 f"VM {found.uuid} still runs on {where} after its copies were destroyed"
             )
 
+    def _destroy_until_exit(
+        self, copy: Located, process: QemuProcess, deadline: float | None, hold: _Hold
+    ) -> None:
+        """Start ``copy``'s destroy in the background (kept on ``hold``) and return once its
+        QEMU ``process`` has exited; :class:`BackendError` if the destroy fails first or the
+        process outlives the timeout or ``deadline``."""
+        destroy = self._jobs.start(f"destroy {copy.name}", _destroy, copy, deadline)
+        hold.keep(destroy)
+        began = time.monotonic()
+        give_up, late = _give_up(self.timeout, deadline)
+        wait_for_exit(copy, process, destroy, give_up, late)
+        log.info(
+            "VM %s is off: its %s exited %.0f ms after the destroy began; libvirt finishes the "
+            "destroy in the background",
+            copy,
+            process,
+            (time.monotonic() - began) * 1000,
+        )
+        destroy.add_done_callback(lambda done: _log_destroyed(copy, done, began))
+
     # on -------------------------------------------------------------------------------------
 
     def on(self, target: Target) -> Response:
         """SUCCESS once the VM runs; a copy in any state but shut off counts as on already
         (as C); otherwise the first copy in URI order is started."""
-        with self._find(target, "on") as found:
+        with self._find(target, "on") as (found, _hold):
             return Response.FAIL if found is None else self._on(found, target.deadline)
 
     def _on(self, found: Copies, deadline: float | None) -> Response:
@@ -213,11 +293,15 @@ class Fencer:
         """Destroy every running copy, wait until each is shut off, start the first of them
         again (a transient VM from its saved XML), wait until it runs: SUCCESS only then. A
         shut-off VM stays off (SUCCESS, as C). A VM that is off but does not start again
-        raises :class:`BackendError` (C answers success)."""
-        with self._find(target, "reboot") as found:
-            return Response.FAIL if found is None else self._reboot(found, target.deadline)
+        raises :class:`BackendError` (C answers success).
 
-    def _reboot(self, found: Copies, deadline: float | None) -> Response:
+        With :attr:`RebootAnswer.OFF` the answer comes once the VM is off for sure; it is
+        started again afterwards in the background (holding the VM's lock, so the next
+        operation on it waits), and a start that fails is logged as an error."""
+        with self._find(target, "reboot") as (found, hold):
+            return Response.FAIL if found is None else self._reboot(found, target.deadline, hold)
+
+    def _reboot(self, found: Copies, deadline: float | None, hold: _Hold) -> Response:
         if not found.running:
             log.info("reboot: VM %s is off; left off", found)
             return Response.SUCCESS
@@ -228,19 +312,53 @@ class Fencer:
             xml = domain_xml(restart.hypervisor, restart.uuid, inactive=True, secure=True)
             if xml is None:
                 raise BackendError(f"VM {restart} vanished before its XML could be saved")
-        self._shut_off(found, deadline)
+        self._shut_off(found, deadline, hold)
+        if self.reboot_answer is RebootAnswer.OFF:
+            destroys = hold.kept()
+            hold.keep(
+                self._jobs.start(f"restart {restart.name}", self._restart, restart, xml, destroys)
+            )
+            log.info("reboot: VM %s is off; it is started again in the background", restart)
+            return Response.SUCCESS
         try:
-            self._power_on(restart, xml, deadline)
+            self._power_on_after(restart, xml, hold.kept(), deadline)
         except BackendError as exc:
             raise BackendError(f"VM {restart} is off but did not start again: {exc}") from exc
         return Response.SUCCESS
+
+    def _power_on_after(
+        self, copy: Located, xml: str | None, destroys: list[Future[Any]], deadline: float | None
+    ) -> None:
+        """Power ``copy`` on once the ``destroys`` have ended and it reads back shut off."""
+        if destroys:
+            give_up, _late = _give_up(self.timeout, deadline)
+            _done, running = wait_all(destroys, timeout=max(0.0, give_up - time.monotonic()))
+            if running:
+                raise BackendError("libvirt's destroy did not finish in time; not started")
+            wait_for_state(
+                copy,
+                _is_off,
+                hopeless=_never,
+                timeout=self.timeout,
+                goal="shut off",
+                deadline=deadline,
+            )
+        self._power_on(copy, xml, deadline)
+
+    def _restart(self, copy: Located, xml: str | None, destroys: list[Future[Any]]) -> None:
+        """A reboot's power-on after its answer: no request deadline (the client has its
+        SUCCESS already), only ``timeout``; a failure is logged as an error."""
+        try:
+            self._power_on_after(copy, xml, destroys, None)
+        except BackendError as exc:
+            log.error("REBOOT: VM %s was fenced (it is off) but did NOT start again: %s", copy, exc)
 
     # status, devstatus, hostlist ------------------------------------------------------------
 
     def status(self, target: Target) -> Response:
         """SUCCESS (on) if any copy is in a state but shut off, OFF if every copy is shut off,
         FAIL if unknown or ambiguous."""
-        with self._find(target, "status") as found:
+        with self._find(target, "status") as (found, _hold):
             return Response.FAIL if found is None else self._status(found)
 
     def _status(self, found: Copies) -> Response:
@@ -285,8 +403,9 @@ class _UuidLocks:
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
     @contextmanager
-    def hold(self, vm_uuid: str, deadline: float | None = None) -> Iterator[None]:
-        """Hold ``vm_uuid``'s lock; :class:`DeadlinePassed` if it is not free by
+    def hold(self, vm_uuid: str, deadline: float | None = None) -> Iterator[_Hold]:
+        """Hold ``vm_uuid``'s lock until the block has ended and every job kept on the yielded
+        :class:`_Hold` has ended too; :class:`DeadlinePassed` if it is not free by
         ``deadline`` (``time.monotonic()`` seconds)."""
         with self._guard:
             lock, users = self._locks.get(vm_uuid, (threading.Lock(), 0))
@@ -297,21 +416,87 @@ class _UuidLocks:
                 raise DeadlinePassed(
                     f"VM {vm_uuid} was busy with another operation until the request's deadline"
                 )
-            try:
-                yield
-            finally:
-                lock.release()
+        except BaseException:
+            self._leave(vm_uuid)
+            raise
+
+        def release() -> None:
+            lock.release()  # a threading.Lock may be released by another thread
+            self._leave(vm_uuid)
+
+        hold = _Hold(release)
+        try:
+            yield hold
         finally:
-            with self._guard:
-                lock, users = self._locks[vm_uuid]
-                if users == 1:
-                    del self._locks[vm_uuid]
-                else:
-                    self._locks[vm_uuid] = (lock, users - 1)
+            hold.close()
+
+    def _leave(self, vm_uuid: str) -> None:
+        with self._guard:
+            lock, users = self._locks[vm_uuid]
+            if users == 1:
+                del self._locks[vm_uuid]
+            else:
+                self._locks[vm_uuid] = (lock, users - 1)
 
     def __len__(self) -> int:
         with self._guard:
             return len(self._locks)
+
+
+class _Hold:
+    """A held VM lock and the background jobs that keep it held: ``release`` runs once, when
+    :meth:`close` has been called and every kept job has ended."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release = release
+        self._guard = threading.Lock()
+        self._jobs: list[Future[Any]] = []
+        self._pending = 1  # close() itself
+
+    def keep(self, job: Future[Any]) -> None:
+        with self._guard:
+            self._jobs.append(job)
+            self._pending += 1
+        job.add_done_callback(lambda _: self._one_done())
+
+    def kept(self) -> list[Future[Any]]:
+        with self._guard:
+            return list(self._jobs)
+
+    def close(self) -> None:
+        self._one_done()
+
+    def _one_done(self) -> None:
+        with self._guard:
+            self._pending -= 1
+            last = self._pending == 0
+        if last:
+            self._release()
+
+
+def _nothing() -> None:
+    return None
+
+
+def _give_up(timeout: float, deadline: float | None) -> tuple[float, str]:
+    """(``time.monotonic()`` seconds when a wait ends, what that moment is for messages)."""
+    give_up = time.monotonic() + timeout
+    if deadline is not None and deadline < give_up:
+        return deadline, " at the request's deadline"
+    return give_up, f" after {timeout:g} s"
+
+
+def _log_destroyed(copy: Located, done: Future[Any], began: float) -> None:
+    took = time.monotonic() - began
+    if done.exception() is not None:
+        log.error(
+            "VM %s: libvirt's destroy failed after its QEMU process had exited (%.1f s): %s",
+            copy,
+            took,
+            done.exception(),
+        )
+    else:
+        log.info("VM %s: libvirt finished its destroy %.1f s after it began", copy, took)
 
 
 def _destroy(copy: Located, deadline: float | None) -> None:
