@@ -95,6 +95,12 @@ KEY_NOTES |= {
     "``uri2``, ... as in C (a number after a gap is an error); required",
     ("backends/libvirt", "reboot_timeout"): "seconds to wait for a VM to be really off, and "
     "really running again",
+    ("backends/libvirt", "off_at_qemu_exit"): "local QEMU guests: answer off once the guest's "
+    "QEMU process has exited, while libvirt's destroy finishes behind (docs: the fencing point)",
+    ("backends/libvirt", "qemu_pid_dir"): "where libvirt's ``NAME.pid`` files are; unset: by "
+    "URI (``/run/libvirt/qemu`` for ``qemu:///system``)",
+    ("backends/libvirt", "reboot_answer"): "``running``: a reboot answers once the VM runs "
+    "again (as C); ``off``: once it is off and its start is issued (as fence-agents)",
 }
 for _block in ("listeners/serial", "listeners/vmchannel"):
     KEY_NOTES[(_block, "uri")] = "libvirt URI whose domains' sockets are served (unset: "
