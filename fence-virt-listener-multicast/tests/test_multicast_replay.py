@@ -100,10 +100,16 @@ def capture_status(ns: NetNS, key: Path, sniffer: Sniffer) -> list[bytes]:
     """Run ``status -H vm1`` (a running VM: answer 0) and return every datagram it sent."""
     done = our_xvm(ns, key, "-o", "status", "-H", "vm1")
     assert (done.returncode, done.stdout) == (0, "Status: ON\n"), done.stderr
-    time.sleep(0.2)
-    copies = sniffer.collect()
+    # the copies reach the packet socket from the loopback's softirq: on a loaded machine
+    # that can lag the client's exit, so wait for the first one (bounded), then the rest
+    copies: list[bytes] = []
+    deadline = time.monotonic() + 5.0
+    while not copies and time.monotonic() < deadline:
+        time.sleep(0.05)
+        copies = sniffer.collect()
     assert copies, "nothing captured"
-    return copies
+    time.sleep(0.2)
+    return copies + sniffer.collect()
 
 
 def victim_runs(
