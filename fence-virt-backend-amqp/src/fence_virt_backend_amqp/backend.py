@@ -13,6 +13,9 @@ Ownership and dead hosts follow core's :class:`fence_virt.locations.Locations` a
   if this host still hears itself through the broker (its own announcement is fresh) and the
   ``fenced_check`` confirms the host fenced since it was last heard; otherwise FAIL;
 * a VM no host announced is FAIL; turning a VM on whose host departed is FAIL.
+* an owner drops a request older than ``request_timeout`` by its ``sent`` time (hosts'
+  clocks must agree to well within ``request_timeout``, as NTP keeps them): the requester
+  has answered FAIL by then.
 
 At most once: requests are never redelivered or retried (see :mod:`.link`); when the broker
 connection is lost every waiting request fails at once, and a request id an owner has seen
@@ -244,7 +247,9 @@ class AmqpBackend:
         timeout = self._settings.request_timeout
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = answer
-        body = encode(Request(self._host, _OPS[operation], target.domain, target.seqno))
+        body = encode(
+            Request(self._host, _OPS[operation], target.domain, target.seqno, time.time())
+        )
         try:
             await link.publish(
                 body,
@@ -397,6 +402,11 @@ class AmqpBackend:
         self._seen[rid] = None
         while len(self._seen) > _SEEN_KEPT:
             self._seen.popitem(last=False)
+        age = time.time() - request.sent
+        if age > self._settings.request_timeout:
+            # the requester has given up and answered FAIL: acting now would surprise it
+            log.warning("request %s: sent %.1f s ago, past request_timeout: dropped", rid, age)
+            return
         response = await self._decide(request, rid)
         log.info("request %s: replying %s to host %d", rid, response.name, request.host)
         link = self._link

@@ -221,6 +221,8 @@ def _explain(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if "ACCESS_REFUSED" in text or "ProbableAuthentication" in type(exc).__name__:
         return f"the broker refused the credentials ({text})"
-    if "NOT_ALLOWED" in text:
-        return f"the user may not use this vhost ({text})"
+    if "NOT_ALLOWED" in text or ("Connection.OpenOk" in text and "Connection.Close" in text):
+        # aiormq drops the reply text when the broker answers Connection.Open with a Close;
+        # RabbitMQ does so (NOT_ALLOWED) for a vhost that is missing or not the user's
+        return "the broker refused to open the vhost: it does not exist or the user may not use it"
     return text

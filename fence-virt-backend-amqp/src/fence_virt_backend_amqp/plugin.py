@@ -36,5 +36,6 @@ class AmqpBackendPlugin:
         try:
             broker_url(settings)
         except ConfigError as exc:
-            raise section.error("url", str(exc)) from None
+            key = "password_file" if str(exc).startswith("password_file") else "url"
+            raise section.error(key, str(exc)) from None
         return AmqpBackend(settings)

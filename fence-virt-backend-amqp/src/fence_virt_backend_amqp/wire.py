@@ -9,7 +9,8 @@ Bodies (UTF-8 JSON)::
 
     {"v": 1, "kind": "announce", "host": 2, "hello": false,
      "vms": [["vm1", "1111...-...", 1], ...]}          # name, UUID, libvirt state
-    {"v": 1, "kind": "request", "host": 1, "op": "off", "vm": "vm1", "client_seqno": 7}
+    {"v": 1, "kind": "request", "host": 1, "op": "off", "vm": "vm1", "client_seqno": 7,
+     "sent": 1764554400.25}                              # requester's clock, epoch seconds
     {"v": 1, "kind": "reply", "host": 2, "response": 0}
 
 A request carries the AMQP ``correlation_id`` (``HOST:SEQ``, also the request id in every
@@ -48,6 +49,8 @@ class Request:
     op: str
     vm: str
     client_seqno: int = 0
+    #: when the requester sent it (seconds since the epoch, its clock)
+    sent: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,13 @@ def encode(message: Message) -> bytes:
     if isinstance(message, Announce):
         body.update(kind="announce", hello=message.hello, vms=[list(vm) for vm in message.vms])
     elif isinstance(message, Request):
-        body.update(kind="request", op=message.op, vm=message.vm, client_seqno=message.client_seqno)
+        body.update(
+            kind="request",
+            op=message.op,
+            vm=message.vm,
+            client_seqno=message.client_seqno,
+            sent=message.sent,
+        )
     else:
         body.update(kind="reply", response=message.response)
     return json.dumps(body, separators=(",", ":")).encode()
@@ -83,7 +92,12 @@ def decode(data: bytes) -> Message:
             vms = tuple((str(n), str(u), _int(s)) for n, u, s in body["vms"])
             return Announce(host, vms, bool(body.get("hello", False)))
         if kind == "request":
-            return Request(host, str(body["op"]), str(body["vm"]), _int(body["client_seqno"]))
+            sent = body["sent"]
+            if isinstance(sent, bool) or not isinstance(sent, int | float):
+                raise ValueError(f"sent must be a number, got {sent!r}")
+            return Request(
+                host, str(body["op"]), str(body["vm"]), _int(body["client_seqno"]), float(sent)
+            )
         if kind == "reply":
             return Reply(host, _int(body["response"]))
     except ProtocolError:
