@@ -141,3 +141,21 @@ def test_broker_restarted_mid_request_fails_it_cleanly_and_the_next_succeeds(hos
     # the interrupted request was decided at most once, the next one once
     assert three.log().count("destroying VM vmC") <= 1
     assert all(three.log().count(f"request 1:{n}: off vmC: here") <= 1 for n in range(1, 9))
+
+
+def test_a_host_cut_off_from_the_broker_declares_nobody_fenced(hosts, broker, tmp_path):
+    one, _two, _three = hosts
+    (tmp_path / "fenced-3").write_text("")  # the check would say yes: the rule must still hold
+    (tmp_path / "fenced-2").write_text("")
+    broker.stop()
+    one.wait_for_log("host 3 departed (no announcement for 3 s) holding vmC")
+    # every other host went silent because *this* host lost the broker: no one is fenced
+    assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 1
+    assert one.agent("C", "-o", "off", "-H", "vmB")[0] == 1
+    assert "which departed but is not known to be fenced (this host is not connected" in one.log()
+    assert "destroying" not in one.log()
+    broker.start()
+    for host in hosts:
+        host.wait_for_log("reconnected to the broker", 30)
+    wait_until(lambda: one.log().count("host 3 announces") == 2, 10, "host 3 heard again")
+    assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 0

@@ -26,7 +26,8 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError, DeliveryError, PublishError
 from yarl import URL
 
-from fence_virt.errors import BackendError, ConfigError
+from fence_virt.errors import BackendError, ConfigError, UserError
+from fence_virt.files import read_secret_file
 from fence_virt_backend_amqp.config import AmqpSettings
 from fence_virt_backend_amqp.wire import host_key
 
@@ -39,22 +40,31 @@ _RETRY_INTERVAL = 1.0
 #: seconds a publish waits for the broker's confirm
 _PUBLISH_TIMEOUT = 5.0
 ANNOUNCE_KEY = "announce"
+#: bytes of a password file read (RabbitMQ passwords are far shorter)
+_PASSWORD_MAX = 4096
 
 
 def broker_url(settings: AmqpSettings) -> URL:
-    """The URL to connect to, with the password from ``password_file`` if set.
+    """The URL to connect to, with the password from ``password_file`` (its first line; the
+    file must be a regular file, and its mode is tightened to 0600 as for key files).
 
-    :raises ConfigError: unreadable password file, or a scheme other than amqp/amqps.
+    :raises ConfigError: missing, unreadable or empty password file, or a scheme other than
+        amqp/amqps.
     """
     url = URL(settings.url)
     if url.scheme not in ("amqp", "amqps"):
         raise ConfigError(f"url {settings.url!r}: the scheme must be amqp or amqps")
     if settings.password_file is not None:
         try:
-            password = settings.password_file.read_text().splitlines()[0]
-        except (OSError, IndexError) as exc:
-            raise ConfigError(f"password_file {settings.password_file}: {exc}") from None
-        url = url.with_password(password)
+            data = read_secret_file(
+                settings.password_file, what="password_file", max_bytes=_PASSWORD_MAX
+            )
+        except UserError as exc:
+            raise ConfigError(str(exc)) from None
+        lines = data.decode(errors="replace").splitlines()
+        if not lines or not lines[0]:
+            raise ConfigError(f"password_file {settings.password_file}: the first line is empty")
+        url = url.with_password(lines[0])
     return url
 
 

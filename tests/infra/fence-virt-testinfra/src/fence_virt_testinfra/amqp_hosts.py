@@ -43,6 +43,8 @@ class AmqpHost:
     url: str | None = None
     #: extra ``key = "value";`` lines for the amqp block
     extra: dict[str, str] = field(default_factory=dict)
+    #: our daemon's -d level (None: no debug logging)
+    debug: int | None = 4
     daemon: Daemon | None = None
 
     def config(self, vms: tuple[str, ...]) -> Path:
@@ -76,7 +78,7 @@ class AmqpHost:
         """(Re)start the daemon holding ``vms``; waits for "fence_virtd started" if ``wait``."""
         self.stop()
         pid = self.workdir / f"fvd-{self.host_id}.pid"
-        argv = fence_virtd_argv(self.config(vms), pid, debug=4)
+        argv = fence_virtd_argv(self.config(vms), pid, debug=self.debug)
         log = self.workdir / f"fvd-{self.host_id}-{time.monotonic_ns()}.log"
         self.daemon = Daemon(self.broker.ns.argv(*argv), log)
         if wait:
