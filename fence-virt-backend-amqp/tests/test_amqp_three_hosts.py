@@ -69,6 +69,20 @@ def test_a_request_at_host_1_for_a_vm_on_host_3_is_carried_out_on_host_3(hosts):
     assert "off nosuch: no host has announced this VM: FAIL" in one.log()
 
 
+def test_a_second_daemon_with_the_same_host_id_is_refused_at_start_up(hosts, broker):
+    one = hosts[0]
+    twin = AmqpHost(broker, 1, one.workdir / "twin", one.key, one.exchange)
+    twin.workdir.mkdir()
+    try:
+        daemon = twin.start("vmA", wait=False)
+        assert daemon.process.wait(30) != 0
+        assert "backend amqp failed to start" in twin.log()
+        assert "RESOURCE_LOCKED" in twin.log()
+    finally:
+        twin.stop()
+    assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 0
+
+
 def test_after_migration_the_new_owner_acts(hosts):
     one, two, three = hosts
     assert one.agent("ours", "-o", "status", "-H", "vmM")[0] == 0

@@ -51,6 +51,9 @@ from fence_virt_libvirt import (
     locate,
     quiet_libvirt,
 )
+from fence_virt_libvirt import (
+    Located as Domain,
+)
 
 __all__ = ["AmqpBackend"]
 
@@ -224,13 +227,12 @@ class AmqpBackend:
         return self._locations.locate(uuid, by_uuid=True)
 
     async def _act_here(
-        self, rid: str, what: str, operation: Operation, target: Target, found: object
+        self, rid: str, what: str, operation: Operation, target: Target, found: Domain | None
     ) -> Response:
         assert found is not None
-        uuid: str = getattr(found, "uuid")  # noqa: B009 (fence_virt_libvirt.Located)
-        state: int = getattr(found, "state")  # noqa: B009
+        state = found.state
         if state == SHUTOFF:
-            departed = self._locations.active_on_departed(uuid)
+            departed = self._locations.active_on_departed(found.uuid)
             if departed is not None:
                 # off here, but last announced running by a host that departed: it may run there
                 return await self._departed(rid, what, operation, departed)
