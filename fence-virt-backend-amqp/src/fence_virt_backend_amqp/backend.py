@@ -456,7 +456,7 @@ class AmqpBackend:
         for rid, waiter in list(self._waiting.items()):
             if not waiter.done():
                 log.error("request %s: the broker connection was lost (%s): failing it", rid, why)
-                waiter.set_exception(BackendError(f"request {rid}: broker connection lost: {why}"))
+                waiter.set_exception(BackendError(f"broker connection lost: {why}"))
 
     def _on_up(self) -> None:
         self._hello = True
