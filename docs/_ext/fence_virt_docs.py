@@ -57,6 +57,7 @@ CONFIG_BLOCKS: dict[str, tuple[str, str]] = {
     ),
     "backends/cpg": ("fence-virt-backend-cpg", "fence_virt_backend_cpg.config:CpgSettings"),
     "backends/ovirt": ("fence-virt-backend-ovirt", "fence_virt_backend_ovirt.config:_Section"),
+    "backends/amqp": ("fence-virt-backend-amqp", "fence_virt_backend_amqp.config:AmqpSettings"),
     "extensions/prometheus": (
         "fence-virt-metrics-prometheus",
         "fence_virt_metrics_prometheus.plugin:PrometheusSettings",

@@ -362,7 +362,9 @@ class CpgBackend:
         if found is not None and self._acts_on_local(
             rid, what, found.name, found.uuid, found.state
         ):
-            departed = self._running_on_departed(found.uuid) if found.state == SHUTOFF else None
+            departed = (
+                self.locations.active_on_departed(found.uuid) if found.state == SHUTOFF else None
+            )
             if departed is not None:
                 # off here, but last seen running on a host that left: it may still run there
                 response = await self._departed(rid, what, operation, departed)
@@ -443,14 +445,6 @@ class CpgBackend:
             why,
         )
         return Response.OFF if operation is Operation.STATUS else Response.SUCCESS
-
-    def _running_on_departed(self, uuid: str) -> Located | None:
-        locations = self.locations
-        for report in locations.reports():
-            view = locations.host(report.host)
-            if report.uuid == uuid.lower() and report.active and view and not view.member:
-                return Located(Placement.DEPARTED, report.host, report, view.left_at)
-        return None
 
     def _responsible(self) -> bool:
         locations = self.locations

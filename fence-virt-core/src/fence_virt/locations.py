@@ -211,6 +211,17 @@ class Locations:
         placement = Placement.LOCAL if best.host == self.local else Placement.REMOTE
         return Located(placement, best.host, best)
 
+    def active_on_departed(self, uuid: str) -> Located | None:
+        """The departed host that last reported VM ``uuid`` active, if any: a VM found shut off
+        here may still run there, so it is only off once that host is known to be fenced."""
+        for report in self.reports():
+            view = self._hosts.get(report.host)
+            departed = view is not None and not view.member
+            if report.uuid == uuid.lower() and report.active and departed:
+                assert view is not None
+                return Located(Placement.DEPARTED, report.host, report, view.left_at)
+        return None
+
     def _candidates(self, *, uuid: str | None, name: str | None) -> list[Report]:
         return [
             r
