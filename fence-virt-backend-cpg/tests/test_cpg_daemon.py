@@ -162,15 +162,20 @@ def test_100_consecutive_fence_virtd_processes_join_answer_and_leave(corosync, c
     assert corosync.group_members("fvt-starts") == []
 
 
-def test_uuid_name_mode_refuses_names(corosync, cpg_loop, tmp_path):
-    """name_mode = "uuid", as C: VMs are named by UUID; a name is refused (FAIL), where C
-    would find nothing and its highest node answer success."""
+@pytest.mark.parametrize("place", ["cpg", "fence_virtd"])
+def test_uuid_name_mode_refuses_names(corosync, cpg_loop, tmp_path, place):
+    """name_mode = "uuid", as C, in the cpg block or in its legacy place in the fence_virtd
+    block: VMs are named by UUID; a name is refused (FAIL), where C would find nothing and its
+    highest node answer success."""
     uri = write_test_node(tmp_path / "node.xml")
     sock = tmp_path / "m.sock"
+    legacy, block = (
+        ('name_mode = "uuid";', "") if place == "fence_virtd" else ("", 'name_mode = "uuid";')
+    )
     text = (
-        'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
+        f'fence_virtd {{ listener = "memory"; backend = "cpg"; {legacy} }}\n'
         f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
-        f'backends {{ cpg {{ uri = "{uri}"; name_mode = "uuid"; request_timeout = "5"; }} }}\n'
+        f'backends {{ cpg {{ uri = "{uri}"; {block} request_timeout = "5"; }} }}\n'
     )
     daemon = FenceVirtd.from_config(parse_text(text))
 
