@@ -3,19 +3,26 @@ private /run each), each with a fence_virtd (cpg backend) holding different VMs:
 node 1 vmA, node 2 vmB and vmM, node 3 vmC. Agents ask node 1's or node 2's daemon over
 multicast inside that node's namespace; the request travels through the CPG group.
 
+Most tests give each daemon a libvirt test-driver file. ``shared_libvirt`` gives each node a
+hand-started libvirtd instead, which the test reaches too: VMs are then moved and started
+while the daemons run, and the daemons learn it from libvirt's lifecycle events.
+
 Run alone with ``pytest -m corosync3``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import libvirt
 import pytest
 
 from fence_virt_testinfra.c_suite import have_c_suite, write_key
 from fence_virt_testinfra.corosync import COROSYNC_TOOLS, corosync_cluster
-from fence_virt_testinfra.cpg_hosts import Host, write_check
+from fence_virt_testinfra.cpg_hosts import UUIDS, Host, domain_xml, vm_uuid, write_check
+from fence_virt_testinfra.libvirtd import LIBVIRTD_TOOLS, running_libvirtd
 from fence_virt_testinfra.processes import wait_until
 from fence_virt_testinfra.tools import skip_unless_installed, skip_unless_netns, unavailable
 
@@ -42,9 +49,36 @@ def hosts(tmp_path: Path) -> Iterator[list[Host]]:
                 host.stop()
 
 
+@pytest.fixture
+def shared_libvirt(hosts: list[Host]) -> Iterator[list[libvirt.virConnect]]:
+    """A libvirtd per node holding that node's VMs of LAYOUT, running; each host's daemon
+    uses it (``test+unix:///default``, refresh_interval 600 s: only lifecycle events tell
+    the group of a change). Yields the test's own connection to each node's libvirtd (the
+    test driver's state lives while one stays open)."""
+    skip_unless_installed(*LIBVIRTD_TOOLS)
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    with contextlib.ExitStack() as stack:
+        # daemons stop before the libvirtds they use
+        stack.callback(lambda: [host.stop() for host in hosts])
+        connections = []
+        for host in hosts:
+            daemon = stack.enter_context(running_libvirtd(host.node.workdir / "lv"))
+            connection = libvirt.open(daemon.test_uri)
+            stack.callback(connection.close)
+            default = connection.lookupByName("test")  # the test driver's own; not ours
+            default.destroy()
+            default.undefine()
+            for name in LAYOUT[host.nodeid]:
+                connection.defineXML(domain_xml(name)).create()
+            host.libvirt_uri = daemon.test_uri
+            host.refresh_interval = 600
+            connections.append(connection)
+        yield connections
+
+
 def start_all_ours(hosts: list[Host]) -> None:
     for host in hosts:
-        host.start_ours(*LAYOUT[host.nodeid])
+        host.start_ours(*(() if host.libvirt_uri else LAYOUT[host.nodeid]))
     wait_for_group(hosts[0], 3)
 
 
@@ -78,22 +112,48 @@ def test_a_request_at_node_1_for_a_vm_on_node_3_is_carried_out_on_node_3(hosts):
     assert "off nosuch: no member has reported this VM: FAIL" in three.log()
 
 
-def test_after_migration_the_new_owner_acts(hosts):
+def test_after_a_move_from_node_2_to_node_3_node_3_acts(hosts, shared_libvirt):
+    """vmM leaves node 2 (destroyed, undefined) and is defined and started on node 3 while
+    every daemon keeps running: the group learns it from node 3's lifecycle events (the
+    periodic refresh is 600 s away), and a request at node 1 is carried out on node 3."""
     start_all_ours(hosts)
     one, two, three = hosts
+    _, libvirt_2, libvirt_3 = shared_libvirt
     assert one.agent("ours", "-o", "status", "-H", "vmM")[0] == 0
-    assert "status vmM: here" in two.log()
-    # "migrate" vmM: defined and running on node 3, then undefined on node 2
-    three.start_ours("vmC", "vmM")
-    two.start_ours("vmB")
-    wait_for_group(one, 3)
-    one.wait_for_log("VM vmM (dddddddd-0000-0000-0000-000000000004) moved from node 2 to node 3")
+    assert "status vmM: here (state 1); carrying it out" in two.log()
+    vm = libvirt_2.lookupByName("vmM")
+    vm.destroy()
+    vm.undefine()
+    libvirt_3.defineXML(domain_xml("vmM")).create()
+    one.wait_for_log(f"VM vmM ({UUIDS['vmM']}) moved from node 2 to node 3", 10)
+    two.wait_for_log(f"VM vmM ({UUIDS['vmM']}) is no longer on this host", 10)
+    two.wait_for_log(f"node 3 holds VM vmM ({UUIDS['vmM']}), state 1", 10)
     assert one.agent("C", "-o", "off", "-H", "vmM")[0] == 0
     assert "off vmM: here (state 1); carrying it out" in three.log()
-    assert "destroying VM vmM" in three.log()
+    assert "off vmM: remote on host 3" in one.log()
     assert "off vmM: remote on host 3" in two.log()
-    assert "destroying VM vmM" not in two.log()
-    assert two.agent("ours", "-o", "status", "-H", "vmM")[0] == 2
+    assert libvirt_3.lookupByName("vmM").state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+    assert [d.name() for d in libvirt_2.listAllDomains()] == ["vmB"]
+    assert one.agent("ours", "-o", "on", "-H", "vmM")[0] == 0
+    assert libvirt_3.lookupByName("vmM").state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_a_vm_started_on_a_running_node_is_known_to_the_others_at_once(hosts, shared_libvirt):
+    """A VM defined and started on node 3 after its daemon joined is published on libvirt's
+    lifecycle events: nodes 1 and 2 know its owner within seconds (refresh_interval 600 s),
+    so node 1 routes a request for it to node 3 rather than calling it unknown."""
+    start_all_ours(hosts)
+    one, two, three = hosts
+    libvirt_3 = shared_libvirt[2]
+    one.wait_for_log(f"node 3 holds VM vmC ({UUIDS['vmC']}), state 1")
+    libvirt_3.defineXML(domain_xml("vmN")).create()
+    known = f"node 3 holds VM vmN ({vm_uuid('vmN')}), state 1"
+    one.wait_for_log(known, 10)
+    two.wait_for_log(known, 10)
+    assert "lifecycle event" in three.log()
+    assert one.agent("ours", "-o", "reboot", "-H", "vmN")[0] == 0
+    assert "reboot vmN: remote on host 3 (state 1); that node answers" in one.log()
+    assert "reboot vmN: here (state 1); carrying it out" in three.log()
 
 
 def test_a_dead_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tmp_path):
