@@ -13,6 +13,8 @@ Run alone with ``pytest -m corosync3``.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +113,16 @@ def test_a_request_at_node_1_for_a_vm_on_node_3_is_carried_out_on_node_3(hosts):
     assert one.agent("C", "-o", "off", "-H", "nosuch")[0] == 1
     assert "off nosuch: no member has reported this VM: FAIL" in three.log()
 
+    # node 3's daemon hangs (stopped, still in the group): the request fails after
+    # request_timeout = 8 s (C's requester waits forever)
+    assert three.daemon is not None
+    os.kill(three.daemon.pid, signal.SIGSTOP)
+    try:
+        assert one.agent("ours", "-o", "off", "-H", "vmC")[0] == 1
+    finally:
+        os.kill(three.daemon.pid, signal.SIGCONT)
+    assert "off vmC: no member answered within 8 s" in one.log()
+
 
 def test_after_a_move_from_node_2_to_node_3_node_3_acts(hosts, shared_libvirt):
     """vmM leaves node 2 (destroyed, undefined) and is defined and started on node 3 while
@@ -186,7 +198,9 @@ def test_a_dead_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tmp_
 
 
 def test_c_and_python_daemons_interoperate(hosts):
-    """Node 1 runs the C fence_virtd (its cpg backend), nodes 2 and 3 ours."""
+    """Node 1 runs the C fence_virtd (its cpg backend), nodes 2 and 3 ours: the README's
+    advice for mixed clusters (Python hosts hold the highest node ids) keeps a request that
+    arrives at the C host from being answered "success" when nobody runs the VM."""
     one, two, three = hosts
     two.start_ours(*LAYOUT[2])
     three.start_ours(*LAYOUT[3])
@@ -201,3 +215,35 @@ def test_c_and_python_daemons_interoperate(hosts):
     assert two.agent("ours", "-o", "status", "-H", "vmA")[0] == 2
     assert "remote on host 1" in two.log()
     assert one.agent("C", "-o", "status", "-H", "vmA")[0] == 2
+    # a VM nobody reported, asked at the C host: our node 3 is the highest and fails it
+    assert one.agent("C", "-o", "off", "-H", "nosuch")[0] == 1
+    assert "off nosuch: no member has reported this VM: FAIL" in three.log()
+    # node 3 dies holding vmC: our node 2 is now the highest and fails it (not yet fenced)
+    three.node.kill()
+    two.wait_for_log("node 3 left fence-agents holding vmC")
+    assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 1
+    assert "on node 3, which left but is not known to be fenced" in two.log()
+
+
+def test_a_c_host_with_the_highest_node_id_answers_success_for_what_nobody_runs(hosts):
+    """The hazard the README warns of: node 3 runs the C fence_virtd, so the C rule decides
+    for VMs no live member holds. It answers "success" for a VM nobody ever reported and
+    for a VM on a host that died and is not known to be fenced; our hosts see the request
+    but leave the answer to the highest node (C's rule: one answer per request), so they
+    cannot prevent it."""
+    one, two, three = hosts
+    one.start_ours(*LAYOUT[1])
+    two.start_ours(*LAYOUT[2])
+    three.start_c(*LAYOUT[3])
+    wait_for_group(one, 3)
+    assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 0
+    # nobody has "nosuch": C's highest node reports it off (status 2) and "fenced" (0)
+    assert one.agent("ours", "-o", "status", "-H", "nosuch")[0] == 2
+    assert one.agent("C", "-o", "off", "-H", "nosuch")[0] == 0
+    assert "off nosuch: unknown to every member; the highest node answers" in one.log()
+    # node 2 dies with vmB, not known to be fenced: the C node still says "fenced"
+    assert one.agent("ours", "-o", "status", "-H", "vmB")[0] == 0
+    two.node.kill()
+    one.wait_for_log("node 2 left fence-agents holding vmB, vmM")
+    assert one.agent("ours", "-o", "off", "-H", "vmB")[0] == 0
+    assert "off vmB: departed on host 2 (state 1); the highest node answers" in one.log()
