@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,6 +101,14 @@ def test_a_request_at_node_1_for_a_vm_on_node_3_is_carried_out_on_node_3(hosts):
     assert "off vmC: here (state 1); carrying it out" in three.log()
     assert "destroying VM vmC" in three.log()
     assert "off vmC: remote on host 3" in one.log()
+    # one request id, NODE:SEQNO, follows the request through every host's log
+    found = re.search(r"request (1:\d+): off vmC for ", one.log())
+    assert found is not None
+    rid = found[1]
+    assert f"request {rid}: off vmC: here (state 1); carrying it out" in three.log()
+    assert f"request {rid}: replying SUCCESS to node 1" in three.log()
+    assert f"request {rid}: off vmC: remote on host 3" in two.log()
+    assert f"request {rid}: node 3 replied 0" in one.log()
     # node 3's own libvirt says so (its list shows local VMs only), and every node agrees
     assert three.agent("ours", "-o", "list")[1].split()[:3] == [
         "vmC",
@@ -180,6 +189,12 @@ def test_a_dead_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tmp_
     assert one.agent("ours", "-o", "reboot", "-H", "vmC")[0] == 1
     assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 1
     assert "on node 3, which left but is not known to be fenced" in two.log()
+    # the fencing history does not answer: fenced_check_timeout (2 s) ends the check
+    (tmp_path / "hang-3").write_text("")
+    assert one.agent("ours", "-o", "off", "-H", "vmC")[0] == 1
+    assert "fenced-check 3 " in two.log()
+    assert "no answer within 2 s): FAIL" in two.log()
+    (tmp_path / "hang-3").unlink()
     # the host cluster records node 3 as fenced
     (tmp_path / "fenced-3").write_text("")
     assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 0

@@ -65,9 +65,13 @@ def write_check(workdir: Path) -> Path:
     """The ``fenced_check`` of these tests: "node N is recorded as fenced" is the file
     ``fenced-N`` in ``workdir``, written by the test where a real cluster would consult
     Pacemaker's fencing history (a stand-in for that history; the backend runs it exactly as
-    an administrator's check)."""
+    an administrator's check). While a file ``hang-N`` exists the check hangs (30 s) for
+    node N, as a fencing history that does not answer."""
     script = workdir / "fenced-check"
-    script.write_text(f'#!/bin/sh\ntest -e "{workdir}/fenced-$1"\n')
+    script.write_text(
+        f'#!/bin/sh\nif [ -e "{workdir}/hang-$1" ]; then exec sleep 30; fi\n'
+        f'test -e "{workdir}/fenced-$1"\n'
+    )
     script.chmod(0o755)
     return script
 
@@ -124,6 +128,7 @@ class Host:
             ""
             if module_path
             else f'\t\trequest_timeout = "8";\n\t\tfenced_check = "{self.check}";\n'
+            '\t\tfenced_check_timeout = "2";\n'
             f'\t\trefresh_interval = "{self.refresh_interval:g}";\n'
         )
         text = text.replace("\tlibvirt {\n", f"\tcpg {{\n{extra}")
