@@ -1,6 +1,7 @@
 """Our ``fence_virtd`` with the cpg backend on one real corosync node (loopback, in its own
-namespace), served to the C ``fence_xvm`` and to ours over the multicast listener; and 100
-consecutive daemon starts that each join the group and answer through it."""
+namespace), served to the C ``fence_xvm`` and to ours over the multicast listener; 100
+consecutive ``fence_virtd`` processes that each join the group, answer through it and leave
+it cleanly; the legacy ``name_mode`` location; corosync restarts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from fence_virt.config import parse_text
 from fence_virt.daemon import Daemon as FenceVirtd
 from fence_virt.testing.memory import ask
+from fence_virt_backend_cpg.group import CpgGroup
+from fence_virt_backend_cpg.libcpg import CpgAddress, Reason
 from fence_virt_testinfra.c_suite import (
     TEST_NODE_DOMAINS,
     MulticastSetup,
@@ -24,7 +27,7 @@ from fence_virt_testinfra.c_suite import (
 )
 from fence_virt_testinfra.corosync import CorosyncNode
 from fence_virt_testinfra.ours import FENCE_XVM, STARTED, fence_virtd_argv
-from fence_virt_testinfra.processes import Daemon
+from fence_virt_testinfra.processes import Daemon, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
 
@@ -95,42 +98,85 @@ def test_every_operation_through_the_cpg_backend(served, agent):
     assert node.group_members(GROUP) == []
 
 
-def test_100_consecutive_daemon_starts_join_and_answer(corosync, cpg_loop, tmp_path):
-    """Each start returns only once corosync confirmed the join, so the first request of
-    every start already travels through the group and is answered (C: about half of all
-    starts leave a daemon whose dispatch thread died, recipes §5d)."""
+class GroupWatcher:
+    """A plain member of a CPG group that records who joins and leaves, and why."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[int, Reason]] = []
+
+    def group(self, name: str) -> CpgGroup:
+        return CpgGroup(name, on_message=lambda _n, _p, _b: None, on_membership=self._changed)
+
+    def _changed(
+        self, _members: list[CpgAddress], left: list[CpgAddress], joined: list[CpgAddress]
+    ) -> None:
+        self.changes += [(a.pid, Reason(a.reason)) for a in (*joined, *left)]
+
+    def saw(self, pid: int, reason: Reason) -> bool:
+        return (pid, reason) in self.changes
+
+
+def test_100_consecutive_fence_virtd_processes_join_answer_and_leave(corosync, cpg_loop, tmp_path):
+    """100 real ``fence_virtd -F`` processes, one after the other: each is started only once
+    corosync confirmed its join, so its first request already travels through the group and
+    is answered; SIGTERM then leaves the group cleanly (a LEAVE, not a vanished process) and
+    exits 0. C: about half of all starts leave a daemon whose dispatch thread died
+    (recipes §5d). A start costs about 0.5 s on an idle machine (the whole test about 60 s),
+    some 0.4 s of it importing the daemon, its plugins and libvirt; joining the group,
+    answering and leaving take milliseconds."""
     uri = write_test_node(tmp_path / "node.xml")
     sock = tmp_path / "m.sock"
-    text = (
+    config = tmp_path / "fence_virt.conf"
+    config.write_text(
         'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
         f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
         f'backends {{ cpg {{ uri = "{uri}"; group = "fvt-starts"; request_timeout = "5"; }} }}\n'
     )
-    answers = []
-    for _ in range(100):
-        daemon = FenceVirtd.from_config(parse_text(text))
-
-        async def one_start(daemon: FenceVirtd = daemon) -> str:
-            async with daemon:
-                members = corosync.group_members("fvt-starts")
-                assert members == [(1, os.getpid())]
-                [answer] = await asyncio.to_thread(ask, sock, "status vm1")
-                return answer
-
-        answers.append(cpg_loop.run(one_start(), timeout=30))
-        assert corosync.group_members("fvt-starts") == []
+    config.chmod(0o600)
+    argv = corosync.argv(*fence_virtd_argv(config, tmp_path / "fence_virtd.pid"))
+    watcher = GroupWatcher()
+    watching = watcher.group("fvt-starts")
+    cpg_loop.run(watching.start())
+    answers, statuses = [], []
+    try:
+        for start in range(100):
+            daemon = Daemon(argv, tmp_path / f"fence_virtd-{start}.log")
+            try:
+                daemon.wait_for_log(STARTED, 30)
+                # started means joined: corosync lists it before any request is made
+                assert (1, daemon.pid) in corosync.group_members("fvt-starts")
+                answers += ask(sock, "status vm1", timeout=10)
+            finally:
+                statuses.append(daemon.stop())
+            wait_until(
+                lambda pid=daemon.pid: (
+                    watcher.saw(pid, Reason.LEAVE) or watcher.saw(pid, Reason.PROCDOWN)
+                ),
+                10,
+                f"fence_virtd {daemon.pid} to leave the group",
+            )
+            assert watcher.saw(daemon.pid, Reason.LEAVE), daemon.log()
+    finally:
+        cpg_loop.run(watching.stop())
     assert answers == ["0"] * 100
+    assert statuses == [0] * 100
+    assert corosync.group_members("fvt-starts") == []
 
 
-def test_uuid_name_mode_refuses_names(corosync, cpg_loop, tmp_path):
-    """name_mode = "uuid", as C: VMs are named by UUID; a name is refused (FAIL), where C
-    would find nothing and its highest node answer success."""
+@pytest.mark.parametrize("place", ["cpg", "fence_virtd"])
+def test_uuid_name_mode_refuses_names(corosync, cpg_loop, tmp_path, place):
+    """name_mode = "uuid", as C, in the cpg block or in its legacy place in the fence_virtd
+    block: VMs are named by UUID; a name is refused (FAIL), where C would find nothing and its
+    highest node answer success."""
     uri = write_test_node(tmp_path / "node.xml")
     sock = tmp_path / "m.sock"
+    legacy, block = (
+        ('name_mode = "uuid";', "") if place == "fence_virtd" else ("", 'name_mode = "uuid";')
+    )
     text = (
-        'fence_virtd { listener = "memory"; backend = "cpg"; }\n'
+        f'fence_virtd {{ listener = "memory"; backend = "cpg"; {legacy} }}\n'
         f'listeners {{ memory {{ socket = "{sock}"; }} }}\n'
-        f'backends {{ cpg {{ uri = "{uri}"; name_mode = "uuid"; request_timeout = "5"; }} }}\n'
+        f'backends {{ cpg {{ uri = "{uri}"; {block} request_timeout = "5"; }} }}\n'
     )
     daemon = FenceVirtd.from_config(parse_text(text))
 

@@ -21,10 +21,13 @@ def section(text: str) -> ConfigSection:
     return ConfigSection("backends/cpg", config.node("backends/cpg"), config.source)
 
 
+def create(text: str) -> CpgBackend:
+    config = parse_text(text, source="cpg.conf")
+    return CpgBackendPlugin().fence_virt_backend_create(section=section(text), config=config)
+
+
 def test_create_reads_the_block():
-    backend = CpgBackendPlugin().fence_virt_backend_create(
-        section=section('backends {\ncpg {\nuri = "test:///default";\nname_mode = "uuid";\n}\n}\n')
-    )
+    backend = create('backends {\ncpg {\nuri = "test:///default";\nname_mode = "uuid";\n}\n}\n')
     assert isinstance(backend, CpgBackend)
     assert backend.describe() == "cpg group fence-agents, local VMs from libvirt test:///default"
     assert backend._settings.name_mode is NameMode.UUID
@@ -42,8 +45,38 @@ def test_bad_blocks_are_reported_at_file_and_line(body, line, problem):
     uri = 'uri = "test:///default";\n' if body else ""
     text = f"backends {{\ncpg {{\n{uri}{body}}}\n}}\n"
     with pytest.raises(ConfigError, match=problem) as raised:
-        CpgBackendPlugin().fence_virt_backend_create(section=section(text))
+        create(text)
     assert str(raised.value).startswith(f"cpg.conf:{line}:")
+
+
+@pytest.mark.parametrize(
+    ("daemon_block", "cpg_block", "mode"),
+    [
+        ("", "", NameMode.NAME),
+        ('name_mode = "uuid";', "", NameMode.UUID),
+        ('name_mode = "UUID";', "", NameMode.UUID),
+        ('name_mode = "uuid";', 'name_mode = "name";', NameMode.NAME),
+        ('name_mode = "name";', 'name_mode = "uuid";', NameMode.UUID),
+    ],
+)
+def test_name_mode_also_in_the_fence_virtd_block_as_in_c(daemon_block, cpg_block, mode):
+    """C's cpg backend reads fence_virtd/@name_mode (its place before 0.1.4), then lets
+    backends/cpg/@name_mode override it (cpg-virt.c)."""
+    backend = create(
+        f'fence_virtd {{\nbackend = "cpg";\n{daemon_block}\n}}\n'
+        f'backends {{\ncpg {{\nuri = "test:///default";\n{cpg_block}\n}}\n}}\n'
+    )
+    assert backend._settings.name_mode is mode
+
+
+def test_a_bad_name_mode_in_the_fence_virtd_block_is_reported_at_its_line():
+    text = (
+        'fence_virtd {\nbackend = "cpg";\nname_mode = "label";\n}\n'
+        'backends {\ncpg {\nuri = "test:///default";\n}\n}\n'
+    )
+    with pytest.raises(ConfigError, match="name_mode 'label': expected name or uuid") as raised:
+        create(text)
+    assert str(raised.value).startswith("cpg.conf:3:")
 
 
 def test_list_plugins_shows_the_cpg_backend(tmp_path: Path):

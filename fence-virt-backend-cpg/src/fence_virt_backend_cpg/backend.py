@@ -265,6 +265,14 @@ class CpgBackend:
             return
         if message.owner != nodeid:
             log.debug("STORE_VM from node %d names owner %d", nodeid, message.owner)
+        if nodeid != self._locations.local:
+            log.debug(
+                "node %d holds VM %s (%s), state %d",
+                nodeid,
+                message.name,
+                message.uuid,
+                message.state,
+            )
         moved_from = self._locations.report(
             nodeid, message.name, message.uuid, message.state, time.time()
         )

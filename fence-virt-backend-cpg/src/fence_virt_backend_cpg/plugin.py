@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fence_virt import Availability, ConfigSection, hookimpl
+from fence_virt.config import ConfigTree
 from fence_virt_backend_cpg.backend import CpgBackend
-from fence_virt_backend_cpg.config import CpgSettings
+from fence_virt_backend_cpg.config import load_settings
 from fence_virt_backend_cpg.libcpg import library_problem
 
 __all__ = ["CpgBackendPlugin"]
@@ -14,10 +15,10 @@ class CpgBackendPlugin:
     """Fence VMs wherever they run in a corosync cluster of hosts (CPG group, as C's cpg)."""
 
     @hookimpl
-    def fence_virt_backend_check(self, section: ConfigSection) -> Availability:
+    def fence_virt_backend_check(self, section: ConfigSection, config: ConfigTree) -> Availability:
         if not section.present:
             return Availability.no(f'no {section.path} block (it needs uri = "...";)')
-        settings = section.load(CpgSettings)
+        settings = load_settings(section, config)
         problem = library_problem()
         if problem is not None:
             return Availability.no(problem)
@@ -26,8 +27,8 @@ class CpgBackendPlugin:
         )
 
     @hookimpl
-    def fence_virt_backend_create(self, section: ConfigSection) -> CpgBackend:
-        settings = section.load(CpgSettings)
+    def fence_virt_backend_create(self, section: ConfigSection, config: ConfigTree) -> CpgBackend:
+        settings = load_settings(section, config)
         if not settings.uri:
             raise section.error(None, 'needs at least one uri = "...";')
         if not settings.group or len(settings.group.encode()) > 128:

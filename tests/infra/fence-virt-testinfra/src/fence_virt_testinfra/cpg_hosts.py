@@ -2,7 +2,10 @@
 on each (ours or the C one, both with the cpg backend and a multicast listener on the node's
 own ``lo``), and the agents run on a node (multicast stays inside that node's namespace).
 
-Each node has its own libvirt test-driver file, so each holds different VMs.
+Each node has its own libvirt test-driver file, so each holds different VMs; or, with
+``Host.libvirt_uri`` set, a libvirt the test shares with the daemon (a hand-started
+``libvirtd`` per node, :mod:`fence_virt_testinfra.libvirtd`), whose VMs the test defines,
+starts and moves while the daemons run.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.ours import FENCE_XVM, STARTED, fence_virtd_argv
 from fence_virt_testinfra.processes import Daemon, wait_until
 
-__all__ = ["UUIDS", "Host", "node_xml", "tcp_listening", "vm_uuid", "write_check"]
+__all__ = [
+    "UUIDS",
+    "Host",
+    "domain_xml",
+    "node_xml",
+    "tcp_listening",
+    "vm_uuid",
+    "write_check",
+]
 
 UUIDS = {
     "vmA": "aaaaaaaa-0000-0000-0000-000000000001",
@@ -35,13 +46,18 @@ def vm_uuid(name: str) -> str:
     return UUIDS.get(name) or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{name}.fvt.invalid"))
 
 
+def domain_xml(name: str) -> str:
+    """A test-driver domain ``name`` with UUID :func:`vm_uuid` (for a node file or
+    ``defineXML``)."""
+    return (
+        f"<domain type='test'><name>{name}</name><uuid>{vm_uuid(name)}</uuid>"
+        "<memory>1048576</memory><vcpu>1</vcpu><os><type arch='i686'>hvm</type></os></domain>"
+    )
+
+
 def node_xml(*names: str) -> str:
     """A test-driver node file holding the running VMs ``names``."""
-    domains = "".join(
-        f"<domain type='test'><name>{n}</name><uuid>{vm_uuid(n)}</uuid><memory>1048576</memory>"
-        "<vcpu>1</vcpu><os><type arch='i686'>hvm</type></os></domain>"
-        for n in names
-    )
+    domains = "".join(domain_xml(n) for n in names)
     return f"<node><memory>8388608</memory>{domains}</node>"
 
 
@@ -49,9 +65,13 @@ def write_check(workdir: Path) -> Path:
     """The ``fenced_check`` of these tests: "node N is recorded as fenced" is the file
     ``fenced-N`` in ``workdir``, written by the test where a real cluster would consult
     Pacemaker's fencing history (a stand-in for that history; the backend runs it exactly as
-    an administrator's check)."""
+    an administrator's check). While a file ``hang-N`` exists the check hangs (30 s) for
+    node N, as a fencing history that does not answer."""
     script = workdir / "fenced-check"
-    script.write_text(f'#!/bin/sh\ntest -e "{workdir}/fenced-$1"\n')
+    script.write_text(
+        f'#!/bin/sh\nif [ -e "{workdir}/hang-$1" ]; then exec sleep 30; fi\n'
+        f'test -e "{workdir}/fenced-$1"\n'
+    )
     script.chmod(0o755)
     return script
 
@@ -76,16 +96,28 @@ class Host:
     listener: str = "multicast"
     #: our daemon's -d level (None: no debug logging)
     debug: int | None = 4
+    #: the libvirt our daemon uses, shared with the test (None: a test-driver file per start,
+    #: holding the VMs given to :meth:`start_ours`)
+    libvirt_uri: str | None = None
+    #: our daemon's refresh_interval, seconds
+    refresh_interval: float = 1.0
 
     @property
     def nodeid(self) -> int:
         return self.node.nodeid
 
     def config(self, vms: tuple[str, ...], *, module_path: str | None = None) -> Path:
+        """The config file; its VMs are ``vms`` in a new test-driver file, or those of
+        :attr:`libvirt_uri` when set (then ``vms`` must be empty)."""
         workdir = self.node.workdir
-        xml = workdir / f"node{self.nodeid}-{'-'.join(vms) or 'none'}.xml"
-        xml.write_text(node_xml(*vms))
-        uri = f"test://{xml}"
+        if self.libvirt_uri is not None:
+            if vms:
+                raise ValueError("VMs of a shared libvirt are defined there, not here")
+            uri = self.libvirt_uri
+        else:
+            xml = workdir / f"node{self.nodeid}-{'-'.join(vms) or 'none'}.xml"
+            xml.write_text(node_xml(*vms))
+            uri = f"test://{xml}"
         setup = (
             TcpSetup(key_file=self.key, uri=uri)
             if self.listener == "tcp"
@@ -95,8 +127,9 @@ class Host:
         extra = (
             ""
             if module_path
-            else f'\t\trequest_timeout = "8";\n\t\trefresh_interval = "1";\n'
-            f'\t\tfenced_check = "{self.check}";\n'
+            else f'\t\trequest_timeout = "8";\n\t\tfenced_check = "{self.check}";\n'
+            '\t\tfenced_check_timeout = "2";\n'
+            f'\t\trefresh_interval = "{self.refresh_interval:g}";\n'
         )
         text = text.replace("\tlibvirt {\n", f"\tcpg {{\n{extra}")
         path = workdir / f"fence_virt-{self.nodeid}.conf"
