@@ -202,7 +202,7 @@ class AmqpBackend:
             "request %s: %s for %s (client seqno %d)", rid, what, target.requester, target.seqno
         )
         self._update_membership()
-        found = await asyncio.to_thread(locate, self._running().hypervisors, target.domain)
+        found = await self._local_copy(target.domain)
         if found is not None:
             located = self._report_local(found.name, found.uuid, found.state)
         else:
@@ -225,6 +225,16 @@ class AmqpBackend:
     def _report_local(self, name: str, uuid: str, state: int) -> Located:
         self._locations.report(self._host, name, uuid, state, time.time())
         return self._locations.locate(uuid, by_uuid=True)
+
+    async def _local_copy(self, domain: str) -> Domain | None:
+        """The copy of ``domain`` on this host's hypervisors that decides (the running one if
+        any: the libvirt library sees every copy on every URI); ``None`` if none has it.
+
+        :raises BackendError: a URI cannot answer while every copy seen is shut off, or the
+            name means different VMs (:class:`fence_virt_libvirt.AmbiguousName`).
+        """
+        copies = await asyncio.to_thread(locate, self._running().hypervisors, domain)
+        return None if copies is None else copies.first
 
     async def _act_here(
         self, rid: str, what: str, operation: Operation, target: Target, found: Domain | None
@@ -436,7 +446,12 @@ class AmqpBackend:
             requester=f"amqp host {request.host}",
             seqno=request.client_seqno,
         )
-        found = await asyncio.to_thread(locate, self._running().hypervisors, request.vm)
+        try:
+            found = await self._local_copy(request.vm)
+        except BackendError as exc:
+            # a copy may run behind a URI that cannot answer, or the name means two VMs here
+            log.error("request %s: %s: %s: FAIL", rid, what, exc)
+            return Response.FAIL
         if found is None:
             log.warning("request %s: %s: not on this host: FAIL", rid, what)
             return Response.FAIL
