@@ -156,7 +156,8 @@ def test_after_a_move_from_node_2_to_node_3_node_3_acts(hosts, shared_libvirt):
     two.wait_for_log("off vmM: remote on host 3", 10)  # beside the answer's path, as above
     assert libvirt_3.lookupByName("vmM").state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
     assert [d.name() for d in libvirt_2.listAllDomains()] == ["vmB"]
-    assert one.agent("ours", "-o", "on", "-H", "vmM")[0] == 0
+    status, out = one.agent("ours", "-o", "on", "-H", "vmM")
+    assert status == 0, (out, one.log()[-4000:], three.log()[-4000:])
     assert libvirt_3.lookupByName("vmM").state()[0] == libvirt.VIR_DOMAIN_RUNNING
 
 
@@ -256,7 +257,8 @@ def test_a_c_host_with_the_highest_node_id_answers_success_for_what_nobody_runs(
     # nobody has "nosuch": C's highest node reports it off (status 2) and "fenced" (0)
     assert one.agent("ours", "-o", "status", "-H", "nosuch")[0] == 2
     assert one.agent("C", "-o", "off", "-H", "nosuch")[0] == 0
-    assert "off nosuch: unknown to every member; the highest node answers" in one.log()
+    # node 1 reads its own copy of the request beside the C node's answer: wait for its line
+    one.wait_for_log("off nosuch: unknown to every member; the highest node answers", 10)
     # node 2 dies with vmB, not known to be fenced: the C node still says "fenced"
     assert one.agent("ours", "-o", "status", "-H", "vmB")[0] == 0
     two.node.kill()
