@@ -9,7 +9,9 @@ memory, drop log) and serves each connection on any :class:`TimedChannel`;
 Invariants, for every connection:
 
 * the request must arrive within ``request_timeout`` (C: 1 s after the accept) and verify
-  (exact size, hash at least ``hash``, signature) before anything else happens;
+  (exact size, hash at least ``hash``, signature; or, as ``protocol`` allows, a protocol v2
+  request: tag and timestamp, :mod:`fence_virt.listening.v2`) before anything else happens;
+  a v2 request is answered with the v2 handshake and a sealed result, never in C mode;
 * the same signed bytes are served at most once for the replay window (the listener's
   ``replay_window``, default :data:`~fence_virt.listening.REPLAY_WINDOW` seconds, kept across
   restarts by a :class:`~fence_virt.listening.ReplayStore`): a stream client signs every
