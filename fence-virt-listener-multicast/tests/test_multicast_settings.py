@@ -155,3 +155,18 @@ def test_unauthenticated_modes_are_loudly_allowed(
         MulticastListenerPlugin().fence_virt_listener_create(section(tree, node))
     assert "hash = none accepts unsigned requests" in caplog.text
     assert "auth = none skips the challenge" in caplog.text
+
+
+def test_protocol_v2_keys() -> None:
+    from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, ProtocolMode
+
+    default = resolve_settings(ConfigSection("listeners/multicast", None, "x.conf"))
+    assert (default.protocol, default.v2_window) == (ProtocolMode.C, DEFAULT_V2_WINDOW)
+    settings = resolve_settings(section(*block('\t\tprotocol = "v2";\n\t\tv2_window = "3";\n')))
+    assert (settings.protocol, settings.v2_window) == (ProtocolMode.V2, 3.0)
+    with pytest.raises(ConfigError, match=r"fence_virt.conf:5: .*must be at most half"):
+        resolve_settings(
+            section(
+                *block('\t\treplay_window = "10";\n\t\tprotocol = "v2";\n\t\tv2_window = "6";\n')
+            )
+        )

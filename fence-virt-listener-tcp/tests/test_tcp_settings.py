@@ -215,3 +215,19 @@ def test_unauthenticated_modes_are_loudly_allowed_on_the_instance_logger(
 )
 def test_the_requester_is_the_peer_s_numeric_address(address: tuple, requester: str) -> None:
     assert peer_ip(address) == requester
+
+
+def test_protocol_v2_keys() -> None:
+    from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, ProtocolMode
+
+    default = resolve_settings(section(""))
+    assert (default.protocol, default.v2_window) == (ProtocolMode.C, DEFAULT_V2_WINDOW)
+    settings = resolve_settings(section('\t\tprotocol = "V2";\n\t\tv2_window = "5";\n'))
+    assert (settings.protocol, settings.v2_window) == (ProtocolMode.V2, 5.0)
+    policy = settings.policy(b"key")
+    assert (policy.protocol, policy.v2_window) == (ProtocolMode.V2, 5.0)
+    assert resolve_settings(section('\t\tprotocol = "both";\n')).protocol is ProtocolMode.BOTH
+    with pytest.raises(ConfigError, match=r"fence_virt.conf:4: .*must be at most half"):
+        resolve_settings(section('\t\treplay_window = "20";\n\t\tv2_window = "11";\n'))
+    with pytest.raises(ConfigError, match="protocol"):
+        resolve_settings(section('\t\tprotocol = "v3";\n'))

@@ -135,3 +135,13 @@ def test_the_listening_socket_binds_every_cid(vsock_port: int) -> None:
 def test_the_requester_is_the_cid_in_decimal() -> None:
     assert peer_cid((3, 1025)) == "3"
     assert peer_cid((4294967295, 1)) == "4294967295"
+
+
+def test_protocol_v2_keys() -> None:
+    from fence_virt.protocol.v2 import ProtocolMode
+
+    settings = resolve_settings(section('\t\tprotocol = "both";\n\t\tv2_window = "7";\n'))
+    policy = settings.policy(b"key")
+    assert (policy.protocol, policy.v2_window) == (ProtocolMode.BOTH, 7.0)
+    with pytest.raises(ConfigError, match="must be at most half"):
+        resolve_settings(section('\t\tv2_window = "301";\n'))

@@ -392,3 +392,15 @@ def test_only_a_multicast_group_is_a_multicast_address(
     runner._check(AGENT, args)
     assert args.failed is not group
     assert ("is not a multicast group" in capsys.readouterr().out) is not group
+
+
+def test_hash_v2_selects_protocol_v2_and_keeps_the_c_hash() -> None:
+    """``-c v2`` / ``hash=v2`` (any case) is protocol v2 (docs/protocol-v2.md); a later C
+    hash type turns it off again, as a later option wins."""
+    assert not parse_argv().protocol_v2
+    args = parse_argv("-c", "v2")
+    assert (args.protocol_v2, args.hash, args.failed) == (True, HashType.SHA256, False)
+    assert parse_stdin(b"hash=V2\n").protocol_v2
+    later = parse_argv("-c", "v2", "-c", "sha512")
+    assert (later.protocol_v2, later.hash) == (False, HashType.SHA512)
+    assert parse_argv("-c", "v3").failed

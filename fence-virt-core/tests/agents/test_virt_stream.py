@@ -355,3 +355,61 @@ def test_host_that_hangs_up_instead_of_challenging(
     assert out.endswith(trace + b"Invalid response to challenge\nOperation failed\n")
     assert b"Responding to challenge" not in out  # only from -d 3 on
     threads[0].join(10)
+
+
+class V2StreamHost(Host):
+    """The host side of protocol v2 (:mod:`fence_virt.listening.v2`) on the same thread."""
+
+    async def _session(self, sock: socket.socket, requester: str) -> None:
+        from fence_virt.listening.v2 import check_request, serve_v2
+        from fence_virt.protocol.v2 import ProtocolMode
+
+        sock.setblocking(False)
+        channel = SocketChannel(sock, timeout=5)
+        data = await channel.read_exactly(FENCE_REQ_SIZE)
+        request = check_request(data, self.key, HashType.SHA256, mode=ProtocolMode.V2, window=30)
+        self.requests.append(request)
+        self.requesters.append(requester)
+        await serve_v2(request, channel, self.proof_key, self.dispatcher, requester=requester)
+
+
+def _v2_vsock(monkeypatch: pytest.MonkeyPatch, serving: V2StreamHost) -> None:
+    def connect(cid: str | int, port: int) -> socket.socket:
+        ours, theirs = socket.socketpair()
+        serving.serve(theirs, str(cid))
+        return ours
+
+    monkeypatch.setattr(stream, "connect_vsock", connect)
+
+
+@pytest.mark.parametrize("operation", ["status", "list"])
+def test_vsock_in_protocol_v2(
+    monkeypatch: pytest.MonkeyPatch,
+    key_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    operation: str,
+) -> None:
+    serving = V2StreamHost(key_path.read_bytes())
+    _v2_vsock(monkeypatch, serving)
+    done = run_agent("-S3", "-k", str(key_path), "-c", "v2", "-o", operation, "-H", "vm1")
+    serving.join()
+    assert serving.error is None
+    out = capsysbinary.readouterr().out
+    assert done == 0
+    if operation == "status":
+        assert out == b"Status: ON\n"
+    else:
+        assert out.split()[::3] == [b"vm1", b"vm2"]
+    assert serving.requesters == ["3"]
+
+
+def test_vsock_v2_host_with_the_wrong_key_is_not_believed(
+    monkeypatch: pytest.MonkeyPatch, key_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    serving = V2StreamHost(key_path.read_bytes(), proof_key=b"another key")
+    _v2_vsock(monkeypatch, serving)
+    done = run_agent("-S3", "-k", str(key_path), "-c", "v2", "-o", "off", "-H", "vm1")
+    serving.join()
+    assert done == 1
+    assert b"Invalid response to challenge" in capsysbinary.readouterr().out
+    assert serving.dispatcher.calls == []

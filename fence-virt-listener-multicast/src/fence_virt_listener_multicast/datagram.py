@@ -17,7 +17,9 @@ from ipaddress import ip_address
 
 from fence_virt.errors import ProtocolError
 from fence_virt.listening import HistoryKey, request_key
-from fence_virt.protocol import FenceRequest, HashType, UnservableRequest, verify_request
+from fence_virt.listening.v2 import check_request
+from fence_virt.protocol import FenceRequest, HashType, UnservableRequest
+from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, V2_HASHTYPE, ProtocolMode
 
 __all__ = ["Accepted", "check_datagram"]
 
@@ -40,16 +42,32 @@ class Accepted:
         return self.request if self.unservable is None else self.unservable
 
     @property
+    def v2(self) -> bool:
+        """A protocol v2 request: served with the v2 handshake and a sealed result."""
+        return self.request.hashtype == V2_HASHTYPE
+
+    @property
     def history_key(self) -> HistoryKey:
         """C's duplicate key: operation, seqno and the case-folded domain (history.c)."""
         return request_key(self.received)
 
 
-def check_datagram(data: bytes, key: bytes, minimum: HashType) -> Accepted:
-    """Verify one datagram; ProtocolError or AuthenticationError says why it is dropped."""
+def check_datagram(
+    data: bytes,
+    key: bytes,
+    minimum: HashType,
+    *,
+    protocol: ProtocolMode = ProtocolMode.C,
+    v2_window: float = DEFAULT_V2_WINDOW,
+) -> Accepted:
+    """Verify one datagram; ProtocolError or AuthenticationError says why it is dropped.
+
+    ``protocol`` and ``v2_window``: the listener's keys (:func:`fence_virt.listening.v2.
+    check_request`).
+    """
     unservable = None
     try:
-        request = verify_request(data, key, minimum)
+        request = check_request(data, key, minimum, mode=protocol, window=v2_window)
     except UnservableRequest as problem:
         request, unservable = problem.request, problem
     host, port = request.connect_back()

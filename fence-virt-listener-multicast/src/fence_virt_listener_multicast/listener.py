@@ -41,6 +41,7 @@ from fence_virt.listening import (
     SourceLog,
     serve,
 )
+from fence_virt.listening.v2 import serve_v2
 from fence_virt.tracing import request_context
 from fence_virt_listener_multicast.datagram import Accepted, check_datagram
 from fence_virt_listener_multicast.diagnosis import diagnose
@@ -192,7 +193,13 @@ class MulticastListener:
     def datagram_received(self, data: bytes, sender: str) -> None:
         """Check one datagram and start its request, or drop it with one log line."""
         try:
-            accepted = check_datagram(data, self._credentials.key, self._settings.hash)
+            accepted = check_datagram(
+                data,
+                self._credentials.key,
+                self._settings.hash,
+                protocol=self._settings.protocol,
+                v2_window=self._settings.v2_window,
+            )
         except RemoteError as exc:
             self._drops.drop(sender, str(exc), DropKind.of(exc))
             return
@@ -270,14 +277,24 @@ class MulticastListener:
     async def _serve(self, accepted: Accepted, channel: SocketChannel) -> None:
         assert self._dispatcher is not None
         try:
-            reply = await serve(
-                accepted.received,
-                channel,
-                self._credentials,
-                self._dispatcher,
-                requester=accepted.host,
-                log=self.log,
-            )
+            if accepted.v2:
+                reply = await serve_v2(
+                    accepted.received,
+                    channel,
+                    self._credentials.key,
+                    self._dispatcher,
+                    requester=accepted.host,
+                    log=self.log,
+                )
+            else:
+                reply = await serve(
+                    accepted.received,
+                    channel,
+                    self._credentials,
+                    self._dispatcher,
+                    requester=accepted.host,
+                    log=self.log,
+                )
         except RemoteError as exc:
             self.log.warning("%s: %s", _About(accepted), exc)
             self._dispatcher.dropped(accepted.host, DropKind.of(exc), str(exc))

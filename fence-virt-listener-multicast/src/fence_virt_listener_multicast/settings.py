@@ -24,6 +24,7 @@ from fence_virt.listening import (
     ReplaySettings,
     default_replay_state,
 )
+from fence_virt.listening.v2 import v2_window_problem
 from fence_virt.protocol import (
     DEFAULT_IPV4_GROUP,
     DEFAULT_IPV6_GROUP,
@@ -31,6 +32,7 @@ from fence_virt.protocol import (
     DEFAULT_PORT,
     HashType,
 )
+from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, ProtocolMode
 
 __all__ = ["Family", "MulticastSection", "MulticastSettings", "resolve_settings"]
 
@@ -74,6 +76,10 @@ class MulticastSection:
     replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
     #: the replay memory's state file; default ``default_replay_state(instance)``
     replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
+    #: ``c`` (default), ``both`` or ``v2``: which requests are served (docs/protocol-v2.md)
+    protocol: ProtocolMode = ProtocolMode.C
+    #: seconds a v2 request's timestamp may differ from this host's clock
+    v2_window: Annotated[float, POSITIVE] = DEFAULT_V2_WINDOW
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ class MulticastSettings:
     connect_timeout: float
     io_timeout: float
     replay: ReplaySettings
+    protocol: ProtocolMode = ProtocolMode.C
+    v2_window: float = DEFAULT_V2_WINDOW
 
     def describe(self) -> str:
         where = f"[{self.group}]" if self.family is Family.IPV6 else str(self.group)
@@ -121,7 +129,17 @@ def resolve_settings(section: ConfigSection) -> MulticastSettings:
         replay=ReplaySettings(
             raw.replay_window, raw.replay_state or default_replay_state(section.name)
         ),
+        protocol=raw.protocol,
+        v2_window=_v2_window(raw, section),
     )
+
+
+def _v2_window(raw: MulticastSection, section: ConfigSection) -> float:
+    """The v2 window; the replay memory must outlive every timestamp it lets in."""
+    problem = v2_window_problem(raw.v2_window, raw.replay_window)
+    if problem is not None:
+        raise section.error("v2_window", problem)
+    return raw.v2_window
 
 
 def _group(

@@ -31,7 +31,9 @@ from fence_virt.listening import (
     StreamPolicy,
     default_replay_state,
 )
+from fence_virt.listening.v2 import v2_window_problem
 from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT, HashType
+from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, ProtocolMode
 
 __all__ = ["DEFAULT_ADDRESSES", "Family", "TcpSection", "TcpSettings", "resolve_settings"]
 
@@ -71,6 +73,10 @@ class TcpSection:
     replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
     #: the replay memory's state file; default ``default_replay_state(instance)``
     replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
+    #: ``c`` (default), ``both`` or ``v2``: which requests are served (docs/protocol-v2.md)
+    protocol: ProtocolMode = ProtocolMode.C
+    #: seconds a v2 request's timestamp may differ from this host's clock
+    v2_window: Annotated[float, POSITIVE] = DEFAULT_V2_WINDOW
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,8 @@ class TcpSettings:
     request_timeout: float
     io_timeout: float
     replay: ReplaySettings
+    protocol: ProtocolMode = ProtocolMode.C
+    v2_window: float = DEFAULT_V2_WINDOW
 
     def describe(self) -> str:
         where = f"[{self.address}]" if self.family is Family.IPV6 else str(self.address)
@@ -96,12 +104,23 @@ class TcpSettings:
 
     def policy(self, key: bytes) -> StreamPolicy:
         """What every connection must satisfy, with the key read from :attr:`key_file`."""
-        return StreamPolicy(key, self.hash, self.auth, self.request_timeout, self.io_timeout)
+        return StreamPolicy(
+            key,
+            self.hash,
+            self.auth,
+            self.request_timeout,
+            self.io_timeout,
+            protocol=self.protocol,
+            v2_window=self.v2_window,
+        )
 
 
 def resolve_settings(section: ConfigSection) -> TcpSettings:
     """Load and check the block. :raises fence_virt.errors.ConfigError: file:line and why."""
     raw = section.load(TcpSection)
+    problem = v2_window_problem(raw.v2_window, raw.replay_window)
+    if problem is not None:
+        raise section.error("v2_window", problem)
     family, address = _address(raw, section)
     return TcpSettings(
         name=section.name,
@@ -117,6 +136,8 @@ def resolve_settings(section: ConfigSection) -> TcpSettings:
         replay=ReplaySettings(
             raw.replay_window, raw.replay_state or default_replay_state(section.name)
         ),
+        protocol=raw.protocol,
+        v2_window=raw.v2_window,
     )
 
 

@@ -27,7 +27,9 @@ from fence_virt.listening import (
     StreamPolicy,
     default_replay_state,
 )
+from fence_virt.listening.v2 import v2_window_problem
 from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT, HashType
+from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, ProtocolMode
 
 __all__ = ["MAX_VSOCK_PORT", "VSOCK_PORT", "VsockSection", "VsockSettings", "resolve_settings"]
 
@@ -54,6 +56,10 @@ class VsockSection:
     replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
     #: the replay memory's state file; default ``default_replay_state(instance)``
     replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
+    #: ``c`` (default), ``both`` or ``v2``: which requests are served (docs/protocol-v2.md)
+    protocol: ProtocolMode = ProtocolMode.C
+    #: seconds a v2 request's timestamp may differ from this host's clock
+    v2_window: Annotated[float, POSITIVE] = DEFAULT_V2_WINDOW
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,15 @@ class VsockSettings(VsockSection):
 
     def policy(self, key: bytes) -> StreamPolicy:
         """What every connection must satisfy, with the key read from :attr:`key_file`."""
-        return StreamPolicy(key, self.hash, self.auth, self.request_timeout, self.io_timeout)
+        return StreamPolicy(
+            key,
+            self.hash,
+            self.auth,
+            self.request_timeout,
+            self.io_timeout,
+            protocol=self.protocol,
+            v2_window=self.v2_window,
+        )
 
     @property
     def replay(self) -> ReplaySettings:
@@ -81,6 +95,9 @@ class VsockSettings(VsockSection):
 def resolve_settings(section: ConfigSection) -> VsockSettings:
     """Load and check the block. :raises fence_virt.errors.ConfigError: file:line and why."""
     raw = section.load(VsockSection)
+    problem = v2_window_problem(raw.v2_window, raw.replay_window)
+    if problem is not None:
+        raise section.error("v2_window", problem)
     return VsockSettings(
         key_file=raw.key_file,
         hash=raw.hash,
@@ -91,5 +108,7 @@ def resolve_settings(section: ConfigSection) -> VsockSettings:
         io_timeout=raw.io_timeout,
         replay_window=raw.replay_window,
         replay_state=raw.replay_state,
+        protocol=raw.protocol,
+        v2_window=raw.v2_window,
         name=section.name,
     )

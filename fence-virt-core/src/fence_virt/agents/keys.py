@@ -19,7 +19,7 @@ def load_key(args: AgentArgs) -> bytes | None:
     that fences prints C's ``-d 3`` lines about the read (``validate-all`` reads no key in C,
     so it prints none); C's buffer address is left out.
     """
-    if args.auth is HashType.NONE and args.hash is HashType.NONE:
+    if args.auth is HashType.NONE and args.hash is HashType.NONE and not args.protocol_v2:
         return b""
     # only a run that sends needs the key file
     from fence_virt.protocol.keyfile import KeyFileError, read_key_file  # noqa: PLC0415
@@ -40,4 +40,7 @@ def load_key(args: AgentArgs) -> bytes | None:
     if len(key) < MAX_KEY_LEN:
         trace(debug, 3, f"Stopped reading @ {len(key)} bytes")
     trace(debug, 3, f"Actual key length = {len(key)} bytes")
+    if args.protocol_v2 and not key:
+        say(f"Key file {args.key_file} is empty: protocol v2 (hash=v2) needs a key")
+        return None
     return key

@@ -55,8 +55,9 @@ def fence(args: AgentArgs, key: bytes) -> int:
     listener, attempts = _listen(family, args.port, attempts, wait)
     if listener is None:
         return NO_RESULT
+    sent: list[bytes] = []
     try:
-        conn = _wait_for_host(listener, args, key, sources, attempts, wait)
+        conn = _wait_for_host(listener, args, key, sources, attempts, wait, sent)
     except OSError as exc:
         say(f"Operation failed: {exc.strerror}")
         return NO_RESULT
@@ -67,7 +68,7 @@ def fence(args: AgentArgs, key: bytes) -> int:
         say(_hint(args))
         return Response.FAIL
     try:
-        return exchange(conn, args, key)
+        return exchange(conn, args, key, sent=sent)
     finally:
         conn.close()
 
@@ -108,13 +109,17 @@ def _wait_for_host(
     sources: list[LocalAddress],
     attempts: int,
     wait: float,
+    sent: list[bytes],
 ) -> socket.socket | None:
-    """Send, wait, repeat; the accepted connection, or None when every attempt timed out."""
+    """Send, wait, repeat; the accepted connection, or None when every attempt timed out.
+
+    Every datagram sent is appended to ``sent`` (a v2 host proves one of them).
+    """
     # one seqno for the whole run, as C: hosts use it against retransmissions
     seqno = new_seqno()
     listener.settimeout(wait)
     for _attempt in range(attempts):
-        _send_requests(args, key, sources, seqno)
+        sent += _send_requests(args, key, sources, seqno)
         trace(args.debug, 3, "Waiting for connection from XVM host daemon.")
         try:
             conn, _peer = listener.accept()
@@ -124,10 +129,15 @@ def _wait_for_host(
     return None
 
 
-def _send_requests(args: AgentArgs, key: bytes, sources: list[LocalAddress], seqno: int) -> None:
-    """One signed datagram per source address; send errors are only traced, as in C."""
+def _send_requests(
+    args: AgentArgs, key: bytes, sources: list[LocalAddress], seqno: int
+) -> list[bytes]:
+    """One signed datagram per source address (returned); send errors are only traced, as
+    in C."""
+    datagrams = []
     for source in sources:
         datagram = signed_request(args, key, seqno, source)
+        datagrams.append(datagram)
         sock = socket.socket(source.family, socket.SOCK_DGRAM)
         try:
             _use_source(sock, source)
@@ -141,6 +151,7 @@ def _send_requests(args: AgentArgs, key: bytes, sources: list[LocalAddress], seq
             )
         finally:
             sock.close()
+    return datagrams
 
 
 def _use_source(sock: socket.socket, source: LocalAddress) -> None:

@@ -43,6 +43,8 @@ MODE_TCP = 4
 MODE_VSOCK = 5
 
 DEFAULT_SERIAL_PARAMS = "115200,8N1"
+#: the ``hash`` value that selects protocol v2
+PROTOCOL_V2 = "v2"
 DEFAULT_CHANNEL_ADDRESS = "10.0.2.179"
 
 _OPERATIONS = {
@@ -79,6 +81,8 @@ class AgentArgs:
         self.port = DEFAULT_PORT
         self.hash = HashType.SHA256
         self.auth = HashType.SHA256
+        #: ``hash=v2`` / ``-c v2``: protocol v2 (docs/protocol-v2.md); never falls back to C
+        self.protocol_v2 = False
         self.family = FAMILY_AUTO
         self.ifindex = 0
         self.serial_device: str | None = None
@@ -169,12 +173,18 @@ def set_retrans(args: AgentArgs, value: str | None) -> None:
 
 
 def set_hash(args: AgentArgs, value: str | None) -> None:
+    """A C hash type, or ``v2`` (ours only: protocol v2, whatever ``auth`` says)."""
     if value is None:
+        return
+    if value.lower() == PROTOCOL_V2:
+        args.protocol_v2 = True
         return
     try:
         args.hash = HashType.parse(value)
     except ValueError:
         args.error(f"Unsupported hash: {value}")
+    else:
+        args.protocol_v2 = False
 
 
 def set_auth(args: AgentArgs, value: str | None) -> None:

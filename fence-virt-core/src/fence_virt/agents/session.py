@@ -25,6 +25,7 @@ from fence_virt.protocol.fence_request import FenceRequest
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Sequence
 
     from fence_virt.agents.addresses import LocalAddress
     from fence_virt.agents.options import AgentArgs
@@ -84,19 +85,39 @@ def signed_request(
         address=source,
         port=0 if source is None else args.port,
     )
+    if args.protocol_v2:
+        # only a v2 run loads hmac and OpenSSL
+        from fence_virt.protocol.v2 import sign_v2  # noqa: PLC0415
+
+        return sign_v2(request, key).encode()
     if args.hash is HashType.NONE:
         trace(args.debug, 3, "sign_request: no-op (HASH_NONE)")
     return sign_request(request, key).encode()
 
 
 def exchange(
-    conn: socket.socket, args: AgentArgs, key: bytes, traces: Traces = MULTICAST_TRACES
+    conn: socket.socket,
+    args: AgentArgs,
+    key: bytes,
+    traces: Traces = MULTICAST_TRACES,
+    sent: Sequence[bytes] = (),
 ) -> int:
     """Authenticate both ways, then return the host's result as C's signed char.
 
     Each step may take ``args.timeout`` seconds. Returns :data:`NO_RESULT` when the result
-    byte does not come in time, ``Response.FAIL`` for any failure before it.
+    byte does not come in time, ``Response.FAIL`` for any failure before it. ``sent``: the
+    requests sent in this run, which a protocol v2 host must prove one of
+    (:mod:`fence_virt.agents.session_v2`).
     """
+    if args.protocol_v2:
+        from fence_virt.agents.session_v2 import exchange_v2  # noqa: PLC0415
+
+        return exchange_v2(conn, args, key, sent, traces)
+    return _exchange_c(conn, args, key, traces)
+
+
+def _exchange_c(conn: socket.socket, args: AgentArgs, key: bytes, traces: Traces) -> int:
+    """C mode (c-suite-spec §3.2, §2.5): the challenges, then one result byte or a list."""
     conn.settimeout(args.timeout)
     trace(args.debug, 3, traces.challenging)
     if not _authenticate(conn, args, key, traces):
@@ -169,6 +190,19 @@ def _read_failed(debug: int, received: int, what: str, reason: str | None) -> No
         trace(debug, 2, f"Error: select: {reason}")
     else:
         trace(debug, 2, f"Error reading challenge hash: {reason}")
+
+
+def print_hostlist(stream: bytes) -> int:
+    """Print a complete host-list stream already received (0 when it ends properly)."""
+    from fence_virt.protocol.hostlist import HostListDecoder  # noqa: PLC0415
+
+    decoder = HostListDecoder()
+    for state in decoder.feed(stream):
+        say_raw(list_line(state))
+    if not decoder.done:
+        say("Bad read!")
+        return Response.FAIL
+    return 0
 
 
 def _read_hostlist(conn: socket.socket, first: bytes) -> int:

@@ -89,7 +89,7 @@ def _fence(args: AgentArgs, key: bytes, host: str | int, connect: Connect, trace
             # C's perror("write")
             warn(f"write: {_reason(exc)}")
             return Response.FAIL
-        return exchange(conn, args, key, traces)
+        return exchange(conn, args, key, traces, sent=(request,))
     finally:
         conn.close()
 

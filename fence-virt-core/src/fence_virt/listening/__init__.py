@@ -26,6 +26,12 @@ serial and vmchannel listeners behave alike and none copies another:
   :class:`ReplayGuard` refuses every copy of a signed request received within its window
   (:class:`ReplaySettings`), and :class:`ReplayStore` keeps that memory in a state file
   across restarts (:func:`default_replay_state`).
+* **protocol v2** (:mod:`fence_virt.listening.v2`, ``docs/protocol-v2.md``) --
+  :func:`~fence_virt.listening.v2.check_request` verifies 176 bytes as the listener's
+  ``protocol`` mode demands (C mode, v2, or both; a v2-only listener refuses a C request
+  with one clear reason); :func:`~fence_virt.listening.v2.serve_v2` is :func:`serve` for a
+  v2 request (the v2 handshake, the answer sealed with the host's MAC).
+  :class:`StreamSessions` does both by :attr:`StreamPolicy.protocol`.
 * **unservable requests** -- an authentic fence_req whose domain does not decode
   (:class:`~fence_virt.protocol.UnservableRequest`) is answered ``FAIL`` by :func:`answer`
   and :func:`serve`, without asking the backend, as C answers it.

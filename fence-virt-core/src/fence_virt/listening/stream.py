@@ -9,7 +9,9 @@ memory, drop log) and serves each connection on any :class:`TimedChannel`;
 Invariants, for every connection:
 
 * the request must arrive within ``request_timeout`` (C: 1 s after the accept) and verify
-  (exact size, hash at least ``hash``, signature) before anything else happens;
+  (exact size, hash at least ``hash``, signature; or, as ``protocol`` allows, a protocol v2
+  request: tag and timestamp, :mod:`fence_virt.listening.v2`) before anything else happens;
+  a v2 request is answered with the v2 handshake and a sealed result, never in C mode;
 * the same signed bytes are served at most once for the replay window (the listener's
   ``replay_window``, default :data:`~fence_virt.listening.REPLAY_WINDOW` seconds, kept across
   restarts by a :class:`~fence_virt.listening.ReplayStore`): a stream client signs every
@@ -42,8 +44,10 @@ from fence_virt.listening.answers import answer
 from fence_virt.listening.droplog import DropLog, SourceLog
 from fence_virt.listening.history import RequestHistory, request_key
 from fence_virt.listening.replay import ReplayGuard
-from fence_virt.listening.session import Channel, Credentials, authenticate, receive_request
-from fence_virt.protocol import FenceRequest, HashType, UnservableRequest
+from fence_virt.listening.session import Channel, Credentials, authenticate
+from fence_virt.listening.v2 import check_request, handshake_v2, wants_v2
+from fence_virt.protocol import FENCE_REQ_SIZE, FenceRequest, HashType, UnservableRequest
+from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, ProtocolMode, V2Host
 from fence_virt.tracing import begin_request
 from fence_virt.types import Dispatcher, DropKind
 
@@ -83,6 +87,10 @@ class StreamPolicy:
     request_timeout: float = REQUEST_TIMEOUT
     #: seconds per handshake step and for the reply
     io_timeout: float = IO_TIMEOUT
+    #: which requests are served: C mode, protocol v2, or both (``docs/protocol-v2.md``)
+    protocol: ProtocolMode = ProtocolMode.C
+    #: seconds a v2 request's timestamp may differ from our clock
+    v2_window: float = DEFAULT_V2_WINDOW
 
     @property
     def credentials(self) -> Credentials:
@@ -171,8 +179,11 @@ class StreamSessions:
         """The verified request, or the authentic one that cannot be decoded."""
         policy = self.policy
         channel.timeout = policy.request_timeout
+        data = await channel.read_exactly(FENCE_REQ_SIZE)
         try:
-            return await receive_request(channel, policy.key, policy.hash)
+            return check_request(
+                data, policy.key, policy.hash, mode=policy.protocol, window=policy.v2_window
+            )
         except UnservableRequest as problem:
             return problem
 
@@ -191,15 +202,19 @@ class StreamSessions:
         about = _About(received, requester)
         self.log.debug("%s: accepted", about)
         channel.timeout = policy.io_timeout
+        sealer: V2Host | None = None
         try:
-            await authenticate(channel, policy.credentials)
+            if wants_v2(received):
+                sealer = await handshake_v2(channel, policy.key, request)
+            else:
+                await authenticate(channel, policy.credentials)
         except BaseException:
             self.history.release(claimed)  # nothing was done: the client may try again
             raise
         try:
             reply = await answer(received, requester, dispatcher, log=self.log)
             try:
-                await channel.write(reply)
+                await channel.write(reply if sealer is None else sealer.seal_result(reply))
             except RemoteError as exc:
                 lost = f"{about}: carried out (answer {reply[0]}), but the answer was lost: {exc}"
                 raise RemoteError(lost) from exc
