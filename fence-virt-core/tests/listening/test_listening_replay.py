@@ -168,7 +168,8 @@ def test_the_default_window_is_ten_minutes_and_capacity_16384() -> None:
     clock = Clock()
     guard = ReplayGuard(clock=clock)
     template = signed()
-    requests = [replace(template, hash=n.to_bytes(64, "big")) for n in range(16385)]
+    # distinct in the fingerprint the guard keeps (the first FINGERPRINT_SIZE bytes)
+    requests = [replace(template, hash=n.to_bytes(64, "little")) for n in range(16385)]
     for request in requests:
         guard.remember(request)
     assert len(guard) == 16384
