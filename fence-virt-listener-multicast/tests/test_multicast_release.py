@@ -37,6 +37,9 @@ class Recording:
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         return []
 
+    def dropped(self, requester: str, kind: object, reason: str) -> None:
+        pass  # refusals are not what this test counts
+
 
 async def started(key_file, dispatcher: Recording) -> MulticastListener:
     body = f'key_file = "{key_file}"; interface = "lo"; connect_timeout = "0.5";'
