@@ -25,6 +25,7 @@ from fence_virt_libvirt.channels import (
     GuestChannelSection,
     GuestChannelSettings,
     channel_availability,
+    channel_questions,
     create_channel_listener,
     load_channel_settings,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Located",
     "bind_running_loop",
     "channel_availability",
+    "channel_questions",
     "create_channel_listener",
     "current_state",
     "describe",

@@ -1,5 +1,5 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --list-plugins,
---check and --new-plugin).
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --answer,
+--list-plugins, --check and --new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -35,6 +35,7 @@ from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.daemon.systemd import Notifier, render_unit
 from fence_virt.daemon.wizard import run_wizard
+from fence_virt.daemon.wizard_answers import parse_answers
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
 from fence_virt.protocol import MAX_KEY_LEN
@@ -211,6 +212,22 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     "config file (-f) if confirmed.",
 )
 @click.option(
+    "--answer",
+    "answers",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With -c: answer the wizard's question about KEY (its path in the file, e.g. "
+    "listeners/multicast/port=1230; repeat the option) instead of asking; unanswered "
+    "questions keep their defaults, the file is written without confirmation.",
+)
+@click.option(
+    "--add-listeners",
+    "more_listeners",
+    is_flag=True,
+    help="With -c: after the first listener, offer to add further listener instances "
+    "(fence-virt only: the C daemon serves one).",
+)
+@click.option(
     "--default-config",
     is_flag=True,
     help="Run on the embedded default (libvirt test driver), ignoring config files.",
@@ -264,6 +281,8 @@ def main(
     wait: bool,
     pid_file: str,
     configure: bool,
+    answers: tuple[str, ...],
+    more_listeners: bool,
     default_config: bool,
     config_source: str,
     list_plugins: bool,
@@ -279,14 +298,18 @@ def main(
         raise click.UsageError("-f and --default-config exclude each other")
     if guest_key_file is not None and not check:
         raise click.UsageError("--key-of-guest needs --check")
+    if (answers or more_listeners) and not configure:
+        raise click.UsageError("--answer and --add-listeners need -c")
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
     if systemd_unit:
         click.echo(render_unit(), nl=False)
         return
-    if configure:
-        sys.exit(run_wizard(config_file or DEFAULT_CONFIG_FILE, sys.stdin, sys.stdout))
     try:
+        if configure:
+            given = parse_answers(answers) if answers else None
+            file = config_file or DEFAULT_CONFIG_FILE
+            sys.exit(run_wizard(file, sys.stdin, sys.stdout, given, more_listeners=more_listeners))
         if new_plugin is not None:
             created = scaffold.new_plugin(*new_plugin, into)
             click.echo(f"wrote {created}: pip install it beside fence-virt-core, then pytest")
