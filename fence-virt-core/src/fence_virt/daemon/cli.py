@@ -1,5 +1,5 @@
 """``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --answer,
---list-plugins, --check and --new-plugin).
+--list-plugins, --check, --upgrade-from and --new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -34,6 +34,7 @@ from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.daemon.systemd import Notifier, render_unit
+from fence_virt.daemon.upgrade import convert_cluster_conf
 from fence_virt.daemon.wizard import run_wizard
 from fence_virt.daemon.wizard_answers import parse_answers
 from fence_virt.errors import UserError
@@ -262,6 +263,15 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     help="Print the systemd unit file for this fence_virtd (Type=notify) and exit.",
 )
 @click.option(
+    "--upgrade-from",
+    "upgrade_from",
+    default=None,
+    metavar="CLUSTER_CONF",
+    help="Print the fence_virt.conf equivalent to a fence_xvm-era cluster.conf (its "
+    "<fence_xvmd/> element and fence_xvm devices) and exit (1 if part of it was not "
+    "converted: see the '# not converted' lines).",
+)
+@click.option(
     "--check",
     is_flag=True,
     help="Check the configuration, plugins, keys, sockets and backend, print one line per "
@@ -290,6 +300,7 @@ def main(
     new_plugin: tuple[str, str] | None,
     into: Path,
     systemd_unit: bool,
+    upgrade_from: str | None,
     check: bool,
     guest_key_file: str | None,
 ) -> None:
@@ -316,6 +327,10 @@ def main(
             return
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json, config_source))
+        if upgrade_from is not None:
+            conversion = convert_cluster_conf(upgrade_from)
+            click.echo(conversion.render(), nl=False)
+            sys.exit(1 if conversion.not_converted else 0)
         if check:
             sys.exit(_check(path, explicit, guest_key_file, config_source))
         _run(Options(path, explicit, foreground, debug, wait, pid_file, config_source))
