@@ -187,20 +187,77 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     return 1 if report.problems else 0
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-F", "foreground", is_flag=True, help="Stay in the foreground; log to stderr.")
+def _debug_level(_context: click.Context, _param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise click.BadParameter(f"{value} is not a debug level (0 or more)")
+    return value
+
+
+#: options that each select what the command does; at most one is given
+_MODES = (
+    ("configure", "-c"),
+    ("check", "--check"),
+    ("list_plugins", "--list-plugins"),
+    ("new_plugin", "--new-plugin"),
+    ("systemd_unit", "--systemd-unit"),
+    ("upgrade_from", "--upgrade-from"),
+)
+#: options that only mean something beside another: (option, its parameter, the one it needs)
+_NEEDS = (
+    ("--answer", "answers", "configure"),
+    ("--add-listeners", "more_listeners", "configure"),
+    ("--json", "as_json", "list_plugins"),
+    ("--into", "into", "new_plugin"),
+    ("--key-of-guest", "guest_key_file", "check"),
+)
+
+
+def _check_combinations(params: dict[str, object]) -> None:
+    """Refuse two modes at once, and an option without the mode it belongs to: ignored, it
+    would start the daemon instead of doing what the administrator asked.
+
+    :raises click.UsageError: one line naming the options.
+    """
+    given = [flag for name, flag in _MODES if params[name]]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} exclude each other: give one")
+    names = dict(_MODES)
+    for option, name, needed in _NEEDS:
+        if params[name] and not params[needed]:
+            raise click.UsageError(f"{option} needs {names[needed]}")
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Start with --check after any change: it says, one line per problem, why fencing "
+    "would fail. See fence_virtd(8) and fence_virt.conf(5).",
+)
 @click.option(
-    "-d", "debug", type=click.IntRange(min=0), default=None, metavar="N", help="Debug level."
+    "-F", "foreground", is_flag=True, help="Stay in the foreground and log to standard error."
+)
+@click.option(
+    "-d",
+    "debug",
+    type=int,
+    default=None,
+    metavar="N",
+    callback=_debug_level,
+    help="Debug level: 0 logs requests and problems; 1 and up add debug messages; above 3 "
+    "the parsed configuration too (default: the file's debug key, else 0).",
 )
 @click.option(
     "-f",
     "config_file",
     default=None,
     metavar="FILE",
-    help=f"Config file (default {DEFAULT_CONFIG_FILE}).",
+    help=f"Configuration file (default {DEFAULT_CONFIG_FILE}; if that does not exist, a "
+    "demonstration default that fences only libvirt's test driver is used, with a warning).",
 )
 @click.option(
-    "-w", "wait", is_flag=True, help="Wait for the backend to become ready (retry every 5 s)."
+    "-w",
+    "wait",
+    is_flag=True,
+    help="If the backend is not ready (hypervisor down), retry every 5 s instead of exiting.",
 )
 @click.option(
     "-p", "pid_file", default=DEFAULT_PID_FILE, show_default=True, metavar="FILE", help="Pid file."
@@ -209,8 +266,8 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     "-c",
     "configure",
     is_flag=True,
-    help="Interactive configuration wizard: ask C's questions, show the result, write the "
-    "config file (-f) if confirmed.",
+    help="Configuration wizard: ask for the listener and backend settings (the file's values "
+    "as defaults), show the result and write it to the -f file once confirmed.",
 )
 @click.option(
     "--answer",
@@ -231,17 +288,22 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
 @click.option(
     "--default-config",
     is_flag=True,
-    help="Run on the embedded default (libvirt test driver), ignoring config files.",
+    help="Ignore configuration files: run on the demonstration default (libvirt's test "
+    "driver only, never a real VM).",
 )
 @click.option(
     "--config-source",
     default=DEFAULT_CONFIG_SOURCE,
     show_default=True,
     metavar="NAME",
-    help="Read the configuration through this source (entry point in "
-    f"{CONFIG_SOURCE_GROUP}); -f is its location.",
+    help="Read the configuration through this source plugin (entry point in "
+    f"{CONFIG_SOURCE_GROUP}; dropin also reads the .conf files in FILE.d); -f names its location.",
 )
-@click.option("--list-plugins", is_flag=True, help="List installed plugins and exit.")
+@click.option(
+    "--list-plugins",
+    is_flag=True,
+    help="List the installed plugins, whether each can run here and why not, and exit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
 @click.option(
     "--new-plugin",
@@ -253,7 +315,7 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
 @click.option(
     "--into",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(),
+    default=None,
     metavar="DIR",
     help="With --new-plugin: the folder to create it in (default: the current one).",
 )
@@ -274,8 +336,8 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
 @click.option(
     "--check",
     is_flag=True,
-    help="Check the configuration, plugins, keys, sockets and backend, print one line per "
-    "finding and exit (1 if fencing would fail).",
+    help="Check the configuration, plugins, keys, sockets and backend (the VMs it sees), "
+    "print one line per finding with what to do, and exit (1 if fencing would fail).",
 )
 @click.option(
     "--key-of-guest",
@@ -298,19 +360,22 @@ def main(
     list_plugins: bool,
     as_json: bool,
     new_plugin: tuple[str, str] | None,
-    into: Path,
+    into: Path | None,
     systemd_unit: bool,
     upgrade_from: str | None,
     check: bool,
     guest_key_file: str | None,
 ) -> None:
-    """fence_virtd: fence virtual machines on behalf of guest clusters."""
+    """fence_virtd: fence virtual machines on behalf of guest clusters.
+
+    Without a mode option it runs the daemon (in the background unless -F): its listeners
+    take requests from the guests' fence_xvm / fence_virt agents, its backend carries them
+    out. The modes -c, --check, --list-plugins, --upgrade-from, --systemd-unit and
+    --new-plugin do one thing and exit.
+    """
     if default_config and config_file is not None:
         raise click.UsageError("-f and --default-config exclude each other")
-    if guest_key_file is not None and not check:
-        raise click.UsageError("--key-of-guest needs --check")
-    if (answers or more_listeners) and not configure:
-        raise click.UsageError("--answer and --add-listeners need -c")
+    _check_combinations(click.get_current_context().params)
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
     if systemd_unit:
@@ -322,7 +387,7 @@ def main(
             file = config_file or DEFAULT_CONFIG_FILE
             sys.exit(run_wizard(file, sys.stdin, sys.stdout, given, more_listeners=more_listeners))
         if new_plugin is not None:
-            created = scaffold.new_plugin(*new_plugin, into)
+            created = scaffold.new_plugin(*new_plugin, into or Path())
             click.echo(f"wrote {created}: pip install it beside fence-virt-core, then pytest")
             return
         if list_plugins:
