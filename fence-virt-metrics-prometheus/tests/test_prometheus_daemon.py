@@ -94,19 +94,28 @@ def test_a_daemon_serves_its_metrics_while_it_runs(tmp_path: Path) -> None:
         scrape(port)
 
 
-def test_doctor_configures_but_binds_nothing(tmp_path: Path) -> None:
+def test_doctor_checks_the_port_and_leaves_nothing_bound(tmp_path: Path) -> None:
     port = free_port()
     path = tmp_path / "m.conf"
     path.write_text(config(tmp_path, port))
     path.chmod(0o600)
-    with socket.socket() as holder:  # the port is taken: --check must not care
-        holder.bind(("127.0.0.1", port))
-        report = run_check(str(path), explicit=True)
+    report = run_check(str(path), explicit=True)
     assert report.problems == 0, report.render()
-    assert any(
-        line.subject == "extension prometheus" and line.finding.text.startswith("configured")
-        for line in report.lines
+    lines = [line.finding.text for line in report.lines if line.subject == "extension prometheus"]
+    assert lines[0].startswith("configured")
+    assert lines[1] == f"metrics endpoint http://127.0.0.1:{port}/metrics can listen"
+    with socket.socket() as after:  # the check closed what it bound (no endpoint is served)
+        after.bind(("127.0.0.1", port))
+    with socket.socket() as holder:  # the port is taken: one problem, naming it
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        report = run_check(str(path), explicit=True)
+    problems = [line for line in report.lines if line.finding.is_problem]
+    assert [line.subject for line in problems] == ["extension prometheus"], report.render()
+    assert problems[0].finding.text == (
+        f"cannot listen on 127.0.0.1:{port} for metrics: Address already in use"
     )
+    assert "extensions/prometheus" in (problems[0].finding.fix or "")
 
 
 def test_a_bad_address_is_a_config_error_with_its_line(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fence_virt import Availability, ConfigSection, hookimpl
+from fence_virt import Availability, ConfigSection, WizardQuestion, hookimpl
 from fence_virt.config import ConfigTree
 from fence_virt_backend_cpg.backend import CpgBackend
 from fence_virt_backend_cpg.config import load_settings
@@ -13,6 +13,19 @@ __all__ = ["CpgBackendPlugin"]
 
 class CpgBackendPlugin:
     """Fence VMs wherever they run in a corosync cluster of hosts (CPG group, as C's cpg)."""
+
+    #: ``fence_virtd -c``: C's cpg page (c-suite-spec §5.5; C's wizard offers ``uuid``)
+    wizard_questions = (
+        WizardQuestion("uri", "Libvirt URI", "qemu:///system"),
+        WizardQuestion(
+            "name_mode",
+            "VM naming/tracking mode (name or uuid)",
+            "uuid",
+            choices=("name", "uuid"),
+            intro="'uuid' avoids name collisions between VMs of different hosts; 'name'\n"
+            "is what fence_xvm-era setups used.",
+        ),
+    )
 
     @hookimpl
     def fence_virt_backend_check(self, section: ConfigSection, config: ConfigTree) -> Availability:

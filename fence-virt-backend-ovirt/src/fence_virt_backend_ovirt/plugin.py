@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from fence_virt import Availability, ConfigSection, Target, hookimpl
+from fence_virt import Availability, ConfigSection, Target, WizardQuestion, hookimpl
 from fence_virt.errors import LocalError
 from fence_virt.protocol import HostState, Response
 from fence_virt_backend_ovirt.config import OvirtSettings, load_settings, settings_problem
@@ -92,6 +92,21 @@ class OvirtBackend:
 
 class OvirtBackendPlugin:
     """Fence VMs through an oVirt / RHV engine's REST API: stop, start and query VMs."""
+
+    #: ``fence_virtd -c``: the required keys, the CA and the cluster (README: the rest)
+    wizard_questions = (
+        WizardQuestion("url", "Engine API URL (https://HOST/ovirt-engine/api)"),
+        WizardQuestion("username", "Engine user (USER@DOMAIN)"),
+        WizardQuestion(
+            "password_file",
+            "Password file",
+            "/etc/cluster/ovirt.pass",
+            absolute_path=True,
+            intro="The user's password, alone in a file of mode 0600.",
+        ),
+        WizardQuestion("ca_file", "Engine CA file", "none", removable=True, absolute_path=True),
+        WizardQuestion("cluster", "Only the VMs of cluster", "none", removable=True),
+    )
 
     @hookimpl
     def fence_virt_backend_check(self, section: ConfigSection) -> Availability:

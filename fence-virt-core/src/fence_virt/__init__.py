@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Listener,
         MaybeAwaitable,
         Target,
+        WizardQuestion,
     )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Listener",
     "MaybeAwaitable",
     "Target",
+    "WizardQuestion",
     "hookimpl",
 ]
 
@@ -65,6 +67,7 @@ _LAZY = {
     "Listener": "fence_virt.types",
     "MaybeAwaitable": "fence_virt.types",
     "Target": "fence_virt.types",
+    "WizardQuestion": "fence_virt.types",
 }
 
 

@@ -71,8 +71,9 @@ class PluginError(UserError):
     def __init__(self, message: str, *, plugin: str, distribution: str | None = None) -> None:
         self.plugin = plugin
         self.distribution = distribution
-        dist = distribution or "unknown distribution"
-        super().__init__(f"plugin {plugin!r} ({dist}): {message}")
+        # no distribution: the plugin is not installed, or its metadata names none
+        dist = f" ({distribution})" if distribution else ""
+        super().__init__(f"plugin {plugin!r}{dist}: {message}")
 
 
 class BackendError(FenceVirtError):

@@ -166,7 +166,9 @@ def fence_virt_extension_configure(section: ConfigSection, config: ConfigTree) -
 
     :param section: the extension's block.
     :param config: the whole parsed configuration (read-only).
-    :returns: ``True`` (any non-``None`` value) once configured.
+    :returns: ``True`` (any non-``None`` value) once configured; an object with a
+        ``diagnose(context)`` method (:class:`fence_virt.Diagnosable`, e.g. the plugin
+        itself) adds its findings to ``fence_virtd --check`` (can its port be bound).
     :raises fence_virt.errors.ConfigError: on a bad setting (names file:line); the daemon
         does not start.
     """

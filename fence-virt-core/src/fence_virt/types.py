@@ -34,6 +34,7 @@ __all__ = [
     "MaybeAwaitable",
     "Severity",
     "Target",
+    "WizardQuestion",
     "domain_uuid",
 ]
 
@@ -382,3 +383,53 @@ class Diagnosable(Protocol):
         :raises Exception: counts as one problem naming the plugin (never ends the check).
         """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class WizardQuestion:
+    """One question ``fence_virtd -c`` asks about a key of a plugin's block.
+
+    A plugin object (the class or module its entry point names) may declare
+    ``wizard_questions: tuple[WizardQuestion, ...]``: the wizard then asks them, in order,
+    when that plugin is chosen for a listener instance or as the backend, and stores each
+    answer as ``key = "answer";`` in the instance's (or backend's) block. Without the
+    attribute the wizard asks nothing and says it cannot configure the plugin. The answer is
+    checked as declared; what only the plugin can check is checked when the daemon starts
+    (and by ``fence_virtd --check``).
+    """
+
+    #: the config key the answer is stored under (``uri``, ``port``, ...)
+    key: str
+    #: the prompt, shown as ``PROMPT [default]:`` followed by a space
+    prompt: str
+    #: the default answer; ``None``: no default, an answer is required
+    default: str | None = None
+    #: the answer ``none`` removes the key (an optional key)
+    removable: bool = False
+    #: the only answers accepted (compared without case); empty: any
+    choices: tuple[str, ...] = ()
+    #: the answer must be a whole number in this inclusive range
+    number: tuple[int, int] | None = None
+    #: what such a number is, for the refusal (``port number``)
+    number_name: str = "number"
+    #: the answer is a file or directory that must be an absolute path (else confirmed)
+    absolute_path: bool = False
+    #: text shown before the question (an explanation, as C's pages have)
+    intro: str = ""
+
+    def problem(self, answer: str) -> str | None:
+        """Why ``answer`` is refused (one line), or ``None`` when it is accepted.
+
+        ``absolute_path`` is not checked here: a relative path is confirmed, not refused.
+        """
+        if self.removable and answer.lower() == "none":
+            return None
+        if self.choices and answer.lower() not in (choice.lower() for choice in self.choices):
+            return f"{answer} is not one of {', '.join(self.choices)}."
+        if self.number is not None:
+            low, high = self.number
+            if not (answer.isdigit() and low <= int(answer) <= high):
+                return f"{answer} is not a {self.number_name} ({low}-{high})."
+        if not answer:
+            return "An answer is required."
+        return None

@@ -66,7 +66,11 @@ def test_list_plugins_json_shows_test_plugins(tmp_path: Path) -> None:
     assert recorder["loads"]
     assert not recorder["usable"]
     assert recorder["reason"] == "not enabled (add a block extensions/recorder { })"
-    assert recorder["hooks"] == ["fence_virt_extension_configure", "fence_virt_request_finished"]
+    assert recorder["hooks"] == [
+        "fence_virt_extension_configure",
+        "fence_virt_request_dropped",
+        "fence_virt_request_finished",
+    ]
 
 
 def test_list_plugins_table_says_why_a_plugin_cannot_run(tmp_path: Path) -> None:
@@ -306,3 +310,30 @@ def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) 
         result = fence_virtd(*args, "-f", str(fifo))
         assert result.returncode == 1
         assert result.stderr == f"fence_virtd: config file {fifo} is not a regular file\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--json"], "--json needs --list-plugins"),
+        (["--into", "/tmp"], "--into needs --new-plugin"),
+        (["--answer", "fence_virtd/backend=libvirt"], "--answer needs -c"),
+        (["--add-listeners"], "--add-listeners needs -c"),
+        (["-c", "--check"], "-c and --check exclude each other: give one"),
+        (["--check", "--list-plugins"], "--check and --list-plugins exclude each other"),
+        (["-d", "-1"], "-1 is not a debug level (0 or more)"),
+    ],
+)
+def test_options_out_of_place_are_refused_before_anything_runs(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    """An option without its mode, ignored, would start the daemon instead (on the default
+    configuration file, whose mode it would change)."""
+    config = memory_config(tmp_path)
+    config.chmod(0o644)
+    done = fence_virtd(*argv, "-f", str(config), "-p", str(tmp_path / "pid"))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Usage: fence_virtd [OPTIONS]" in done.stderr
+    assert config.stat().st_mode & 0o777 == 0o644  # nothing read it
+    assert not (tmp_path / "pid").exists()

@@ -30,6 +30,7 @@ from fence_virt_libvirt.channels import (
     GuestChannelSection,
     GuestChannelSettings,
     channel_availability,
+    channel_questions,
     create_channel_listener,
     load_channel_settings,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "RebootAnswer",
     "bind_running_loop",
     "channel_availability",
+    "channel_questions",
     "create_channel_listener",
     "current_state",
     "describe",

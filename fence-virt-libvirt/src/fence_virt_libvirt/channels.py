@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fence_virt import Availability, Dispatcher, hookimpl
+from fence_virt import Availability, Dispatcher, WizardQuestion, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import BackendError, ConfigError, LocalError, UserError
 from fence_virt.listening import GuestSocketServer
@@ -56,6 +56,7 @@ __all__ = [
     "GuestChannelSection",
     "GuestChannelSettings",
     "channel_availability",
+    "channel_questions",
     "create_channel_listener",
     "load_channel_settings",
 ]
@@ -260,3 +261,29 @@ class GuestChannelPlugin:
     @hookimpl
     def fence_virt_listener_create(self, section: ConfigSection) -> GuestChannelListener:
         return create_channel_listener(section, self.default_mode)
+
+
+def channel_questions(mode: ChannelMode) -> tuple[WizardQuestion, ...]:
+    """The ``fence_virtd -c`` questions of a guest-channel listener whose default mode is
+    ``mode``: C's serial page (c-suite-spec §5.5) -- ``Libvirt URI``, ``Socket directory``,
+    ``Mode (serial or vmchannel)``. Unlike C, the URI answer is stored (C discards it).
+    """
+    return (
+        WizardQuestion("uri", "Libvirt URI", "qemu:///system"),
+        WizardQuestion(
+            "path",
+            "Socket directory",
+            "none",
+            removable=True,
+            absolute_path=True,
+            intro="Sockets of domains' devices are served only inside this directory\n"
+            "(as libvirt creates them, e.g. /var/lib/libvirt/qemu); 'none' serves\n"
+            "every socket path a domain names.",
+        ),
+        WizardQuestion(
+            "mode",
+            "Mode (serial or vmchannel)",
+            mode.value,
+            choices=tuple(choice.value for choice in ChannelMode),
+        ),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fence_virt_libvirt import ChannelMode, GuestChannelPlugin
+from fence_virt_libvirt import ChannelMode, GuestChannelPlugin, channel_questions
 
 __all__ = ["SerialListenerPlugin"]
 
@@ -12,3 +12,5 @@ class SerialListenerPlugin(GuestChannelPlugin):
 
     #: without a ``mode`` key: ``<serial>`` devices, as C's ``serial`` listener
     default_mode = ChannelMode.SERIAL
+    #: ``fence_virtd -c``: C's serial page
+    wizard_questions = channel_questions(ChannelMode.SERIAL)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fence_virt_libvirt import ChannelMode, GuestChannelPlugin
+from fence_virt_libvirt import ChannelMode, GuestChannelPlugin, channel_questions
 
 __all__ = ["VmchannelListenerPlugin"]
 
@@ -12,3 +12,5 @@ class VmchannelListenerPlugin(GuestChannelPlugin):
 
     #: without a ``mode`` key: ``<channel>`` devices (C: the serial listener's vmchannel mode)
     default_mode = ChannelMode.VMCHANNEL
+    #: ``fence_virtd -c``: C's serial page
+    wizard_questions = channel_questions(ChannelMode.VMCHANNEL)

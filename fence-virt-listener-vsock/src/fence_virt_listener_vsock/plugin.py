@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from fence_virt import Availability, hookimpl
+from fence_virt import Availability, WizardQuestion, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import ConfigError
 from fence_virt.listening import key_problem, load_listener_key
+from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT
 from fence_virt_listener_vsock.listener import LOGGER_PREFIX, VsockListener
-from fence_virt_listener_vsock.settings import resolve_settings
+from fence_virt_listener_vsock.settings import MAX_VSOCK_PORT, resolve_settings
 from fence_virt_listener_vsock.sockets import vsock_problem
 
 __all__ = ["VsockListenerPlugin"]
@@ -17,6 +18,19 @@ __all__ = ["VsockListenerPlugin"]
 
 class VsockListenerPlugin:
     """vsock listener for fence_virt -S (guests connect to the host over AF_VSOCK)."""
+
+    #: ``fence_virtd -c`` (C's wizard has no vsock page)
+    wizard_questions = (
+        WizardQuestion(
+            "port",
+            "vsock Port",
+            str(DEFAULT_PORT),
+            number=(1, MAX_VSOCK_PORT),
+            number_name="vsock port",
+            intro="Guests connect to this port on the host's context id (fence_virt -S 2 -p PORT).",
+        ),
+        WizardQuestion("key_file", "Key File", DEFAULT_KEY_FILE, absolute_path=True),
+    )
 
     @hookimpl
     def fence_virt_listener_check(self, section: ConfigSection) -> Availability:

@@ -11,13 +11,15 @@ Config (the block enables it)::
 
 The endpoint (``http://ADDRESS:PORT/metrics``, Prometheus text exposition written by
 ``prometheus-client``) is opened when the daemon has started (``fence_virt_daemon_started``)
-and closed when it stops, so ``fence_virtd --check`` (which only configures extensions) binds
-nothing. A port that cannot be bound is one error line naming this plugin; fencing goes on.
+and closed when it stops; ``fence_virtd --check`` binds the port and closes it at once, to
+say whether the daemon could. A port that cannot be bound when the daemon starts is one error
+line naming this plugin; fencing goes on.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -25,7 +27,14 @@ from typing import Annotated, Any
 
 from prometheus_client import start_http_server
 
-from fence_virt import ConfigSection, DroppedRequest, FinishedRequest, hookimpl
+from fence_virt import (
+    CheckContext,
+    ConfigSection,
+    DroppedRequest,
+    Finding,
+    FinishedRequest,
+    hookimpl,
+)
 from fence_virt.config import PORT
 from fence_virt.errors import UserError
 from fence_virt_metrics_prometheus.metrics import FenceMetrics
@@ -68,9 +77,28 @@ class PrometheusExtension:
         self._thread: threading.Thread | None = None
 
     @hookimpl
-    def fence_virt_extension_configure(self, section: ConfigSection) -> bool:
+    def fence_virt_extension_configure(self, section: ConfigSection) -> PrometheusExtension:
         self.settings = load_settings(section)
-        return True
+        return self  # its diagnose() is what fence_virtd --check adds
+
+    def diagnose(self, context: CheckContext) -> list[Finding]:
+        """For ``fence_virtd --check``: can the endpoint's address and port be bound (bound
+        and closed again at once, with ``SO_REUSEADDR`` as the HTTP server binds)."""
+        settings = self.settings or PrometheusSettings()
+        family = socket.AF_INET6 if ":" in settings.address else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((settings.address, settings.port))
+        except OSError as exc:
+            return [
+                Finding.problem(
+                    f"cannot listen on {_where(settings)} for metrics: {exc.strerror}",
+                    "stop what holds the port (a running fence_virtd?) or set port = in "
+                    "extensions/prometheus",
+                )
+            ]
+        return [Finding.ok(f"metrics endpoint http://{_where(settings)}/metrics can listen")]
 
     @hookimpl
     def fence_virt_daemon_started(self) -> None:

@@ -1,5 +1,5 @@
-"""``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --list-plugins,
---check and --new-plugin).
+"""``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --answer,
+--list-plugins, --check, --upgrade-from and --new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -34,7 +34,9 @@ from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.daemon.systemd import Notifier, render_unit
+from fence_virt.daemon.upgrade import convert_cluster_conf
 from fence_virt.daemon.wizard import run_wizard
+from fence_virt.daemon.wizard_answers import parse_answers
 from fence_virt.errors import UserError
 from fence_virt.files import tighten_permissions
 from fence_virt.protocol import MAX_KEY_LEN
@@ -185,20 +187,77 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     return 1 if report.problems else 0
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-F", "foreground", is_flag=True, help="Stay in the foreground; log to stderr.")
+def _debug_level(_context: click.Context, _param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 0:
+        raise click.BadParameter(f"{value} is not a debug level (0 or more)")
+    return value
+
+
+#: options that each select what the command does; at most one is given
+_MODES = (
+    ("configure", "-c"),
+    ("check", "--check"),
+    ("list_plugins", "--list-plugins"),
+    ("new_plugin", "--new-plugin"),
+    ("systemd_unit", "--systemd-unit"),
+    ("upgrade_from", "--upgrade-from"),
+)
+#: options that only mean something beside another: (option, its parameter, the one it needs)
+_NEEDS = (
+    ("--answer", "answers", "configure"),
+    ("--add-listeners", "more_listeners", "configure"),
+    ("--json", "as_json", "list_plugins"),
+    ("--into", "into", "new_plugin"),
+    ("--key-of-guest", "guest_key_file", "check"),
+)
+
+
+def _check_combinations(params: dict[str, object]) -> None:
+    """Refuse two modes at once, and an option without the mode it belongs to: ignored, it
+    would start the daemon instead of doing what the administrator asked.
+
+    :raises click.UsageError: one line naming the options.
+    """
+    given = [flag for name, flag in _MODES if params[name]]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} exclude each other: give one")
+    names = dict(_MODES)
+    for option, name, needed in _NEEDS:
+        if params[name] and not params[needed]:
+            raise click.UsageError(f"{option} needs {names[needed]}")
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Start with --check after any change: it says, one line per problem, why fencing "
+    "would fail. See fence_virtd(8) and fence_virt.conf(5).",
+)
 @click.option(
-    "-d", "debug", type=click.IntRange(min=0), default=None, metavar="N", help="Debug level."
+    "-F", "foreground", is_flag=True, help="Stay in the foreground and log to standard error."
+)
+@click.option(
+    "-d",
+    "debug",
+    type=int,
+    default=None,
+    metavar="N",
+    callback=_debug_level,
+    help="Debug level: 0 logs requests and problems; 1 and up add debug messages; above 3 "
+    "the parsed configuration too (default: the file's debug key, else 0).",
 )
 @click.option(
     "-f",
     "config_file",
     default=None,
     metavar="FILE",
-    help=f"Config file (default {DEFAULT_CONFIG_FILE}).",
+    help=f"Configuration file (default {DEFAULT_CONFIG_FILE}; if that does not exist, a "
+    "demonstration default that fences only libvirt's test driver is used, with a warning).",
 )
 @click.option(
-    "-w", "wait", is_flag=True, help="Wait for the backend to become ready (retry every 5 s)."
+    "-w",
+    "wait",
+    is_flag=True,
+    help="If the backend is not ready (hypervisor down), retry every 5 s instead of exiting.",
 )
 @click.option(
     "-p", "pid_file", default=DEFAULT_PID_FILE, show_default=True, metavar="FILE", help="Pid file."
@@ -207,23 +266,44 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     "-c",
     "configure",
     is_flag=True,
-    help="Interactive configuration wizard: ask C's questions, show the result, write the "
-    "config file (-f) if confirmed.",
+    help="Configuration wizard: ask for the listener and backend settings (the file's values "
+    "as defaults), show the result and write it to the -f file once confirmed.",
+)
+@click.option(
+    "--answer",
+    "answers",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With -c: answer the wizard's question about KEY (its path in the file, e.g. "
+    "listeners/multicast/port=1230; repeat the option) instead of asking; unanswered "
+    "questions keep their defaults, the file is written without confirmation.",
+)
+@click.option(
+    "--add-listeners",
+    "more_listeners",
+    is_flag=True,
+    help="With -c: after the first listener, offer to add further listener instances "
+    "(fence-virt only: the C daemon serves one).",
 )
 @click.option(
     "--default-config",
     is_flag=True,
-    help="Run on the embedded default (libvirt test driver), ignoring config files.",
+    help="Ignore configuration files: run on the demonstration default (libvirt's test "
+    "driver only, never a real VM).",
 )
 @click.option(
     "--config-source",
     default=DEFAULT_CONFIG_SOURCE,
     show_default=True,
     metavar="NAME",
-    help="Read the configuration through this source (entry point in "
-    f"{CONFIG_SOURCE_GROUP}); -f is its location.",
+    help="Read the configuration through this source plugin (entry point in "
+    f"{CONFIG_SOURCE_GROUP}; dropin also reads the .conf files in FILE.d); -f names its location.",
 )
-@click.option("--list-plugins", is_flag=True, help="List installed plugins and exit.")
+@click.option(
+    "--list-plugins",
+    is_flag=True,
+    help="List the installed plugins, whether each can run here and why not, and exit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
 @click.option(
     "--new-plugin",
@@ -235,7 +315,7 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
 @click.option(
     "--into",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(),
+    default=None,
     metavar="DIR",
     help="With --new-plugin: the folder to create it in (default: the current one).",
 )
@@ -245,10 +325,19 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     help="Print the systemd unit file for this fence_virtd (Type=notify) and exit.",
 )
 @click.option(
+    "--upgrade-from",
+    "upgrade_from",
+    default=None,
+    metavar="CLUSTER_CONF",
+    help="Print the fence_virt.conf equivalent to a fence_xvm-era cluster.conf (its "
+    "<fence_xvmd/> element and fence_xvm devices) and exit (1 if part of it was not "
+    "converted: see the '# not converted' lines).",
+)
+@click.option(
     "--check",
     is_flag=True,
-    help="Check the configuration, plugins, keys, sockets and backend, print one line per "
-    "finding and exit (1 if fencing would fail).",
+    help="Check the configuration, plugins, keys, sockets and backend (the VMs it sees), "
+    "print one line per finding with what to do, and exit (1 if fencing would fail).",
 )
 @click.option(
     "--key-of-guest",
@@ -264,35 +353,49 @@ def main(
     wait: bool,
     pid_file: str,
     configure: bool,
+    answers: tuple[str, ...],
+    more_listeners: bool,
     default_config: bool,
     config_source: str,
     list_plugins: bool,
     as_json: bool,
     new_plugin: tuple[str, str] | None,
-    into: Path,
+    into: Path | None,
     systemd_unit: bool,
+    upgrade_from: str | None,
     check: bool,
     guest_key_file: str | None,
 ) -> None:
-    """fence_virtd: fence virtual machines on behalf of guest clusters."""
+    """fence_virtd: fence virtual machines on behalf of guest clusters.
+
+    Without a mode option it runs the daemon (in the background unless -F): its listeners
+    take requests from the guests' fence_xvm / fence_virt agents, its backend carries them
+    out. The modes -c, --check, --list-plugins, --upgrade-from, --systemd-unit and
+    --new-plugin do one thing and exit.
+    """
     if default_config and config_file is not None:
         raise click.UsageError("-f and --default-config exclude each other")
-    if guest_key_file is not None and not check:
-        raise click.UsageError("--key-of-guest needs --check")
+    _check_combinations(click.get_current_context().params)
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
     if systemd_unit:
         click.echo(render_unit(), nl=False)
         return
-    if configure:
-        sys.exit(run_wizard(config_file or DEFAULT_CONFIG_FILE, sys.stdin, sys.stdout))
     try:
+        if configure:
+            given = parse_answers(answers) if answers else None
+            file = config_file or DEFAULT_CONFIG_FILE
+            sys.exit(run_wizard(file, sys.stdin, sys.stdout, given, more_listeners=more_listeners))
         if new_plugin is not None:
-            created = scaffold.new_plugin(*new_plugin, into)
+            created = scaffold.new_plugin(*new_plugin, into or Path())
             click.echo(f"wrote {created}: pip install it beside fence-virt-core, then pytest")
             return
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json, config_source))
+        if upgrade_from is not None:
+            conversion = convert_cluster_conf(upgrade_from)
+            click.echo(conversion.render(), nl=False)
+            sys.exit(1 if conversion.not_converted else 0)
         if check:
             sys.exit(_check(path, explicit, guest_key_file, config_source))
         _run(Options(path, explicit, foreground, debug, wait, pid_file, config_source))

@@ -4,7 +4,8 @@ What is checked, in order (each step that fails is one ``PROBLEM`` line with wha
 and the check goes on with whatever can still be checked):
 
 1. the configuration parses and names plugins that are installed and load;
-2. each extension reads its block;
+2. each extension reads its block, and adds its own checks if its configure hook returned
+   an object with them (:class:`fence_virt.Diagnosable`: can its port be bound);
 3. each listener instance is built (its settings and key file are read, as at start-up),
    then asked for its own checks (:class:`fence_virt.Diagnosable`: can its socket be bound,
    does multicast have a route, does its key match the guest's);
@@ -153,11 +154,13 @@ async def _check_plan(
     for extension in plan.extensions:
         report.subject = f"extension {extension.entry.name}"
         try:
-            hooks.extension_configure(extension.entry, extension.section, config)
+            configured = hooks.extension_configure(extension.entry, extension.section, config)
         except UserError as exc:
             report.add(Finding.problem(str(exc), _fix_for(exc)))
-        else:
-            report.add(Finding.ok(f"configured ({_origin(extension.entry)})"))
+            continue
+        report.add(Finding.ok(f"configured ({_origin(extension.entry)})"))
+        for finding in await _diagnose(configured, extension.entry, context):
+            report.add(finding)
     for chosen in plan.listeners:
         report.subject = f"listener {chosen.name}"
         try:

@@ -127,9 +127,12 @@ class PluginHooks:
 
     def extension_configure(
         self, entry: PluginEntry, section: ConfigSection, config: ConfigTree
-    ) -> None:
+    ) -> object:
+        """What the extension's hook returned: ``True``, or an object with its own checks
+        (:class:`fence_virt.Diagnosable`) for ``fence_virtd --check``."""
         hook = "fence_virt_extension_configure"
-        self._call_one(hook, entry, section=section, config=config)
+        result: object = self._call_one(hook, entry, section=section, config=config)
+        return result
 
     # cross-cutting hooks ----------------------------------------------------------------------
 

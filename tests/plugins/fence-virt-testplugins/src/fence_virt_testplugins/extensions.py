@@ -3,7 +3,8 @@
 Config::
 
     extensions {
-        recorder { file = "/tmp/requests.jsonl"; }   # one JSON line per finished request
+        recorder { file = "/tmp/requests.jsonl";     # one JSON line per finished request
+                   drops = "/tmp/drops.jsonl"; }     # optional: one per dropped input
         deny { domain = "vm2"; }                     # repeatable: refuse these VMs
     }
 
@@ -17,25 +18,42 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from fence_virt import ConfigSection, FinishedRequest, Target, hookimpl
+from fence_virt import ConfigSection, DroppedRequest, FinishedRequest, Target, hookimpl
 from fence_virt.protocol import HostState, Operation
 
 
 @dataclass(frozen=True)
 class RecorderConfig:
     file: Path
+    drops: Path | None = None
 
 
 class RecorderExtension:
-    """Test observer: appends every finished request to a JSON-lines file."""
+    """Test observer: appends every finished request (and, with ``drops``, every dropped
+    input) to a JSON-lines file."""
 
     def __init__(self) -> None:
         self._file: Path | None = None
+        self._drops: Path | None = None
 
     @hookimpl
     def fence_virt_extension_configure(self, section: ConfigSection) -> bool:
-        self._file = section.load(RecorderConfig).file
+        config = section.load(RecorderConfig)
+        self._file, self._drops = config.file, config.drops
         return True
+
+    @hookimpl
+    def fence_virt_request_dropped(self, drop: DroppedRequest) -> None:
+        if self._drops is None:
+            return
+        row = {
+            "listener": drop.listener,
+            "requester": drop.requester,
+            "kind": drop.kind.value,
+            "reason": drop.reason,
+        }
+        with self._drops.open("a") as stream:
+            stream.write(json.dumps(row) + "\n")
 
     @hookimpl
     def fence_virt_request_finished(self, request: FinishedRequest) -> None:
