@@ -15,8 +15,9 @@ import logging
 import libvirt
 import pytest
 
+from fence_virt import Target
 from fence_virt.errors import BackendError, LocalError
-from fence_virt.protocol import HostState
+from fence_virt.protocol import HostState, Operation, Response
 from fence_virt_libvirt import LocalVms, connect_hypervisors
 
 pytestmark = pytest.mark.timeout(60)
@@ -221,3 +222,39 @@ def test_nothing_is_published_after_stop(run_async):
             await local.close()
 
     run_async(scenario)
+
+
+def target(domain: str) -> Target:
+    return Target(domain=domain, by_uuid=False, requester="test", seqno=1)
+
+
+def test_carry_out_fences_through_the_fencer(run_async):
+    async def scenario():
+        local, _ = local_vms(DEFAULT)
+        await local.open()
+        try:
+            off = await local.carry_out(Operation.OFF, target("test"), "1:1")
+            status = await local.carry_out(Operation.STATUS, target("test"), "1:2")
+            return off, status
+        finally:
+            await local.close()
+
+    assert run_async(scenario) == (Response.SUCCESS, Response.OFF)
+
+
+def test_carry_out_answers_fail_when_the_fencer_raises(run_async, dead_uri, caplog):
+    async def scenario():
+        # a VM not on the reachable URI might run behind the unreachable one: BackendError
+        local, _ = local_vms(DEFAULT, dead_uri)
+        await local.open()
+        try:
+            return await local.carry_out(Operation.OFF, target("elsewhere"), "7:42")
+        finally:
+            await local.close()
+
+    assert run_async(scenario) is Response.FAIL
+    assert any(
+        r.levelno == logging.ERROR
+        and r.getMessage().startswith("request 7:42: off elsewhere failed")
+        for r in caplog.records
+    )

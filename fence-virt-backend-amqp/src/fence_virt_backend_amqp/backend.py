@@ -208,7 +208,7 @@ class AmqpBackend:
                 # off here, but last announced running by a host that departed: it may run there
                 return await self._departed(rid, what, operation, departed)
         log.info("request %s: %s: here (state %d); carrying it out", rid, what, state)
-        response = await self._carry_out(rid, operation, target)
+        response = await self._local.carry_out(operation, target, rid)
         if operation is not Operation.STATUS:
             self._local.changed()
         return response
@@ -281,15 +281,6 @@ class AmqpBackend:
         if now - mine > self._settings.presumed_dead_after:
             return False, f"this host's own announcements stopped {now - mine:.0f} s ago"
         return await self._fencing.fenced(host, self._heard.get(host), rid)
-
-    async def _carry_out(self, rid: str, operation: Operation, target: Target) -> Response:
-        action = getattr(self._running(), _OPS[operation])
-        try:
-            response: Response = await asyncio.to_thread(action, target)
-        except BackendError as exc:
-            log.error("request %s: %s %s failed: %s", rid, _OPS[operation], target.domain, exc)
-            return Response.FAIL
-        return response
 
     # messages from the broker (on the loop) --------------------------------------------------
 

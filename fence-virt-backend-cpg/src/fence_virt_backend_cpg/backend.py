@@ -339,7 +339,7 @@ class CpgBackend:
                 response = await self._departed(rid, what, operation, departed)
                 await self._reply(rid, sender, message, response)
                 return
-            response = await self._carry_out(rid, operation, target)
+            response = await self._local.carry_out(operation, target, rid)
             if operation is not Operation.STATUS:
                 # the new state, before the answer: the group knows it once the guest does
                 await self._publish_one(found.name, found.uuid)
@@ -418,18 +418,6 @@ class CpgBackend:
     def _responsible(self) -> bool:
         locations = self.locations
         return locations.highest_member() == locations.local
-
-    async def _carry_out(self, rid: str, operation: Operation, target: Target) -> Response:
-        fencer = self._running()
-        action = getattr(fencer, _FENCING_OPS[operation])
-        try:
-            response: Response = await asyncio.to_thread(action, target)
-        except BackendError as exc:
-            log.error(
-                "request %s: %s %s failed: %s", rid, _FENCING_OPS[operation], target.domain, exc
-            )
-            return Response.FAIL
-        return response
 
     async def _reply_if_responsible(
         self, rid: str, sender: int, message: FenceMessage, response: Response

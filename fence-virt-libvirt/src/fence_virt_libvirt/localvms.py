@@ -6,6 +6,7 @@ A distributed backend (cpg, amqp) fences the VMs of its own host through a
 
 * :meth:`LocalVms.open` connects every URI (:func:`connect_hypervisors`: at least one must
   open; the others are retried on each request) and builds the :class:`Fencer`;
+  :meth:`LocalVms.carry_out` runs a fencing operation through it;
 * :meth:`LocalVms.watch` watches domain lifecycle events on every URI
   (:class:`~fence_virt_libvirt.events.LifecycleWatch`; a URI whose events cannot be watched is
   only refreshed periodically) and runs the refresh loop: the ``publish`` callback is awaited
@@ -24,7 +25,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from fence_virt import Target
 from fence_virt.errors import BackendError, LocalError
+from fence_virt.protocol import Operation, Response
 from fence_virt_libvirt.events import LifecycleEvent, LifecycleWatch
 from fence_virt_libvirt.hypervisor import Hypervisor, HypervisorUnreachable, quiet_libvirt
 from fence_virt_libvirt.operations import Fencer
@@ -32,6 +35,14 @@ from fence_virt_libvirt.operations import Fencer
 __all__ = ["LocalVms", "connect_hypervisors"]
 
 log = logging.getLogger("fence_virt_libvirt")
+
+#: the operations another host may ask for, and the :class:`Fencer` method of each
+_FENCER_METHODS = {
+    Operation.OFF: "off",
+    Operation.ON: "on",
+    Operation.REBOOT: "reboot",
+    Operation.STATUS: "status",
+}
 
 
 def connect_hypervisors(uris: Sequence[str]) -> list[Hypervisor]:
@@ -106,6 +117,23 @@ class LocalVms:
         hypervisors = await asyncio.to_thread(connect_hypervisors, self._uris)
         self._fencer = Fencer(hypervisors, self._reboot_timeout)
         self._dirty = asyncio.Event()
+
+    async def carry_out(self, operation: Operation, target: Target, rid: str) -> Response:
+        """Carry out OFF, ON, REBOOT or STATUS on ``target`` through :attr:`fencer` (in a
+        worker thread); the fencer's answer, or FAIL when it raises :class:`BackendError`
+        (logged as an error with the request id ``rid``).
+
+        :raises LocalError: before :meth:`open` or after :meth:`close`.
+        :raises KeyError: another operation (a caller's bug).
+        """
+        method = _FENCER_METHODS[operation]
+        action = getattr(self.fencer, method)
+        try:
+            response: Response = await asyncio.to_thread(action, target)
+        except BackendError as exc:
+            log.error("request %s: %s %s failed: %s", rid, method, target.domain, exc)
+            return Response.FAIL
+        return response
 
     async def watch(self) -> None:
         """Watch lifecycle events on every URI and start the refresh loop (after :meth:`open`).
