@@ -25,7 +25,6 @@ is never carried out again. Each request has an id ``HOST:SEQ`` that both hosts 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -42,15 +41,7 @@ from fence_virt.protocol import HostState, Operation, Response
 from fence_virt_backend_amqp.config import AmqpSettings
 from fence_virt_backend_amqp.link import ANNOUNCE_KEY, BrokerLink
 from fence_virt_backend_amqp.wire import Announce, Reply, Request, decode, encode, host_key
-from fence_virt_libvirt import (
-    Fencer,
-    Hypervisor,
-    HypervisorUnreachable,
-    LifecycleEvent,
-    LifecycleWatch,
-    locate,
-    quiet_libvirt,
-)
+from fence_virt_libvirt import Fencer, LocalVms, locate
 from fence_virt_libvirt import (
     Located as Domain,
 )
@@ -76,7 +67,13 @@ class AmqpBackend:
     def __init__(self, settings: AmqpSettings) -> None:
         self._settings = settings
         self._host = settings.host_id
-        self._fencer: Fencer | None = None
+        self._local = LocalVms(
+            "amqp backend",
+            settings.uri,
+            reboot_timeout=settings.reboot_timeout,
+            refresh_interval=settings.refresh_interval,
+            publish=self._refresh,
+        )
         self._link: BrokerLink | None = None
         self._locations = Locations(settings.host_id)
         self._heard: dict[int, float] = {}
@@ -85,9 +82,6 @@ class AmqpBackend:
         self._waiting: dict[str, asyncio.Future[int]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._watches: list[LifecycleWatch] = []
-        self._dirty: asyncio.Event | None = None
-        self._refresher: asyncio.Task[None] | None = None
         self._hello = True
 
     def describe(self) -> str:
@@ -109,40 +103,21 @@ class AmqpBackend:
         :raises BackendError: no hypervisor reachable; broker unreachable, credentials
             refused or vhost not allowed (the message says which).
         """
-        quiet_libvirt()
-        hypervisors = [Hypervisor(uri) for uri in self._settings.uri]
-        failures = await asyncio.to_thread(_connect_all, hypervisors)
-        if len(failures) == len(hypervisors):
-            raise BackendError(f"could not connect to any hypervisor: {'; '.join(failures)}")
-        for failure in failures:
-            log.warning("%s (will retry on each request)", failure)
-        self._fencer = Fencer(hypervisors, self._settings.reboot_timeout)
-        self._dirty = asyncio.Event()
+        await self._local.open()
         link = BrokerLink(self._settings, self._on_message, self._on_lost, self._on_up)
         try:
             await link.start()
         except BaseException:
-            await asyncio.to_thread(self._fencer.close)
-            self._fencer = None
+            await self._local.close()
             raise
         self._link = link
         log.info("connected to the broker %s, exchange %s", link.where, self._settings.exchange)
         await self._announce()
-        await self._watch_lifecycle()
-        self._refresher = asyncio.get_running_loop().create_task(
-            self._refresh_loop(), name="amqp refresh"
-        )
+        await self._local.watch()
 
     async def stop(self) -> None:
         """Disconnect, stop watching libvirt, fail requests still waiting."""
-        refresher, self._refresher = self._refresher, None
-        if refresher is not None:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-        for watch in self._watches:
-            await watch.stop()
-        self._watches.clear()
+        await self._local.stop()
         link, self._link = self._link, None
         if link is not None:
             await link.stop()
@@ -150,19 +125,7 @@ class AmqpBackend:
             task.cancel()
         for waiter in self._waiting.values():
             waiter.cancel()
-        fencer, self._fencer = self._fencer, None
-        if fencer is not None:
-            await asyncio.to_thread(fencer.close)
-
-    async def _watch_lifecycle(self) -> None:
-        for uri in self._settings.uri:
-            watch = LifecycleWatch(uri, self._on_lifecycle, on_connected=self._on_watch_connected)
-            try:
-                await watch.start()
-            except BackendError as exc:
-                log.warning("no lifecycle events from %s (%s); refreshing periodically", uri, exc)
-                continue
-            self._watches.append(watch)
+        await self._local.close()
 
     # operations (this host is the requester) -------------------------------------------------
 
@@ -191,9 +154,7 @@ class AmqpBackend:
         return await asyncio.to_thread(self._running().hostlist)
 
     def _running(self) -> Fencer:
-        if self._fencer is None:
-            raise LocalError("amqp backend used before start()")
-        return self._fencer
+        return self._local.fencer
 
     async def _request(self, operation: Operation, target: Target) -> Response:
         rid = f"{self._host}:{next(self._seqnos)}"
@@ -247,9 +208,9 @@ class AmqpBackend:
                 # off here, but last announced running by a host that departed: it may run there
                 return await self._departed(rid, what, operation, departed)
         log.info("request %s: %s: here (state %d); carrying it out", rid, what, state)
-        response = await self._carry_out(rid, operation, target)
-        if operation is not Operation.STATUS and self._dirty is not None:
-            self._dirty.set()
+        response = await self._local.carry_out(operation, target, rid)
+        if operation is not Operation.STATUS:
+            self._local.changed()
         return response
 
     async def _ask(self, rid: str, owner: int, operation: Operation, target: Target) -> Response:
@@ -321,15 +282,6 @@ class AmqpBackend:
             return False, f"this host's own announcements stopped {now - mine:.0f} s ago"
         return await self._fencing.fenced(host, self._heard.get(host), rid)
 
-    async def _carry_out(self, rid: str, operation: Operation, target: Target) -> Response:
-        action = getattr(self._running(), _OPS[operation])
-        try:
-            response: Response = await asyncio.to_thread(action, target)
-        except BackendError as exc:
-            log.error("request %s: %s %s failed: %s", rid, _OPS[operation], target.domain, exc)
-            return Response.FAIL
-        return response
-
     # messages from the broker (on the loop) --------------------------------------------------
 
     def _on_message(self, message: AbstractIncomingMessage) -> None:
@@ -367,8 +319,8 @@ class AmqpBackend:
                         old.host,
                         message.host,
                     )
-        if message.hello and message.host != self._host and self._dirty is not None:
-            self._dirty.set()
+        if message.hello and message.host != self._host:
+            self._local.changed()
 
     def _is_member(self, host: int, now: float) -> bool:
         heard = self._heard.get(host)
@@ -475,8 +427,7 @@ class AmqpBackend:
 
     def _on_up(self) -> None:
         self._hello = True
-        if self._dirty is not None:
-            self._dirty.set()
+        self._local.changed()
 
     # announcing local VMs ---------------------------------------------------------------------
 
@@ -504,28 +455,11 @@ class AmqpBackend:
             self._hello = self._hello or hello
             log.warning("could not announce the local VMs: %s", exc)
 
-    async def _refresh_loop(self) -> None:
-        dirty = self._dirty
-        assert dirty is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.refresh_interval):
-                    await dirty.wait()
-            dirty.clear()
-            try:
-                self._update_membership()
-                await self._announce()
-            except Exception:
-                log.exception("announcing the local VMs failed")
-
-    def _on_lifecycle(self, event: LifecycleEvent) -> None:
-        log.debug("lifecycle event %s", event)
-        if self._dirty is not None:
-            self._dirty.set()
-
-    def _on_watch_connected(self, _uri: str) -> None:
-        if self._dirty is not None:
-            self._dirty.set()
+    async def _refresh(self) -> None:
+        """The refresh loop's step (:class:`fence_virt_libvirt.LocalVms`): membership, then
+        the announcement."""
+        self._update_membership()
+        await self._announce()
 
     def _spawn(self, coro: object) -> None:
         assert asyncio.iscoroutine(coro)
@@ -537,13 +471,3 @@ class AmqpBackend:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("handling a request failed", exc_info=task.exception())
-
-
-def _connect_all(hypervisors: Sequence[Hypervisor]) -> list[str]:
-    failures = []
-    for hv in hypervisors:
-        try:
-            hv.connect()
-        except HypervisorUnreachable as exc:
-            failures.append(str(exc))
-    return failures

@@ -22,7 +22,6 @@ with its decision, so one request can be followed across the hosts' logs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -44,15 +43,7 @@ from fence_virt_backend_cpg.wire import (
     decode,
     encode,
 )
-from fence_virt_libvirt import (
-    Fencer,
-    Hypervisor,
-    HypervisorUnreachable,
-    LifecycleEvent,
-    LifecycleWatch,
-    locate,
-    quiet_libvirt,
-)
+from fence_virt_libvirt import Fencer, LocalVms, locate
 
 __all__ = ["CpgBackend"]
 
@@ -77,16 +68,19 @@ class CpgBackend:
 
     def __init__(self, settings: CpgSettings) -> None:
         self._settings = settings
-        self._fencer: Fencer | None = None
+        self._local = LocalVms(
+            "cpg backend",
+            settings.uri,
+            reboot_timeout=settings.reboot_timeout,
+            refresh_interval=settings.refresh_interval,
+            publish=self._publish,
+        )
         self._group: CpgGroup | None = None
         self._locations: Locations | None = None
         self._fencing = HostFencing(settings.fenced_check, settings.fenced_check_timeout)
         self._seqnos = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._watches: list[LifecycleWatch] = []
-        self._dirty: asyncio.Event | None = None
-        self._refresher: asyncio.Task[None] | None = None
 
     def describe(self) -> str:
         uris = ", ".join(self._settings.uri)
@@ -106,20 +100,12 @@ class CpgBackend:
 
         :raises BackendError: no hypervisor reachable, or corosync not running / refusing.
         """
-        quiet_libvirt()
-        hypervisors = [Hypervisor(uri) for uri in self._settings.uri]
-        failures = await asyncio.to_thread(_connect_all, hypervisors)
-        if len(failures) == len(hypervisors):
-            raise BackendError(f"could not connect to any hypervisor: {'; '.join(failures)}")
-        for failure in failures:
-            log.warning("%s (will retry on each request)", failure)
-        self._fencer = Fencer(hypervisors, self._settings.reboot_timeout)
-        self._dirty = asyncio.Event()
+        await self._local.open()
         group = CpgGroup(
             self._settings.group,
             on_message=self._on_message,
             on_membership=self._on_membership,
-            on_reconnected=self._dirty.set,
+            on_reconnected=self._local.changed,
             join_timeout=self._settings.join_timeout,
         )
         self._group = group
@@ -127,25 +113,14 @@ class CpgBackend:
             await group.start()
         except BaseException:
             self._group = None
-            await asyncio.to_thread(self._fencer.close)
-            self._fencer = None
+            await self._local.close()
             raise
         await self._publish()
-        await self._watch_lifecycle()
-        self._refresher = asyncio.get_running_loop().create_task(
-            self._refresh_loop(), name="cpg refresh"
-        )
+        await self._local.watch()
 
     async def stop(self) -> None:
         """Leave the group, stop watching libvirt, fail requests still waiting."""
-        refresher, self._refresher = self._refresher, None
-        if refresher is not None:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-        for watch in self._watches:
-            await watch.stop()
-        self._watches.clear()
+        await self._local.stop()
         group, self._group = self._group, None
         if group is not None:
             await group.stop()
@@ -153,19 +128,7 @@ class CpgBackend:
             task.cancel()
         for waiter in self._waiting.values():
             waiter.cancel()
-        fencer, self._fencer = self._fencer, None
-        if fencer is not None:
-            await asyncio.to_thread(fencer.close)
-
-    async def _watch_lifecycle(self) -> None:
-        for uri in self._settings.uri:
-            watch = LifecycleWatch(uri, self._on_lifecycle, on_connected=self._on_watch_connected)
-            try:
-                await watch.start()
-            except BackendError as exc:
-                log.warning("no lifecycle events from %s (%s); refreshing periodically", uri, exc)
-                continue
-            self._watches.append(watch)
+        await self._local.close()
 
     # operations (this host is the requester) -------------------------------------------------
 
@@ -195,9 +158,7 @@ class CpgBackend:
         return await asyncio.to_thread(self._running().hostlist)
 
     def _running(self) -> Fencer:
-        if self._fencer is None:
-            raise LocalError("cpg backend used before start()")
-        return self._fencer
+        return self._local.fencer
 
     async def _request(self, operation: Operation, target: Target) -> Response:
         group = self._group
@@ -329,9 +290,9 @@ class CpgBackend:
                 ", ".join(held) or "no VMs",
                 host,
             )
-        if joined and self._dirty is not None:
+        if joined:
             # newcomers learn every member's VMs from re-publication, as with C
-            self._dirty.set()
+            self._local.changed()
 
     # handling a request (any requester, this host included) ---------------------------------
 
@@ -378,7 +339,7 @@ class CpgBackend:
                 response = await self._departed(rid, what, operation, departed)
                 await self._reply(rid, sender, message, response)
                 return
-            response = await self._carry_out(rid, operation, target)
+            response = await self._local.carry_out(operation, target, rid)
             if operation is not Operation.STATUS:
                 # the new state, before the answer: the group knows it once the guest does
                 await self._publish_one(found.name, found.uuid)
@@ -458,18 +419,6 @@ class CpgBackend:
         locations = self.locations
         return locations.highest_member() == locations.local
 
-    async def _carry_out(self, rid: str, operation: Operation, target: Target) -> Response:
-        fencer = self._running()
-        action = getattr(fencer, _FENCING_OPS[operation])
-        try:
-            response: Response = await asyncio.to_thread(action, target)
-        except BackendError as exc:
-            log.error(
-                "request %s: %s %s failed: %s", rid, _FENCING_OPS[operation], target.domain, exc
-            )
-            return Response.FAIL
-        return response
-
     async def _reply_if_responsible(
         self, rid: str, sender: int, message: FenceMessage, response: Response
     ) -> None:
@@ -544,28 +493,6 @@ class CpgBackend:
         except BackendError as exc:
             log.warning("could not publish VM %s: %s", name, exc)
 
-    async def _refresh_loop(self) -> None:
-        dirty = self._dirty
-        assert dirty is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.refresh_interval):
-                    await dirty.wait()
-            dirty.clear()
-            try:
-                await self._publish()
-            except Exception:
-                log.exception("publishing the local VMs failed")
-
-    def _on_lifecycle(self, event: LifecycleEvent) -> None:
-        log.debug("lifecycle event %s", event)
-        if self._dirty is not None:
-            self._dirty.set()
-
-    def _on_watch_connected(self, _uri: str) -> None:
-        if self._dirty is not None:
-            self._dirty.set()
-
     def _spawn(self, coro: object) -> None:
         assert asyncio.iscoroutine(coro)
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -587,13 +514,3 @@ def _addresses(addresses: list[CpgAddress]) -> str:
             reason = str(a.reason)
         parts.append(f"{a.nodeid}/{a.pid} ({reason})")
     return ", ".join(parts) or "none"
-
-
-def _connect_all(hypervisors: Sequence[Hypervisor]) -> list[str]:
-    failures = []
-    for hv in hypervisors:
-        try:
-            hv.connect()
-        except HypervisorUnreachable as exc:
-            failures.append(str(exc))
-    return failures

@@ -14,8 +14,8 @@ from fence_virt_backend_libvirt.config import WHERE, LibvirtSettings, load_setti
 from fence_virt_libvirt import (
     Fencer,
     Hypervisor,
-    HypervisorUnreachable,
     bind_running_loop,
+    connect_hypervisors,
     list_domains,
     probe,
     quiet_libvirt,
@@ -49,13 +49,7 @@ class LibvirtBackend:
         await asyncio.to_thread(self._connect)
 
     def _connect(self) -> None:
-        quiet_libvirt()
-        hypervisors = [Hypervisor(uri) for uri in self._settings.uris]
-        failures = _connect_all(hypervisors)
-        if len(failures) == len(hypervisors):
-            raise BackendError(f"could not connect to any hypervisor: {'; '.join(failures)}")
-        for failure in failures:
-            log.warning("%s (will retry on each request)", failure)
+        hypervisors = connect_hypervisors(self._settings.uris)
         for uri in self._settings.uris:
             if _is_test_driver(uri):
                 log.warning("%s is libvirt's test driver: it fences nothing real", uri)
@@ -159,13 +153,3 @@ def _uri_finding(uri: str) -> Finding:
         f"set uri in {WHERE} to the hypervisor the guests run on; `virsh -c URI list --all` "
         f"shows a URI's VMs{hint}",
     )
-
-
-def _connect_all(hypervisors: Sequence[Hypervisor]) -> list[str]:
-    failures = []
-    for hv in hypervisors:
-        try:
-            hv.connect()
-        except HypervisorUnreachable as exc:
-            failures.append(str(exc))
-    return failures

@@ -13,12 +13,16 @@
   domain may outlive that process (``docs/fencing-point.md``).
 * :class:`LifecycleWatch`: domain lifecycle events on the asyncio loop (``libvirtaio``), with
   reconnect after a libvirtd restart.
+* :func:`connect_hypervisors`: connect a host's URIs (at least one must open);
+  :class:`LocalVms`: a distributed backend's local side (the :class:`Fencer` of its URIs, and
+  an async ``publish`` callback called every refresh interval and after lifecycle events,
+  bursts coalesced).
 * :func:`socket_paths`, :func:`in_directory`, :class:`GuestSocketWatch`: the UNIX sockets of
   running domains' serial ports or channels (C's discovery rule), kept current from events.
 * :class:`GuestChannelListener`, :class:`GuestChannelPlugin` and the settings: the serial
   and vmchannel listeners, shared by their two plugins.
 
-Everything but :class:`LifecycleWatch` blocks: call it from worker threads.
+Everything but :class:`LifecycleWatch` and :class:`LocalVms` blocks: call it from worker threads.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from fence_virt_libvirt.hypervisor import (
     probe,
     quiet_libvirt,
 )
+from fence_virt_libvirt.localvms import LocalVms, connect_hypervisors
 from fence_virt_libvirt.operations import DeadlinePassed, Fencer, RebootAnswer
 from fence_virt_libvirt.qemuproc import QemuProcess, find_qemu, qemu_pid_dir
 
@@ -86,12 +91,14 @@ __all__ = [
     "LibvirtCallFailed",
     "LifecycleEvent",
     "LifecycleWatch",
+    "LocalVms",
     "Located",
     "QemuProcess",
     "RebootAnswer",
     "bind_running_loop",
     "channel_availability",
     "channel_questions",
+    "connect_hypervisors",
     "create_channel_listener",
     "current_state",
     "describe",
