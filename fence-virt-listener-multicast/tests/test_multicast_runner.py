@@ -267,6 +267,38 @@ def test_requests_beyond_max_requests_are_dropped(ns_loop, key_file, py_client, 
     assert "1 requests in progress (max_requests)" in caplog.text
 
 
+def test_requests_to_one_silent_address_cannot_take_every_slot(
+    ns, ns_loop, key_file, py_client, caplog
+) -> None:
+    """Authentic requests whose connect-back address never answers (the blackhole helper of
+    fence_virt_testinfra: connects time out) hold at most max_requests_per_source slots; a
+    guest with a working address is still served."""
+    from fence_virt_testinfra.c_tcp import blackhole
+
+    silent = blackhole(ns)
+
+    async def scenario() -> tuple[int, list[str]]:
+        dispatcher = GatedDispatcher()
+        listener = await start(
+            key_file, dispatcher, max_requests="4", max_requests_per_source="2"
+        )
+        try:
+            for seqno in range(10, 20):
+                py_client.send(py_client.datagram(Operation.OFF, "far", seqno=seqno, source=silent))
+            await asyncio.sleep(0.2)
+            held = listener.in_progress
+            assert await py_client.call(Operation.OFF, "vm1", seqno=3) == b"\x00"
+            return held, dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.WARNING, logger=LOG):
+        held, domains = ns_loop.run(scenario())
+    assert held == 2
+    assert domains == ["vm1"]
+    assert f"2 requests to {silent} in progress (max_requests_per_source)" in caplog.text
+
+
 def test_a_flood_of_bad_datagrams_changes_nothing(
     ns, ns_loop, key_file, py_client, netns_call, caplog
 ) -> None:

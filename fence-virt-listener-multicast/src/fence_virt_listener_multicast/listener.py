@@ -19,7 +19,9 @@ Invariants:
   minute (:class:`fence_virt.listening.SourceLog`);
 * an authentic request whose domain does not decode is connected back to and answered
   ``FAIL``, with one log line, without asking the backend (as C answers it);
-* at most ``max_requests`` requests are in progress; further datagrams are dropped.
+* at most ``max_requests`` requests are in progress, and at most ``max_requests_per_source``
+  for one connect-back address (the requester, inside the signed request: a forged UDP
+  source cannot use up another guest's share); further datagrams are dropped.
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class MulticastListener:
         self._drops = DropLog(self.log, what="datagram")
         self._replay_log = SourceLog(self._drops, what="replayed copies")
         self._requests: dict[HistoryKey, _Request] = {}
+        #: requests in progress per connect-back address
+        self._per_source: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._transport: asyncio.DatagramTransport | None = None
         self._receiver: _Receiver | None = None
@@ -218,6 +222,16 @@ class MulticastListener:
                 DropKind.OVERLOAD,
             )
             return
+        if self._per_source.get(accepted.host, 0) >= self._settings.max_requests_per_source:
+            self._history.release(key)
+            self._drops.drop(
+                sender,
+                f"{self._per_source[accepted.host]} requests to {accepted.host} in progress"
+                " (max_requests_per_source)",
+                DropKind.OVERLOAD,
+            )
+            return
+        self._per_source[accepted.host] = self._per_source.get(accepted.host, 0) + 1
         # the request's task, and this line, carry a request id of their own
         context = request_context()
         context.run(self.log.debug, "%s: accepted (UDP from %s)", _About(accepted), sender)
@@ -237,10 +251,16 @@ class MulticastListener:
             self.log.exception("%s: unexpected error", _About(request.first))
         finally:
             del self._requests[key]
+            self._leave(request.first.host)
             if connected is None:
                 self._history.release(key)
             else:
                 self._history.complete(key)
+
+    def _leave(self, host: str) -> None:
+        left = self._per_source.pop(host) - 1
+        if left:
+            self._per_source[host] = left
 
     async def _connect(self, request: _Request) -> tuple[Accepted, SocketChannel] | None:
         """Try each address the request came with, in arrival order; None if none answers."""

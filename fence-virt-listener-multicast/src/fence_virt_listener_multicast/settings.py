@@ -1,9 +1,9 @@
 """A multicast listener instance's block (``listeners { multicast { ... } }``): schema,
 defaults and validation.
 
-Keys and defaults are C's (c-suite-spec §5.4); five keys are ours (``max_requests``,
-``connect_timeout``, ``io_timeout``, and ``replay_window`` / ``replay_state`` for the replay
-memory, :class:`fence_virt.listening.ReplaySettings`). Differences: an unknown ``interface``
+Keys and defaults are C's (c-suite-spec §5.4); six keys are ours (``max_requests``,
+``max_requests_per_source``, ``connect_timeout``, ``io_timeout``, and ``replay_window`` /
+``replay_state`` for the replay memory, :class:`fence_virt.listening.ReplaySettings`). Differences: an unknown ``interface``
 is an error (C silently listens on any), ``family`` may be left out when ``address`` says
 it, and the address must be a multicast group of that family.
 """
@@ -39,6 +39,11 @@ CONNECT_TIMEOUT = 5.0
 IO_TIMEOUT = 10.0
 #: requests served at once; more are dropped (the client retransmits every 2 s)
 MAX_REQUESTS = 128
+#: requests of one connect-back address served at once: a guest runs one fence_xvm per
+#: operation, and its copies for other addresses queue behind the first; more are requests
+#: to an address that does not answer (a black hole holds each for ``connect_timeout``) and
+#: must not take every slot of ``max_requests`` from the other guests
+MAX_REQUESTS_PER_SOURCE = 8
 
 
 class Family(enum.Enum):
@@ -67,6 +72,9 @@ class MulticastSection:
     port: Annotated[int, PORT] = DEFAULT_PORT
     interface: str | None = None
     max_requests: Annotated[int, at_least(1)] = MAX_REQUESTS
+    #: requests to one connect-back address served at once; more are dropped (a guest
+    #: whose address does not answer cannot take every ``max_requests`` slot)
+    max_requests_per_source: Annotated[int, at_least(1)] = MAX_REQUESTS_PER_SOURCE
     connect_timeout: Annotated[float, POSITIVE] = CONNECT_TIMEOUT
     io_timeout: Annotated[float, POSITIVE] = IO_TIMEOUT
     #: seconds every received signature is refused again; below C's 10-s history it would
@@ -92,6 +100,8 @@ class MulticastSettings:
     #: 0 = let the kernel choose (no interface configured)
     ifindex: int
     max_requests: int
+    #: requests in progress per connect-back address (the requester)
+    max_requests_per_source: int
     connect_timeout: float
     io_timeout: float
     replay: ReplaySettings
@@ -116,6 +126,7 @@ def resolve_settings(section: ConfigSection) -> MulticastSettings:
         interface=raw.interface,
         ifindex=_ifindex(raw.interface, section),
         max_requests=raw.max_requests,
+        max_requests_per_source=raw.max_requests_per_source,
         connect_timeout=raw.connect_timeout,
         io_timeout=raw.io_timeout,
         replay=ReplaySettings(
