@@ -279,9 +279,7 @@ def test_requests_to_one_silent_address_cannot_take_every_slot(
 
     async def scenario() -> tuple[int, list[str]]:
         dispatcher = GatedDispatcher()
-        listener = await start(
-            key_file, dispatcher, max_requests="4", max_requests_per_source="2"
-        )
+        listener = await start(key_file, dispatcher, max_requests="4", max_requests_per_source="2")
         try:
             for seqno in range(10, 20):
                 py_client.send(py_client.datagram(Operation.OFF, "far", seqno=seqno, source=silent))
@@ -297,6 +295,60 @@ def test_requests_to_one_silent_address_cannot_take_every_slot(
     assert held == 2
     assert domains == ["vm1"]
     assert f"2 requests to {silent} in progress (max_requests_per_source)" in caplog.text
+
+
+def test_local_guests_only_serves_only_addresses_of_running_domains(
+    ns, ns_loop, key_file, py_client, caplog
+) -> None:
+    """With local_guests_only on test:///default (libvirt's test driver, in-process: its
+    running domain ``test`` has the interface address 192.168.122.3), a request asking for a
+    connect-back to 127.0.0.1 is not connected back to at all -- the host stays silent --
+    and one from the domain's address is served."""
+    ns.ip("addr", "add", "192.168.122.3/32", "dev", "lo")
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(
+            key_file, dispatcher, local_guests_only="yes", local_guests_uri="test:///default"
+        )
+        try:
+            with pytest.raises(TimeoutError):
+                await py_client.call(Operation.OFF, "vm1", seqno=1, timeout=1.5)
+            answer = await py_client.call(Operation.OFF, "vm2", seqno=2, source="192.168.122.3")
+            assert answer == b"\x00"
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.INFO, logger=LOG):
+        assert ns_loop.run(scenario()) == ["vm2"]
+    assert (
+        "request 1 seqno 1 domain vm1 from 127.0.0.1: not served: 127.0.0.1 is no address of "
+        "a domain running here (local_guests_only)" in caplog.text
+    )
+
+
+def test_local_guests_only_fails_closed_when_libvirt_cannot_answer(
+    ns_loop, key_file, py_client, caplog
+) -> None:
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(
+            key_file,
+            dispatcher,
+            local_guests_only="yes",
+            local_guests_uri="test:///nonexistent/node.xml",
+        )
+        try:
+            with pytest.raises(TimeoutError):
+                await py_client.call(Operation.OFF, "vm1", seqno=1, timeout=1.5)
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.INFO, logger=LOG):
+        assert ns_loop.run(scenario()) == []
+    assert "not served: cannot read the local domains' addresses" in caplog.text
 
 
 def test_a_flood_of_bad_datagrams_changes_nothing(

@@ -4,6 +4,7 @@
 * :func:`locate`, :func:`list_domains`, :func:`list_all`, :func:`domain_xml`: find a VM by
   name or UUID over several URIs, list VMs as :class:`fence_virt.protocol.HostState` rows,
   read a domain's XML.
+* :func:`running_addresses`: the IP addresses of running domains (DHCP leases, ARP).
 * :class:`Fencer`: verified off/on/reboot/status/devstatus/hostlist for a
   :class:`fence_virt.Target`, answering :class:`fence_virt.protocol.Response`.
 * :class:`LifecycleWatch`: domain lifecycle events on the asyncio loop (``libvirtaio``), with
@@ -18,6 +19,7 @@ Everything but :class:`LifecycleWatch` blocks: call it from worker threads.
 
 from __future__ import annotations
 
+from fence_virt_libvirt.addresses import ADDRESS_SOURCES, running_addresses
 from fence_virt_libvirt.channels import (
     ChannelMode,
     GuestChannelListener,
@@ -54,6 +56,7 @@ from fence_virt_libvirt.hypervisor import (
 from fence_virt_libvirt.operations import Fencer
 
 __all__ = [
+    "ADDRESS_SOURCES",
     "ChannelMode",
     "DeviceKind",
     "DomainEvent",
@@ -84,6 +87,7 @@ __all__ = [
     "locate",
     "probe",
     "quiet_libvirt",
+    "running_addresses",
     "socket_paths",
     "state_name",
     "wait_for_state",

@@ -19,6 +19,9 @@ Invariants:
   minute (:class:`fence_virt.listening.SourceLog`);
 * an authentic request whose domain does not decode is connected back to and answered
   ``FAIL``, with one log line, without asking the backend (as C answers it);
+* with ``local_guests_only``, a copy whose connect-back address is no running domain's
+  (:class:`LocalGuests`) is not connected back to: the host stays silent, so a host that
+  runs the guest answers;
 * at most ``max_requests`` requests are in progress, and at most ``max_requests_per_source``
   for one connect-back address (the requester, inside the signed request: a forged UDP
   source cannot use up another guest's share); further datagrams are dropped.
@@ -31,7 +34,7 @@ import logging
 from dataclasses import dataclass
 
 from fence_virt import CheckContext, Dispatcher, DropKind, Finding
-from fence_virt.errors import LocalError, RemoteError
+from fence_virt.errors import FenceVirtError, LocalError, RemoteError
 from fence_virt.listening import (
     Credentials,
     DropLog,
@@ -46,6 +49,7 @@ from fence_virt.listening import (
 from fence_virt.tracing import request_context
 from fence_virt_listener_multicast.datagram import Accepted, check_datagram
 from fence_virt_listener_multicast.diagnosis import diagnose
+from fence_virt_listener_multicast.localguests import LocalGuests
 from fence_virt_listener_multicast.settings import MulticastSettings
 from fence_virt_listener_multicast.sockets import connect_back, open_group_socket
 
@@ -141,6 +145,7 @@ class MulticastListener:
         self._transport: asyncio.DatagramTransport | None = None
         self._receiver: _Receiver | None = None
         self._dispatcher: Dispatcher | None = None
+        self._local = LocalGuests(settings.local_guests) if settings.local_guests else None
 
     def describe(self) -> str:
         return f"{self._settings.describe()} ({self._settings.family.value})"
@@ -267,6 +272,8 @@ class MulticastListener:
         settings = self._settings
         while request.candidates:
             accepted = request.candidates.pop(0)
+            if not await self._runs_here(accepted):
+                continue
             try:
                 channel = await connect_back(
                     accepted.host,
@@ -286,6 +293,27 @@ class MulticastListener:
             request.connected = True
             return accepted, channel
         return None
+
+    async def _runs_here(self, accepted: Accepted) -> bool:
+        """``local_guests_only``: whether the connect-back address is a local domain's."""
+        if self._local is None:
+            return True
+        try:
+            if await self._local.runs(accepted.host):
+                return True
+        except FenceVirtError as exc:
+            self.log.warning(
+                "%s: not served: cannot read the local domains' addresses: %s",
+                _About(accepted),
+                exc,
+            )
+            return False
+        self.log.info(
+            "%s: not served: %s is no address of a domain running here (local_guests_only)",
+            _About(accepted),
+            accepted.host,
+        )
+        return False
 
     async def _serve(self, accepted: Accepted, channel: SocketChannel) -> None:
         assert self._dispatcher is not None

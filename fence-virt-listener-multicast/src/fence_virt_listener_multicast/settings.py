@@ -1,9 +1,10 @@
 """A multicast listener instance's block (``listeners { multicast { ... } }``): schema,
 defaults and validation.
 
-Keys and defaults are C's (c-suite-spec §5.4); six keys are ours (``max_requests``,
-``max_requests_per_source``, ``connect_timeout``, ``io_timeout``, and ``replay_window`` /
-``replay_state`` for the replay memory, :class:`fence_virt.listening.ReplaySettings`). Differences: an unknown ``interface``
+Keys and defaults are C's (c-suite-spec §5.4); eight keys are ours (``max_requests``,
+``max_requests_per_source``, ``connect_timeout``, ``io_timeout``, ``replay_window`` /
+``replay_state`` for the replay memory, :class:`fence_virt.listening.ReplaySettings`, and
+``local_guests_only`` / ``local_guests_uri``). Differences: an unknown ``interface``
 is an error (C silently listens on any), ``family`` may be left out when ``address`` says
 it, and the address must be a multicast group of that family.
 """
@@ -82,6 +83,11 @@ class MulticastSection:
     replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
     #: the replay memory's state file; default ``default_replay_state(instance)``
     replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
+    #: serve a request only if its connect-back address belongs to a domain running here
+    #: (libvirt's DHCP leases and ARP table); other hosts stay silent
+    local_guests_only: bool = False
+    #: libvirt URIs whose running domains count as local (repeatable)
+    local_guests_uri: tuple[str, ...] = ("qemu:///system",)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class MulticastSettings:
     connect_timeout: float
     io_timeout: float
     replay: ReplaySettings
+    #: the libvirt URIs of ``local_guests_only``; empty when it is off
+    local_guests: tuple[str, ...] = ()
 
     def describe(self) -> str:
         where = f"[{self.group}]" if self.family is Family.IPV6 else str(self.group)
@@ -132,6 +140,7 @@ def resolve_settings(section: ConfigSection) -> MulticastSettings:
         replay=ReplaySettings(
             raw.replay_window, raw.replay_state or default_replay_state(section.name)
         ),
+        local_guests=raw.local_guests_uri if raw.local_guests_only else (),
     )
 
 
