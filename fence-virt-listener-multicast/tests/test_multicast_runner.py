@@ -55,6 +55,9 @@ class GatedDispatcher:
     def dropped(self, requester: str, kind: object, reason: str) -> None:
         pass
 
+    async def should_answer(self, operation: Operation, target: Target) -> bool:
+        return target.domain != "elsewhere"
+
     def domains(self) -> list[str]:
         return [target.domain for _, target in self.calls]
 
@@ -295,6 +298,24 @@ def test_requests_to_one_silent_address_cannot_take_every_slot(
     assert held == 2
     assert domains == ["vm1"]
     assert f"2 requests to {silent} in progress (max_requests_per_source)" in caplog.text
+
+
+def test_no_connect_back_when_the_dispatcher_keeps_silent(ns_loop, key_file, py_client) -> None:
+    """Dispatcher.should_answer False (the backend's unknown_vm = silent, VM not here): the
+    client gets no connection at all, and its retransmits are not asked about again."""
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher)
+        try:
+            with pytest.raises(TimeoutError):
+                await py_client.call(Operation.OFF, "elsewhere", seqno=1, timeout=2.5)
+            assert await py_client.call(Operation.OFF, "vm1", seqno=2) == b"\x00"
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    assert ns_loop.run(scenario()) == ["vm1"]
 
 
 def test_local_guests_only_serves_only_addresses_of_running_domains(

@@ -5,22 +5,41 @@ Keys::
     uri = "qemu:///system";        # required; may repeat (each one is another hypervisor)
     uri1 = "qemu+ssh://b/system";  # C's numbered form: uri1, uri2, ... up to the first gap
     reboot_timeout = "30";         # seconds to wait for "really off" and "really running"
+    unknown_vm = "fail";           # or "silent": no answer at all for a VM not on these URIs
 
 URIs are tried in file order: every ``uri`` entry, then ``uri1``, ``uri2``, ... C reads only
 the last ``uri`` and stops silently at the first missing number; here a number after a gap is
 an error, because the hypervisor it names would silently never be fenced.
+
+``unknown_vm``: what a multicast request for a VM none of the URIs has gets. ``fail`` (the
+default, C's behaviour) answers failure at once -- right for one host, where a silent host
+would leave the agent waiting its whole timeout (30 s) to report the same failure. With
+several hosts in one multicast group every host receives each request and ``fence_xvm`` takes
+the first that connects back, so a host without the VM may answer before the one that has
+it (c-suite-spec §9.2 #23); set ``silent`` on every host there: only the host with the VM
+answers, and if no host has it the agent times out, which Pacemaker also counts as a
+failure. Stream listeners (tcp, vsock, serial) always answer: their client asked one host.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from dataclasses import dataclass
 
 from fence_virt.config import ConfigNode, load_section
 from fence_virt.errors import ConfigError
 
-__all__ = ["DEFAULT_REBOOT_TIMEOUT", "WHERE", "LibvirtSettings", "load_settings"]
+__all__ = ["DEFAULT_REBOOT_TIMEOUT", "WHERE", "LibvirtSettings", "UnknownVm", "load_settings"]
+
+
+class UnknownVm(enum.Enum):
+    """``unknown_vm``: answer a request for a VM no URI has, or stay silent (multicast)."""
+
+    FAIL = "fail"
+    SILENT = "silent"
+
 
 WHERE = "backends/libvirt"
 #: seconds; a QEMU destroy takes up to ~10 s before libvirt escalates to SIGKILL
@@ -34,6 +53,7 @@ _NUMBERED = re.compile(r"uri([1-9][0-9]*)", re.IGNORECASE)
 class _Section:
     uri: tuple[str, ...]
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+    unknown_vm: UnknownVm = UnknownVm.FAIL
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,8 @@ class LibvirtSettings:
 
     uris: tuple[str, ...]
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+    #: a multicast request for a VM no URI has: answered (fail) or not at all (silent)
+    unknown_vm: UnknownVm = UnknownVm.FAIL
 
 
 def load_settings(section: ConfigNode | None, *, source: str | None = None) -> LibvirtSettings:
@@ -65,7 +87,11 @@ def load_settings(section: ConfigNode | None, *, source: str | None = None) -> L
             path=section.source if section is not None else source,
             line=section.line if section is not None else None,
         )
-    return LibvirtSettings(uris=tuple(dict.fromkeys(uris)), reboot_timeout=loaded.reboot_timeout)
+    return LibvirtSettings(
+        uris=tuple(dict.fromkeys(uris)),
+        reboot_timeout=loaded.reboot_timeout,
+        unknown_vm=loaded.unknown_vm,
+    )
 
 
 def _numbered_uris(section: ConfigNode) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         FinishedRequest,
         Listener,
         MaybeAwaitable,
+        Silenceable,
         Target,
     )
 
@@ -46,6 +47,7 @@ __all__ = [
     "FinishedRequest",
     "Listener",
     "MaybeAwaitable",
+    "Silenceable",
     "Target",
     "hookimpl",
 ]
@@ -64,6 +66,7 @@ _LAZY = {
     "FinishedRequest": "fence_virt.types",
     "Listener": "fence_virt.types",
     "MaybeAwaitable": "fence_virt.types",
+    "Silenceable": "fence_virt.types",
     "Target": "fence_virt.types",
 }
 

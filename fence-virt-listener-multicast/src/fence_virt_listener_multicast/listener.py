@@ -19,6 +19,9 @@ Invariants:
   minute (:class:`fence_virt.listening.SourceLog`);
 * an authentic request whose domain does not decode is connected back to and answered
   ``FAIL``, with one log line, without asking the backend (as C answers it);
+* a request the backend keeps silent about (:meth:`fence_virt.Dispatcher.should_answer`: the
+  libvirt backend's ``unknown_vm = "silent"`` for a VM it does not have) is not connected
+  back to, so the host of the group that has the VM answers;
 * with ``local_guests_only``, a copy whose connect-back address is no running domain's
   (:class:`LocalGuests`) is not connected back to: the host stays silent, so a host that
   runs the guest answers;
@@ -33,7 +36,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from fence_virt import CheckContext, Dispatcher, DropKind, Finding
+from fence_virt import CheckContext, Dispatcher, DropKind, Finding, Target
 from fence_virt.errors import FenceVirtError, LocalError, RemoteError
 from fence_virt.listening import (
     Credentials,
@@ -248,8 +251,11 @@ class MulticastListener:
     async def _run(self, key: HistoryKey) -> None:
         request = self._requests[key]
         connected = None
+        silent = False
         try:
-            connected = await self._connect(request)
+            silent = not await self._answers(request.first)
+            if not silent:
+                connected = await self._connect(request)
             if connected is not None:
                 await self._serve(*connected)
         except Exception:
@@ -257,10 +263,28 @@ class MulticastListener:
         finally:
             del self._requests[key]
             self._leave(request.first.host)
-            if connected is None:
+            if connected is None and not silent:
                 self._history.release(key)
             else:
-                self._history.complete(key)
+                self._history.complete(key)  # silent: its retransmits too, for 10 s
+
+    async def _answers(self, accepted: Accepted) -> bool:
+        """Whether the backend lets this host answer (:meth:`fence_virt.Dispatcher.should_answer`:
+        ``unknown_vm = "silent"`` and the VM is not here means no connect-back at all)."""
+        assert self._dispatcher is not None
+        if accepted.unservable is not None:
+            return True
+        request = accepted.request
+        operation = request.operation
+        if operation is None:
+            return True
+        target = Target(
+            domain=request.domain,
+            by_uuid=request.by_uuid,
+            requester=accepted.host,
+            seqno=request.seqno,
+        )
+        return await self._dispatcher.should_answer(operation, target)
 
     def _leave(self, host: str) -> None:
         left = self._per_source.pop(host) - 1
