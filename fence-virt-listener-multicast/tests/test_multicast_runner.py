@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Sequence
@@ -539,3 +540,56 @@ def test_an_ipv4_mapped_requester_is_named_dotted(ns_loop, key_file, py_client, 
         assert ns_loop.run(scenario()) == (b"\x00", ["::ffff:127.0.0.1"])
     assert "domain vm1 from ::ffff:127.0.0.1: answered 0" in caplog.text
     assert "7f00" not in caplog.text
+
+
+def big_endian_client(py_client):
+    """conftest's PyClient, but as a C fence_xvm on a big-endian host: port, seqno and family
+    byte-swapped in every datagram, which it signs as sent."""
+    from fence_virt.protocol.auth import keyed_digest
+
+    class BigEndianClient(type(py_client)):
+        def datagram(self, *args, **kwargs) -> bytes:
+            data = bytearray(super().datagram(*args, **kwargs))
+            for offset, size in ((96, 2), (104, 4), (108, 4)):
+                data[offset : offset + size] = data[offset : offset + size][::-1]
+            data[112:] = bytes(64)
+            data[112:] = keyed_digest(HashType.SHA256, self.key, bytes(data))
+            return bytes(data)
+
+    return BigEndianClient(py_client.key)
+
+
+@pytest.mark.parametrize("policy", ["serve", "refuse"])
+def test_a_big_endian_client_is_served_or_refused_by_config(
+    ns_loop, key_file, py_client, caplog, policy
+) -> None:
+    client = big_endian_client(py_client)
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher, byte_swapped=policy)
+        try:
+            if policy == "serve":
+                assert await client.call(Operation.OFF, "vm1", seqno=77) == b"\x00"
+            else:
+                with pytest.raises(TimeoutError):
+                    await client.call(Operation.OFF, "vm1", seqno=77, timeout=1.5)
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.INFO, logger=LOG):
+        domains = ns_loop.run(scenario())
+    if policy == "serve":
+        assert domains == ["vm1"]
+        assert (
+            "request 1 seqno 77 domain vm1 from 127.0.0.1: byte-swapped request from a "
+            "big-endian client: port, seqno and family read big-endian, served" in caplog.text
+        )
+    else:
+        assert domains == []
+        assert re.search(
+            r"dropped datagram from 127\.0\.0\.1:\d+: byte-swapped request from a big-endian "
+            r"client .*refused \(byte_swapped = refuse\)",
+            caplog.text,
+        )

@@ -204,7 +204,12 @@ class MulticastListener:
     def datagram_received(self, data: bytes, sender: str) -> None:
         """Check one datagram and start its request, or drop it with one log line."""
         try:
-            accepted = check_datagram(data, self._credentials.key, self._settings.hash)
+            accepted = check_datagram(
+                data,
+                self._credentials.key,
+                self._settings.hash,
+                serve_swapped=self._settings.serve_swapped,
+            )
         except RemoteError as exc:
             self._drops.drop(sender, str(exc), DropKind.of(exc))
             return
@@ -243,6 +248,13 @@ class MulticastListener:
         # the request's task, and this line, carry a request id of their own
         context = request_context()
         context.run(self.log.debug, "%s: accepted (UDP from %s)", _About(accepted), sender)
+        if accepted.swapped:
+            context.run(
+                self.log.info,
+                "%s: byte-swapped request from a big-endian client: port, seqno and family "
+                "read big-endian, served (byte_swapped = serve)",
+                _About(accepted),
+            )
         self._requests[key] = _Request(accepted, [accepted])
         task = asyncio.get_running_loop().create_task(self._run(key), context=context)
         self._tasks.add(task)

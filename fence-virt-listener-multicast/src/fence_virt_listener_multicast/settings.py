@@ -1,12 +1,12 @@
 """A multicast listener instance's block (``listeners { multicast { ... } }``): schema,
 defaults and validation.
 
-Keys and defaults are C's (c-suite-spec §5.4); eight keys are ours (``max_requests``,
+Keys and defaults are C's (c-suite-spec §5.4); nine keys are ours (``max_requests``,
 ``max_requests_per_source``, ``connect_timeout``, ``io_timeout``, ``replay_window`` /
-``replay_state`` for the replay memory, :class:`fence_virt.listening.ReplaySettings`, and
-``local_guests_only`` / ``local_guests_uri``). Differences: an unknown ``interface``
-is an error (C silently listens on any), ``family`` may be left out when ``address`` says
-it, and the address must be a multicast group of that family.
+``replay_state`` for the replay memory, :class:`fence_virt.listening.ReplaySettings`,
+``local_guests_only`` / ``local_guests_uri`` and ``byte_swapped``). Differences: an
+unknown ``interface`` is an error (C silently listens on any), ``family`` may be left out
+when ``address`` says it, and the address must be a multicast group of that family.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from fence_virt.protocol import (
     HashType,
 )
 
-__all__ = ["Family", "MulticastSection", "MulticastSettings", "resolve_settings"]
+__all__ = ["ByteSwapped", "Family", "MulticastSection", "MulticastSettings", "resolve_settings"]
 
 #: C: a connect-back gets 5 s (mcast.c), each handshake step 10 s
 CONNECT_TIMEOUT = 5.0
@@ -45,6 +45,13 @@ MAX_REQUESTS = 128
 #: to an address that does not answer (a black hole holds each for ``connect_timeout``) and
 #: must not take every slot of ``max_requests`` from the other guests
 MAX_REQUESTS_PER_SOURCE = 8
+
+
+class ByteSwapped(enum.Enum):
+    """``byte_swapped``: what to do with a request from a big-endian client."""
+
+    SERVE = "serve"
+    REFUSE = "refuse"
 
 
 class Family(enum.Enum):
@@ -83,6 +90,9 @@ class MulticastSection:
     replay_window: Annotated[float, at_least(HISTORY_WINDOW)] = REPLAY_WINDOW
     #: the replay memory's state file; default ``default_replay_state(instance)``
     replay_state: Annotated[Path, ABSOLUTE_PATH] | None = None
+    #: a request from a big-endian client (port, seqno, family byte-swapped): ``serve`` it
+    #: (read big-endian) or ``refuse`` it; either way one log line says so
+    byte_swapped: ByteSwapped = ByteSwapped.SERVE
     #: serve a request only if its connect-back address belongs to a domain running here
     #: (libvirt's DHCP leases and ARP table); other hosts stay silent
     local_guests_only: bool = False
@@ -113,6 +123,8 @@ class MulticastSettings:
     replay: ReplaySettings
     #: the libvirt URIs of ``local_guests_only``; empty when it is off
     local_guests: tuple[str, ...] = ()
+    #: serve requests of big-endian clients (``byte_swapped = "serve"``)
+    serve_swapped: bool = True
 
     def describe(self) -> str:
         where = f"[{self.group}]" if self.family is Family.IPV6 else str(self.group)
@@ -141,6 +153,7 @@ def resolve_settings(section: ConfigSection) -> MulticastSettings:
             raw.replay_window, raw.replay_state or default_replay_state(section.name)
         ),
         local_guests=raw.local_guests_uri if raw.local_guests_only else (),
+        serve_swapped=raw.byte_swapped is ByteSwapped.SERVE,
     )
 
 
