@@ -20,7 +20,7 @@ import pytest
 
 from fence_virt import Target
 from fence_virt.config import ConfigSection, parse_text
-from fence_virt.errors import UserError
+from fence_virt.errors import AuthenticationError, UserError
 from fence_virt.listening import RequestHistory
 from fence_virt.protocol import AuthExchange, HashType, HostState, Operation, Response
 from fence_virt.testing.factories import fence_datagram, raw_domain_request
@@ -593,3 +593,37 @@ def test_a_big_endian_client_is_served_or_refused_by_config(
             r"client .*refused \(byte_swapped = refuse\)",
             caplog.text,
         )
+
+
+def test_a_failed_handshake_is_logged_with_sender_and_reason_only(
+    ns_loop, key_file, py_client, caplog
+) -> None:
+    """The datagram is signed with the right key but the client holds another one for the
+    handshake: it rejects the host's proof and hangs up. The line names the requester and
+    the reason, and no digest or challenge appears in any line (C logs the digest)."""
+    right = py_client.key
+
+    class SplitKeyClient(type(py_client)):
+        def datagram(self, *args, **kwargs) -> bytes:
+            return super().datagram(*args, **{**kwargs, "key": right})
+
+    client = SplitKeyClient(b"another-key\n")
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher)
+        try:
+            with pytest.raises(AuthenticationError):
+                await client.call(Operation.OFF, "vm1", seqno=5)
+            await asyncio.sleep(0.3)
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.DEBUG, logger=LOG):
+        assert ns_loop.run(scenario()) == []
+    assert (
+        "request 1 seqno 5 domain vm1 from 127.0.0.1: client rejected our proof (auth or key "
+        "differ?)" in caplog.text
+    )
+    assert not re.search(r"[0-9a-fA-F]{16,}", caplog.text)

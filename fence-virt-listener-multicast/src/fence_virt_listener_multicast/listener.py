@@ -363,7 +363,9 @@ class MulticastListener:
                 log=self.log,
             )
         except RemoteError as exc:
-            self.log.warning("%s: %s", _About(accepted), exc)
+            # a failed handshake (wrong proof, silent client): the reason, never a digest,
+            # within the drop log's rate limit
+            self._drops.warn(f"{_About(accepted)}: {exc}")
             self._dispatcher.dropped(accepted.host, DropKind.of(exc), str(exc))
         else:
             self.log.debug("%s: answered %d", _About(accepted), reply[0])
