@@ -53,6 +53,8 @@ _NUMBERED = re.compile(r"uri([1-9][0-9]*)", re.IGNORECASE)
 class _Section:
     uri: tuple[str, ...]
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+    #: a multicast request for a VM no URI has: ``fail`` answers it (C), ``silent`` sends
+    #: nothing, so the host of the group that has the VM answers (set it on every host)
     unknown_vm: UnknownVm = UnknownVm.FAIL
 
 
