@@ -9,7 +9,7 @@ Run as root from the repository root::
 Everything runs in a fresh network namespace holding ``lo`` and a black-holed /24
 (``fence_virt_testinfra.c_tcp.blackhole``: connects to its .50 time out). Steps:
 
-1. quiet: ``--samples`` status requests from a client process in the namespace that speaks
+1. quiet: ``--samples`` (30) status requests from a client process in the namespace that speaks
    the protocol as fence_xvm does (signed datagram, connect-back, challenge/response, result
    byte), 0.1 s apart; the time from the datagram to the result byte is the request's
    latency, and the median the quiet latency (a whole ``fence_xvm`` run is mostly its
@@ -255,7 +255,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=10_000, help="datagrams per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the flood")
-    parser.add_argument("--samples", type=int, default=10, help="status runs, quiet and flooded")
+    parser.add_argument("--samples", type=int, default=30, help="requests timed, quiet and flooded")
     parser.add_argument("--no-timing", action="store_true", help="only check requests are served")
     parser.add_argument("--send", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--silent", help=argparse.SUPPRESS)
