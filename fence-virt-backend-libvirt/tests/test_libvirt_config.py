@@ -145,3 +145,34 @@ def test_the_pid_directory_override_and_the_switches():
 def test_bad_switches_are_errors_at_their_line(body, key):
     with pytest.raises(ConfigError, match=rf"^fv.conf:4: .*{key}"):
         settings(f'uri = "qemu:///system";\n{body}')
+
+
+def test_unknown_vm_is_fail_by_default_or_silent() -> None:
+    from fence_virt_backend_libvirt.config import UnknownVm
+
+    assert settings('uri = "test:///a";').unknown_vm is UnknownVm.FAIL
+    assert settings('uri = "test:///a"; unknown_vm = "silent";').unknown_vm is UnknownVm.SILENT
+    with pytest.raises(ConfigError, match=r"fv.conf:3: .*unknown_vm"):
+        settings('uri = "test:///a"; unknown_vm = "quiet";')
+
+
+def test_keeps_silent_only_for_a_vm_no_uri_has_and_only_when_silent() -> None:
+    from fence_virt import Target
+    from fence_virt_backend_libvirt.plugin import LibvirtBackend
+
+    silent = LibvirtBackend(settings('uri = "test:///default"; unknown_vm = "silent";'))
+    answering = LibvirtBackend(settings('uri = "test:///default";'))
+    for backend in (silent, answering):
+        backend.start()
+    try:
+        nosuch = Target(domain="nosuch", by_uuid=False, requester="198.51.100.1", seqno=1)
+        here = Target(domain="test", by_uuid=False, requester="198.51.100.1", seqno=2)
+        uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # test:///default's domain "test"
+        by_uuid = Target(domain=uuid, by_uuid=True, requester="198.51.100.1", seqno=3)
+        assert silent.keeps_silent(nosuch) is True
+        assert silent.keeps_silent(here) is False
+        assert silent.keeps_silent(by_uuid) is False
+        assert answering.keeps_silent(nosuch) is False
+    finally:
+        for backend in (silent, answering):
+            backend.stop()

@@ -119,3 +119,56 @@ def test_every_refusal_is_a_remote_error() -> None:
     for data in (b"", b"\xff" * 176, signed(key=b"k").encode()):
         with pytest.raises(RemoteError):
             check_datagram(data, KEY, HashType.SHA256)
+
+
+def big_endian(request: FenceRequest, key: bytes = KEY) -> bytes:
+    """What a C fence_xvm on a big-endian host sends: port, seqno and family byte-swapped
+    (offsets 96, 104, 108), signed over those bytes."""
+    from fence_virt.protocol.auth import keyed_digest
+
+    data = bytearray(request.encode())
+    for offset, size in ((96, 2), (104, 4), (108, 4)):
+        data[offset : offset + size] = data[offset : offset + size][::-1]
+    data[112:] = bytes(64)
+    data[112:] = keyed_digest(HashType.SHA256, key, bytes(data))
+    return bytes(data)
+
+
+def test_a_big_endian_request_is_read_big_endian_and_served() -> None:
+    accepted = check_datagram(big_endian(signed()), KEY, HashType.SHA256)
+    assert accepted.swapped is True
+    assert (accepted.host, accepted.port, accepted.request.seqno) == ("198.51.100.11", 1229, 123456)
+    assert accepted.request.domain == "vm1"
+    assert check_datagram(signed().encode(), KEY, HashType.SHA256).swapped is False
+
+
+def test_a_big_endian_request_with_an_undecodable_domain_stays_unservable() -> None:
+    request = FenceRequest.build(
+        Operation.OFF, "", hashtype=HashType.SHA256, seqno=7, address=ip_address("10.0.0.1"),
+        port=1229,
+    )  # fmt: skip
+    data = bytearray(big_endian(request))
+    data[4:68] = b"caf\xe9" + bytes(60)
+    data[112:] = bytes(64)
+    from fence_virt.protocol.auth import keyed_digest
+
+    data[112:] = keyed_digest(HashType.SHA256, KEY, bytes(data))
+    accepted = check_datagram(bytes(data), KEY, HashType.SHA256)
+    assert accepted.unservable is not None
+    assert (accepted.unservable.domain, accepted.request.seqno, accepted.port) == (
+        b"caf\xe9",
+        7,
+        1229,
+    )
+
+
+def test_a_big_endian_request_is_refused_when_configured() -> None:
+    with pytest.raises(ProtocolError, match=r"byte-swapped request from a big-endian client"):
+        check_datagram(big_endian(signed()), KEY, HashType.SHA256, serve_swapped=False)
+
+
+def test_a_forged_big_endian_request_still_fails_its_signature() -> None:
+    data = bytearray(big_endian(signed()))
+    data[5] ^= 1
+    with pytest.raises(AuthenticationError):
+        check_datagram(bytes(data), KEY, HashType.SHA256)

@@ -40,6 +40,9 @@ class Recording:
     def dropped(self, requester: str, kind: object, reason: str) -> None:
         pass  # refusals are not what this test counts
 
+    async def should_answer(self, operation: Operation, target: Target) -> bool:
+        return True
+
 
 async def started(key_file, dispatcher: Recording) -> MulticastListener:
     body = f'key_file = "{key_file}"; interface = "lo"; connect_timeout = "0.5";'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import socket
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ import pytest
 
 from fence_virt import Target
 from fence_virt.config import ConfigSection, parse_text
-from fence_virt.errors import UserError
+from fence_virt.errors import AuthenticationError, UserError
 from fence_virt.listening import RequestHistory
 from fence_virt.protocol import AuthExchange, HashType, HostState, Operation, Response
 from fence_virt.testing.factories import fence_datagram, raw_domain_request
@@ -54,6 +55,9 @@ class GatedDispatcher:
 
     def dropped(self, requester: str, kind: object, reason: str) -> None:
         pass
+
+    async def should_answer(self, operation: Operation, target: Target) -> bool:
+        return target.domain != "elsewhere"
 
     def domains(self) -> list[str]:
         return [target.domain for _, target in self.calls]
@@ -267,6 +271,108 @@ def test_requests_beyond_max_requests_are_dropped(ns_loop, key_file, py_client, 
     assert "1 requests in progress (max_requests)" in caplog.text
 
 
+def test_requests_to_one_silent_address_cannot_take_every_slot(
+    ns, ns_loop, key_file, py_client, caplog
+) -> None:
+    """Authentic requests whose connect-back address never answers (the blackhole helper of
+    fence_virt_testinfra: connects time out) hold at most max_requests_per_source slots; a
+    guest with a working address is still served."""
+    from fence_virt_testinfra.c_tcp import blackhole
+
+    silent = blackhole(ns)
+
+    async def scenario() -> tuple[int, list[str]]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher, max_requests="4", max_requests_per_source="2")
+        try:
+            for seqno in range(10, 20):
+                py_client.send(py_client.datagram(Operation.OFF, "far", seqno=seqno, source=silent))
+            await asyncio.sleep(0.2)
+            held = listener.in_progress
+            assert await py_client.call(Operation.OFF, "vm1", seqno=3) == b"\x00"
+            return held, dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.WARNING, logger=LOG):
+        held, domains = ns_loop.run(scenario())
+    assert held == 2
+    assert domains == ["vm1"]
+    assert f"2 requests to {silent} in progress (max_requests_per_source)" in caplog.text
+
+
+def test_no_connect_back_when_the_dispatcher_keeps_silent(ns_loop, key_file, py_client) -> None:
+    """Dispatcher.should_answer False (the backend's unknown_vm = silent, VM not here): the
+    client gets no connection at all, and its retransmits are not asked about again."""
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher)
+        try:
+            with pytest.raises(TimeoutError):
+                await py_client.call(Operation.OFF, "elsewhere", seqno=1, timeout=2.5)
+            assert await py_client.call(Operation.OFF, "vm1", seqno=2) == b"\x00"
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    assert ns_loop.run(scenario()) == ["vm1"]
+
+
+def test_local_guests_only_serves_only_addresses_of_running_domains(
+    ns, ns_loop, key_file, py_client, caplog
+) -> None:
+    """With local_guests_only on test:///default (libvirt's test driver, in-process: its
+    running domain ``test`` has the interface address 192.168.122.3), a request asking for a
+    connect-back to 127.0.0.1 is not connected back to at all -- the host stays silent --
+    and one from the domain's address is served."""
+    ns.ip("addr", "add", "192.168.122.3/32", "dev", "lo")
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(
+            key_file, dispatcher, local_guests_only="yes", local_guests_uri="test:///default"
+        )
+        try:
+            with pytest.raises(TimeoutError):
+                await py_client.call(Operation.OFF, "vm1", seqno=1, timeout=1.5)
+            answer = await py_client.call(Operation.OFF, "vm2", seqno=2, source="192.168.122.3")
+            assert answer == b"\x00"
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.INFO, logger=LOG):
+        assert ns_loop.run(scenario()) == ["vm2"]
+    assert (
+        "request 1 seqno 1 domain vm1 from 127.0.0.1: not served: 127.0.0.1 is no address of "
+        "a domain running here (local_guests_only)" in caplog.text
+    )
+
+
+def test_local_guests_only_fails_closed_when_libvirt_cannot_answer(
+    ns_loop, key_file, py_client, caplog
+) -> None:
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(
+            key_file,
+            dispatcher,
+            local_guests_only="yes",
+            local_guests_uri="test:///nonexistent/node.xml",
+        )
+        try:
+            with pytest.raises(TimeoutError):
+                await py_client.call(Operation.OFF, "vm1", seqno=1, timeout=1.5)
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.INFO, logger=LOG):
+        assert ns_loop.run(scenario()) == []
+    assert "not served: cannot read the local domains' addresses" in caplog.text
+
+
 def test_a_flood_of_bad_datagrams_changes_nothing(
     ns, ns_loop, key_file, py_client, netns_call, caplog
 ) -> None:
@@ -434,3 +540,90 @@ def test_an_ipv4_mapped_requester_is_named_dotted(ns_loop, key_file, py_client, 
         assert ns_loop.run(scenario()) == (b"\x00", ["::ffff:127.0.0.1"])
     assert "domain vm1 from ::ffff:127.0.0.1: answered 0" in caplog.text
     assert "7f00" not in caplog.text
+
+
+def big_endian_client(py_client):
+    """conftest's PyClient, but as a C fence_xvm on a big-endian host: port, seqno and family
+    byte-swapped in every datagram, which it signs as sent."""
+    from fence_virt.protocol.auth import keyed_digest
+
+    class BigEndianClient(type(py_client)):
+        def datagram(self, *args, **kwargs) -> bytes:
+            data = bytearray(super().datagram(*args, **kwargs))
+            for offset, size in ((96, 2), (104, 4), (108, 4)):
+                data[offset : offset + size] = data[offset : offset + size][::-1]
+            data[112:] = bytes(64)
+            data[112:] = keyed_digest(HashType.SHA256, self.key, bytes(data))
+            return bytes(data)
+
+    return BigEndianClient(py_client.key)
+
+
+@pytest.mark.parametrize("policy", ["serve", "refuse"])
+def test_a_big_endian_client_is_served_or_refused_by_config(
+    ns_loop, key_file, py_client, caplog, policy
+) -> None:
+    client = big_endian_client(py_client)
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher, byte_swapped=policy)
+        try:
+            if policy == "serve":
+                assert await client.call(Operation.OFF, "vm1", seqno=77) == b"\x00"
+            else:
+                with pytest.raises(TimeoutError):
+                    await client.call(Operation.OFF, "vm1", seqno=77, timeout=1.5)
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.INFO, logger=LOG):
+        domains = ns_loop.run(scenario())
+    if policy == "serve":
+        assert domains == ["vm1"]
+        assert (
+            "request 1 seqno 77 domain vm1 from 127.0.0.1: byte-swapped request from a "
+            "big-endian client: port, seqno and family read big-endian, served" in caplog.text
+        )
+    else:
+        assert domains == []
+        assert re.search(
+            r"dropped datagram from 127\.0\.0\.1:\d+: byte-swapped request from a big-endian "
+            r"client .*refused \(byte_swapped = refuse\)",
+            caplog.text,
+        )
+
+
+def test_a_failed_handshake_is_logged_with_sender_and_reason_only(
+    ns_loop, key_file, py_client, caplog
+) -> None:
+    """The datagram is signed with the right key but the client holds another one for the
+    handshake: it rejects the host's proof and hangs up. The line names the requester and
+    the reason, and no digest or challenge appears in any line (C logs the digest)."""
+    right = py_client.key
+
+    class SplitKeyClient(type(py_client)):
+        def datagram(self, *args, **kwargs) -> bytes:
+            return super().datagram(*args, **{**kwargs, "key": right})
+
+    client = SplitKeyClient(b"another-key\n")
+
+    async def scenario() -> list[str]:
+        dispatcher = GatedDispatcher()
+        listener = await start(key_file, dispatcher)
+        try:
+            with pytest.raises(AuthenticationError):
+                await client.call(Operation.OFF, "vm1", seqno=5)
+            await asyncio.sleep(0.3)
+            return dispatcher.domains()
+        finally:
+            await listener.stop()
+
+    with caplog.at_level(logging.DEBUG, logger=LOG):
+        assert ns_loop.run(scenario()) == []
+    assert (
+        "request 1 seqno 5 domain vm1 from 127.0.0.1: client rejected our proof (auth or key "
+        "differ?)" in caplog.text
+    )
+    assert not re.search(r"[0-9a-fA-F]{16,}", caplog.text)

@@ -170,3 +170,12 @@ def test_protocol_v2_keys() -> None:
                 *block('\t\treplay_window = "10";\n\t\tprotocol = "v2";\n\t\tv2_window = "6";\n')
             )
         )
+
+
+def test_same_address_treats_an_ipv4_mapped_address_as_its_ipv4() -> None:
+    from fence_virt_listener_multicast.localguests import same_address
+
+    assert same_address("::ffff:192.168.122.3", "192.168.122.3")
+    assert same_address("fe80::1", "FE80::0001")
+    assert not same_address("192.168.122.3", "192.168.122.4")
+    assert not same_address("not an address", "192.168.122.3")

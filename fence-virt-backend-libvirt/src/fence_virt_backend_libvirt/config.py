@@ -8,15 +8,26 @@ Keys::
     off_at_qemu_exit = "yes";      # local QEMU guests: off once the QEMU process has exited
     qemu_pid_dir = "/run/libvirt/qemu";  # where libvirt's NAME.pid files are (default: by URI)
     reboot_answer = "running";     # "running": answer once it runs again; "off": once off
+    unknown_vm = "fail";           # or "silent": no answer at all for a VM not on these URIs
 
 URIs are tried in file order: every ``uri`` entry, then ``uri1``, ``uri2``, ... C reads only
 the last ``uri`` and stops silently at the first missing number; here a number after a gap is
 an error, because the hypervisor it names would silently never be fenced.
+
+``unknown_vm``: what a multicast request for a VM none of the URIs has gets. ``fail`` (the
+default, C's behaviour) answers failure at once -- right for one host, where a silent host
+would leave the agent waiting its whole timeout (30 s) to report the same failure. With
+several hosts in one multicast group every host receives each request and ``fence_xvm`` takes
+the first that connects back, so a host without the VM may answer before the one that has
+it (c-suite-spec §9.2 #23); set ``silent`` on every host there: only the host with the VM
+answers, and if no host has it the agent times out, which Pacemaker also counts as a
+failure. Stream listeners (tcp, vsock, serial) always answer: their client asked one host.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +36,15 @@ from fence_virt.config import ConfigNode, load_section
 from fence_virt.errors import ConfigError
 from fence_virt_libvirt import RebootAnswer, qemu_pid_dir
 
-__all__ = ["DEFAULT_REBOOT_TIMEOUT", "WHERE", "LibvirtSettings", "load_settings"]
+__all__ = ["DEFAULT_REBOOT_TIMEOUT", "WHERE", "LibvirtSettings", "UnknownVm", "load_settings"]
+
+
+class UnknownVm(enum.Enum):
+    """``unknown_vm``: answer a request for a VM no URI has, or stay silent (multicast)."""
+
+    FAIL = "fail"
+    SILENT = "silent"
+
 
 WHERE = "backends/libvirt"
 #: seconds; a QEMU destroy takes up to ~10 s before libvirt escalates to SIGKILL
@@ -42,6 +61,9 @@ class _Section:
     off_at_qemu_exit: bool = True
     qemu_pid_dir: Path | None = None
     reboot_answer: RebootAnswer = RebootAnswer.RUNNING
+    #: a multicast request for a VM no URI has: ``fail`` answers it (C), ``silent`` sends
+    #: nothing, so the host of the group that has the VM answers (set it on every host)
+    unknown_vm: UnknownVm = UnknownVm.FAIL
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,8 @@ class LibvirtSettings:
 
     uris: tuple[str, ...]
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT
+    #: a multicast request for a VM no URI has: answered (fail) or not at all (silent)
+    unknown_vm: UnknownVm = UnknownVm.FAIL
     off_at_qemu_exit: bool = True
     qemu_pid_dir: Path | None = None
     reboot_answer: RebootAnswer = RebootAnswer.RUNNING
@@ -91,6 +115,7 @@ def load_settings(section: ConfigNode | None, *, source: str | None = None) -> L
     return LibvirtSettings(
         uris=tuple(dict.fromkeys(uris)),
         reboot_timeout=loaded.reboot_timeout,
+        unknown_vm=loaded.unknown_vm,
         off_at_qemu_exit=loaded.off_at_qemu_exit,
         qemu_pid_dir=loaded.qemu_pid_dir,
         reboot_answer=loaded.reboot_answer,

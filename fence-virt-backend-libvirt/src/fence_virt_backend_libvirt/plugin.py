@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from fence_virt import Availability, CheckContext, ConfigSection, Finding, Target, hookimpl
 from fence_virt.errors import BackendError, LocalError
 from fence_virt.protocol import HostState, Response
-from fence_virt_backend_libvirt.config import WHERE, LibvirtSettings, load_settings
+from fence_virt_backend_libvirt.config import WHERE, LibvirtSettings, UnknownVm, load_settings
 from fence_virt_libvirt import (
     Fencer,
     Hypervisor,
     bind_running_loop,
     connect_hypervisors,
     list_domains,
+    locate,
     probe,
     quiet_libvirt,
 )
@@ -96,6 +97,15 @@ class LibvirtBackend:
 
     def devstatus(self) -> Response:
         return self._running().devstatus()
+
+    def keeps_silent(self, target: Target) -> bool:
+        """:class:`fence_virt.Silenceable`: with ``unknown_vm = "silent"``, True when no URI
+        has the VM. :class:`~fence_virt.errors.BackendError` when a URI cannot answer (core
+        then answers the request)."""
+        if self._settings.unknown_vm is not UnknownVm.SILENT:
+            return False
+        fencer = self._running()
+        return locate(fencer.hypervisors, target.domain, by_uuid=target.by_uuid) is None
 
     def hostlist(self, requester: str) -> Sequence[HostState]:
         del requester

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         FinishedRequest,
         Listener,
         MaybeAwaitable,
+        Silenceable,
         Target,
         WizardQuestion,
     )
@@ -47,6 +48,7 @@ __all__ = [
     "FinishedRequest",
     "Listener",
     "MaybeAwaitable",
+    "Silenceable",
     "Target",
     "WizardQuestion",
     "hookimpl",
@@ -66,6 +68,7 @@ _LAZY = {
     "FinishedRequest": "fence_virt.types",
     "Listener": "fence_virt.types",
     "MaybeAwaitable": "fence_virt.types",
+    "Silenceable": "fence_virt.types",
     "Target": "fence_virt.types",
     "WizardQuestion": "fence_virt.types",
 }

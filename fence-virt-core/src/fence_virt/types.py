@@ -33,6 +33,7 @@ __all__ = [
     "Listener",
     "MaybeAwaitable",
     "Severity",
+    "Silenceable",
     "Target",
     "WizardQuestion",
     "domain_uuid",
@@ -163,6 +164,13 @@ class Dispatcher(Protocol):
     async def hostlist(self, requester: str) -> Sequence[HostState]:
         """Return the VMs ``requester`` may see, in backend order; raise
         :class:`fence_virt.errors.BackendError` if the backend cannot list."""
+        ...
+
+    async def should_answer(self, operation: Operation, target: Target) -> bool:
+        """Whether this host answers a request for ``target`` at all; a multicast listener
+        asks before it connects back, and stays silent on False (another host of the group
+        may hold the VM). False only when the backend does not have the VM and is set to
+        stay silent (:class:`Silenceable`); never raises."""
         ...
 
     def dropped(self, requester: str, kind: DropKind, reason: str) -> None:
@@ -361,6 +369,24 @@ class CheckContext:
     guest_key: bytes | None = None
     #: where ``guest_key`` was read from, for messages
     guest_key_file: str | None = None
+
+
+@runtime_checkable
+class Silenceable(Protocol):
+    """Optional method of a :class:`Backend` object: stay silent about VMs it does not have.
+
+    With several hosts in one multicast group, each receives every request and the client
+    takes the first host that connects back (c-suite-spec §9.2 #23): a host without the VM
+    that answers first decides the outcome. A backend that knows which VMs are its own and
+    is configured to (the libvirt backend's ``unknown_vm = "silent"``) lets the hosts
+    without the VM stay silent. Asked by :meth:`Dispatcher.should_answer` for off, on, reboot and
+    status only.
+    """
+
+    def keeps_silent(self, target: Target) -> MaybeAwaitable[bool]:
+        """True to send no answer at all for ``target`` (it is not here). A plain ``def``
+        runs in a worker thread. An exception counts as False: the request is answered."""
+        ...
 
 
 @runtime_checkable

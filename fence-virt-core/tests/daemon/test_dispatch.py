@@ -668,3 +668,30 @@ def test_a_failed_host_list_is_recorded_with_its_duration() -> None:
     [record] = recorder.seen
     assert (record.operation, record.response) == (Operation.HOSTLIST, Response.FAIL)
     assert 0 <= record.duration < 5
+
+
+class SilentBackend(SlowBackend):
+    """Silenceable: keeps silent about vm3 (it is not here); 'crash' raises."""
+
+    def keeps_silent(self, target: Target) -> bool:
+        if target.domain == "crash":
+            raise BackendError("hypervisor unreachable")
+        return target.domain == "vm3"
+
+
+def test_should_answer_asks_a_silenceable_backend_about_vm_operations_only() -> None:
+    dispatcher = make_dispatcher(SilentBackend())
+
+    def answers(operation: Operation, domain: str) -> bool:
+        return asyncio.run(dispatcher.should_answer(operation, target(domain)))
+
+    for operation in (Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS):
+        assert answers(operation, "vm3") is False
+        assert answers(operation, "vm1") is True
+    # monitor, list and null name no VM: always answered
+    for operation in (Operation.DEVSTATUS, Operation.HOSTLIST, Operation.NULL):
+        assert answers(operation, "vm3") is True
+    # a failing check never silences a request: it is answered (and fails loudly)
+    assert answers(Operation.OFF, "crash") is True
+    # a backend without keeps_silent always answers
+    assert asyncio.run(make_dispatcher(SlowBackend()).should_answer(Operation.OFF, target("vm3")))

@@ -4,6 +4,7 @@
 * :func:`locate`, :func:`list_domains`, :func:`list_all`, :func:`domain_xml`: find every
   copy of a VM (:class:`Copies`) by name or UUID over several URIs, list VMs as
   :class:`fence_virt.protocol.HostState` rows, read a domain's XML.
+* :func:`running_addresses`: the IP addresses of running domains (DHCP leases, ARP).
 * :class:`Fencer`: verified off/on/reboot/status/devstatus/hostlist for a
   :class:`fence_virt.Target`, answering :class:`fence_virt.protocol.Response`, honouring the
   target's deadline; off answered when a local guest's QEMU process has exited
@@ -27,6 +28,7 @@ Everything but :class:`LifecycleWatch` and :class:`LocalVms` blocks: call it fro
 
 from __future__ import annotations
 
+from fence_virt_libvirt.addresses import ADDRESS_SOURCES, running_addresses
 from fence_virt_libvirt.channels import (
     ChannelMode,
     GuestChannelListener,
@@ -71,6 +73,7 @@ from fence_virt_libvirt.operations import DeadlinePassed, Fencer, RebootAnswer
 from fence_virt_libvirt.qemuproc import QemuProcess, find_qemu, qemu_pid_dir
 
 __all__ = [
+    "ADDRESS_SOURCES",
     "DEFAULT_KEEPALIVE",
     "AmbiguousName",
     "ChannelMode",
@@ -113,6 +116,7 @@ __all__ = [
     "probe",
     "qemu_pid_dir",
     "quiet_libvirt",
+    "running_addresses",
     "running_copies",
     "socket_paths",
     "state_name",

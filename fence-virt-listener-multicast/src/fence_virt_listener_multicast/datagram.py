@@ -18,7 +18,7 @@ from ipaddress import ip_address
 from fence_virt.errors import ProtocolError
 from fence_virt.listening import HistoryKey, request_key
 from fence_virt.listening.v2 import check_request
-from fence_virt.protocol import FenceRequest, HashType, UnservableRequest
+from fence_virt.protocol import FenceRequest, HashType, UnservableRequest, byte_swapped
 from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, V2_HASHTYPE, ProtocolMode
 
 __all__ = ["Accepted", "check_datagram"]
@@ -35,6 +35,8 @@ class Accepted:
     port: int
     #: set when the domain does not decode: the request is answered FAIL, never carried out
     unservable: UnservableRequest | None = None
+    #: sent by a big-endian client: port, seqno and family were read big-endian
+    swapped: bool = False
 
     @property
     def received(self) -> FenceRequest | UnservableRequest:
@@ -59,21 +61,43 @@ def check_datagram(
     *,
     protocol: ProtocolMode = ProtocolMode.C,
     v2_window: float = DEFAULT_V2_WINDOW,
+    serve_swapped: bool = True,
 ) -> Accepted:
     """Verify one datagram; ProtocolError or AuthenticationError says why it is dropped.
 
     ``protocol`` and ``v2_window``: the listener's keys (:func:`fence_virt.listening.v2.
-    check_request`).
+    check_request`). A request from a big-endian client
+    (:func:`fence_virt.protocol.byte_swapped`, checked once the signature verified) is read
+    big-endian, or refused when ``serve_swapped`` is False (the listener's ``byte_swapped =
+    "refuse"``).
     """
     unservable = None
     try:
         request = check_request(data, key, minimum, mode=protocol, window=v2_window)
     except UnservableRequest as problem:
         request, unservable = problem.request, problem
+    swapped = byte_swapped(data)
+    if swapped:
+        if not serve_swapped:
+            raise ProtocolError(
+                "byte-swapped request from a big-endian client (its family reads "
+                "correctly only big-endian): refused (byte_swapped = refuse)"
+            )
+        request, unservable = _swapped(data, unservable)
     host, port = request.connect_back()
     address = ip_address(host)
     if address.is_unspecified or address.is_multicast:
         raise ProtocolError(f"connect-back address {host} is not a host address")
     if port == 0:
         raise ProtocolError("connect-back port is 0")
-    return Accepted(request, host, port, unservable)
+    return Accepted(request, host, port, unservable, swapped)
+
+
+def _swapped(
+    data: bytes, unservable: UnservableRequest | None
+) -> tuple[FenceRequest, UnservableRequest | None]:
+    """The verified bytes read big-endian (the same domain problem, if any)."""
+    if unservable is None:
+        return FenceRequest.decode(data, swapped=True), None
+    request, domain = FenceRequest.decode_without_domain(data, swapped=True)
+    return request, UnservableRequest(str(unservable), request, domain)

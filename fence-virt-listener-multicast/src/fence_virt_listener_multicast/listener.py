@@ -19,7 +19,15 @@ Invariants:
   minute (:class:`fence_virt.listening.SourceLog`);
 * an authentic request whose domain does not decode is connected back to and answered
   ``FAIL``, with one log line, without asking the backend (as C answers it);
-* at most ``max_requests`` requests are in progress; further datagrams are dropped.
+* a request the backend keeps silent about (:meth:`fence_virt.Dispatcher.should_answer`: the
+  libvirt backend's ``unknown_vm = "silent"`` for a VM it does not have) is not connected
+  back to, so the host of the group that has the VM answers;
+* with ``local_guests_only``, a copy whose connect-back address is no running domain's
+  (:class:`LocalGuests`) is not connected back to: the host stays silent, so a host that
+  runs the guest answers;
+* at most ``max_requests`` requests are in progress, and at most ``max_requests_per_source``
+  for one connect-back address (the requester, inside the signed request: a forged UDP
+  source cannot use up another guest's share); further datagrams are dropped.
 """
 
 from __future__ import annotations
@@ -28,8 +36,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from fence_virt import CheckContext, Dispatcher, DropKind, Finding
-from fence_virt.errors import LocalError, RemoteError
+from fence_virt import CheckContext, Dispatcher, DropKind, Finding, Target
+from fence_virt.errors import FenceVirtError, LocalError, RemoteError
 from fence_virt.listening import (
     Credentials,
     DropLog,
@@ -45,6 +53,7 @@ from fence_virt.listening.v2 import serve_v2
 from fence_virt.tracing import request_context
 from fence_virt_listener_multicast.datagram import Accepted, check_datagram
 from fence_virt_listener_multicast.diagnosis import diagnose
+from fence_virt_listener_multicast.localguests import LocalGuests
 from fence_virt_listener_multicast.settings import MulticastSettings
 from fence_virt_listener_multicast.sockets import connect_back, open_group_socket
 
@@ -134,10 +143,13 @@ class MulticastListener:
         self._drops = DropLog(self.log, what="datagram")
         self._replay_log = SourceLog(self._drops, what="replayed copies")
         self._requests: dict[HistoryKey, _Request] = {}
+        #: requests in progress per connect-back address
+        self._per_source: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._transport: asyncio.DatagramTransport | None = None
         self._receiver: _Receiver | None = None
         self._dispatcher: Dispatcher | None = None
+        self._local = LocalGuests(settings.local_guests) if settings.local_guests else None
 
     def describe(self) -> str:
         return f"{self._settings.describe()} ({self._settings.family.value})"
@@ -199,6 +211,7 @@ class MulticastListener:
                 self._settings.hash,
                 protocol=self._settings.protocol,
                 v2_window=self._settings.v2_window,
+                serve_swapped=self._settings.serve_swapped,
             )
         except RemoteError as exc:
             self._drops.drop(sender, str(exc), DropKind.of(exc))
@@ -225,9 +238,26 @@ class MulticastListener:
                 DropKind.OVERLOAD,
             )
             return
+        if self._per_source.get(accepted.host, 0) >= self._settings.max_requests_per_source:
+            self._history.release(key)
+            self._drops.drop(
+                sender,
+                f"{self._per_source[accepted.host]} requests to {accepted.host} in progress"
+                " (max_requests_per_source)",
+                DropKind.OVERLOAD,
+            )
+            return
+        self._per_source[accepted.host] = self._per_source.get(accepted.host, 0) + 1
         # the request's task, and this line, carry a request id of their own
         context = request_context()
         context.run(self.log.debug, "%s: accepted (UDP from %s)", _About(accepted), sender)
+        if accepted.swapped:
+            context.run(
+                self.log.info,
+                "%s: byte-swapped request from a big-endian client: port, seqno and family "
+                "read big-endian, served (byte_swapped = serve)",
+                _About(accepted),
+            )
         self._requests[key] = _Request(accepted, [accepted])
         task = asyncio.get_running_loop().create_task(self._run(key), context=context)
         self._tasks.add(task)
@@ -236,24 +266,53 @@ class MulticastListener:
     async def _run(self, key: HistoryKey) -> None:
         request = self._requests[key]
         connected = None
+        silent = False
         try:
-            connected = await self._connect(request)
+            silent = not await self._answers(request.first)
+            if not silent:
+                connected = await self._connect(request)
             if connected is not None:
                 await self._serve(*connected)
         except Exception:
             self.log.exception("%s: unexpected error", _About(request.first))
         finally:
             del self._requests[key]
-            if connected is None:
+            self._leave(request.first.host)
+            if connected is None and not silent:
                 self._history.release(key)
             else:
-                self._history.complete(key)
+                self._history.complete(key)  # silent: its retransmits too, for 10 s
+
+    async def _answers(self, accepted: Accepted) -> bool:
+        """Whether the backend lets this host answer (:meth:`fence_virt.Dispatcher.should_answer`:
+        ``unknown_vm = "silent"`` and the VM is not here means no connect-back at all)."""
+        assert self._dispatcher is not None
+        if accepted.unservable is not None:
+            return True
+        request = accepted.request
+        operation = request.operation
+        if operation is None:
+            return True
+        target = Target(
+            domain=request.domain,
+            by_uuid=request.by_uuid,
+            requester=accepted.host,
+            seqno=request.seqno,
+        )
+        return await self._dispatcher.should_answer(operation, target)
+
+    def _leave(self, host: str) -> None:
+        left = self._per_source.pop(host) - 1
+        if left:
+            self._per_source[host] = left
 
     async def _connect(self, request: _Request) -> tuple[Accepted, SocketChannel] | None:
         """Try each address the request came with, in arrival order; None if none answers."""
         settings = self._settings
         while request.candidates:
             accepted = request.candidates.pop(0)
+            if not await self._runs_here(accepted):
+                continue
             try:
                 channel = await connect_back(
                     accepted.host,
@@ -273,6 +332,27 @@ class MulticastListener:
             request.connected = True
             return accepted, channel
         return None
+
+    async def _runs_here(self, accepted: Accepted) -> bool:
+        """``local_guests_only``: whether the connect-back address is a local domain's."""
+        if self._local is None:
+            return True
+        try:
+            if await self._local.runs(accepted.host):
+                return True
+        except FenceVirtError as exc:
+            self.log.warning(
+                "%s: not served: cannot read the local domains' addresses: %s",
+                _About(accepted),
+                exc,
+            )
+            return False
+        self.log.info(
+            "%s: not served: %s is no address of a domain running here (local_guests_only)",
+            _About(accepted),
+            accepted.host,
+        )
+        return False
 
     async def _serve(self, accepted: Accepted, channel: SocketChannel) -> None:
         assert self._dispatcher is not None
@@ -296,7 +376,9 @@ class MulticastListener:
                     log=self.log,
                 )
         except RemoteError as exc:
-            self.log.warning("%s: %s", _About(accepted), exc)
+            # a failed handshake (wrong proof, silent client): the reason, never a digest,
+            # within the drop log's rate limit
+            self._drops.warn(f"{_About(accepted)}: {exc}")
             self._dispatcher.dropped(accepted.host, DropKind.of(exc), str(exc))
         else:
             self.log.debug("%s: answered %d", _About(accepted), reply[0])

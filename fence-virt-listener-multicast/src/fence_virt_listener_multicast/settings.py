@@ -1,11 +1,12 @@
 """A multicast listener instance's block (``listeners { multicast { ... } }``): schema,
 defaults and validation.
 
-Keys and defaults are C's (c-suite-spec §5.4); five keys are ours (``max_requests``,
-``connect_timeout``, ``io_timeout``, and ``replay_window`` / ``replay_state`` for the replay
-memory, :class:`fence_virt.listening.ReplaySettings`). Differences: an unknown ``interface``
-is an error (C silently listens on any), ``family`` may be left out when ``address`` says
-it, and the address must be a multicast group of that family.
+Keys and defaults are C's (c-suite-spec §5.4); nine keys are ours (``max_requests``,
+``max_requests_per_source``, ``connect_timeout``, ``io_timeout``, ``replay_window`` /
+``replay_state`` for the replay memory, :class:`fence_virt.listening.ReplaySettings`,
+``local_guests_only`` / ``local_guests_uri`` and ``byte_swapped``). Differences: an
+unknown ``interface`` is an error (C silently listens on any), ``family`` may be left out
+when ``address`` says it, and the address must be a multicast group of that family.
 """
 
 from __future__ import annotations
@@ -34,13 +35,25 @@ from fence_virt.protocol import (
 )
 from fence_virt.protocol.v2 import DEFAULT_V2_WINDOW, ProtocolMode
 
-__all__ = ["Family", "MulticastSection", "MulticastSettings", "resolve_settings"]
+__all__ = ["ByteSwapped", "Family", "MulticastSection", "MulticastSettings", "resolve_settings"]
 
 #: C: a connect-back gets 5 s (mcast.c), each handshake step 10 s
 CONNECT_TIMEOUT = 5.0
 IO_TIMEOUT = 10.0
 #: requests served at once; more are dropped (the client retransmits every 2 s)
 MAX_REQUESTS = 128
+#: requests of one connect-back address served at once: a guest runs one fence_xvm per
+#: operation, and its copies for other addresses queue behind the first; more are requests
+#: to an address that does not answer (a black hole holds each for ``connect_timeout``) and
+#: must not take every slot of ``max_requests`` from the other guests
+MAX_REQUESTS_PER_SOURCE = 8
+
+
+class ByteSwapped(enum.Enum):
+    """``byte_swapped``: what to do with a request from a big-endian client."""
+
+    SERVE = "serve"
+    REFUSE = "refuse"
 
 
 class Family(enum.Enum):
@@ -69,6 +82,9 @@ class MulticastSection:
     port: Annotated[int, PORT] = DEFAULT_PORT
     interface: str | None = None
     max_requests: Annotated[int, at_least(1)] = MAX_REQUESTS
+    #: requests to one connect-back address served at once; more are dropped (a guest
+    #: whose address does not answer cannot take every ``max_requests`` slot)
+    max_requests_per_source: Annotated[int, at_least(1)] = MAX_REQUESTS_PER_SOURCE
     connect_timeout: Annotated[float, POSITIVE] = CONNECT_TIMEOUT
     io_timeout: Annotated[float, POSITIVE] = IO_TIMEOUT
     #: seconds every received signature is refused again; below C's 10-s history it would
@@ -80,6 +96,14 @@ class MulticastSection:
     protocol: ProtocolMode = ProtocolMode.C
     #: seconds a v2 request's timestamp may differ from this host's clock
     v2_window: Annotated[float, POSITIVE] = DEFAULT_V2_WINDOW
+    #: a request from a big-endian client (port, seqno, family byte-swapped): ``serve`` it
+    #: (read big-endian) or ``refuse`` it; either way one log line says so
+    byte_swapped: ByteSwapped = ByteSwapped.SERVE
+    #: serve a request only if its connect-back address belongs to a domain running here
+    #: (libvirt's DHCP leases and ARP table); other hosts stay silent
+    local_guests_only: bool = False
+    #: libvirt URIs whose running domains count as local (repeatable)
+    local_guests_uri: tuple[str, ...] = ("qemu:///system",)
 
 
 @dataclass(frozen=True)
@@ -98,11 +122,17 @@ class MulticastSettings:
     #: 0 = let the kernel choose (no interface configured)
     ifindex: int
     max_requests: int
+    #: requests in progress per connect-back address (the requester)
+    max_requests_per_source: int
     connect_timeout: float
     io_timeout: float
     replay: ReplaySettings
     protocol: ProtocolMode = ProtocolMode.C
     v2_window: float = DEFAULT_V2_WINDOW
+    #: the libvirt URIs of ``local_guests_only``; empty when it is off
+    local_guests: tuple[str, ...] = ()
+    #: serve requests of big-endian clients (``byte_swapped = "serve"``)
+    serve_swapped: bool = True
 
     def describe(self) -> str:
         where = f"[{self.group}]" if self.family is Family.IPV6 else str(self.group)
@@ -124,6 +154,7 @@ def resolve_settings(section: ConfigSection) -> MulticastSettings:
         interface=raw.interface,
         ifindex=_ifindex(raw.interface, section),
         max_requests=raw.max_requests,
+        max_requests_per_source=raw.max_requests_per_source,
         connect_timeout=raw.connect_timeout,
         io_timeout=raw.io_timeout,
         replay=ReplaySettings(
@@ -131,6 +162,8 @@ def resolve_settings(section: ConfigSection) -> MulticastSettings:
         ),
         protocol=raw.protocol,
         v2_window=_v2_window(raw, section),
+        local_guests=raw.local_guests_uri if raw.local_guests_only else (),
+        serve_swapped=raw.byte_swapped is ByteSwapped.SERVE,
     )
 
 

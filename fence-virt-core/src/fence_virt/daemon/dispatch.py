@@ -55,6 +55,7 @@ from fence_virt.types import (
     DroppedRequest,
     FinishedRequest,
     MaybeAwaitable,
+    Silenceable,
     Target,
 )
 
@@ -83,6 +84,8 @@ class DeadlineMissed(BackendError):
 
 #: operations the static map and the authorization hooks guard (c-suite-spec §5.8)
 GUARDED = frozenset({Operation.OFF, Operation.ON, Operation.REBOOT, Operation.STATUS})
+#: operations on one VM, about which a Silenceable backend may keep silent
+_LOCATED = GUARDED
 #: the codes a backend may answer for each operation (fence_virt.Backend); anything else is
 #: the backend's failure
 ANSWERS = {
@@ -411,6 +414,30 @@ class RequestDispatcher:
                 "%s %s: unexpected error in %s", name, target.domain, self._runner.entry.label
             )
             return Response.FAIL, f"{type(exc).__name__}: {exc}"
+
+    async def should_answer(self, operation: Operation, target: Target) -> bool:
+        """:meth:`fence_virt.Dispatcher.should_answer`: False only when the backend is
+        :class:`fence_virt.Silenceable` and keeps silent about ``target``."""
+        backend = self._runner.backend
+        if operation not in _LOCATED or not isinstance(backend, Silenceable):
+            return True
+        try:
+            silent = await self._runner.call(backend.keeps_silent, target)
+        except Exception as exc:  # noqa: BLE001 - never silent by mistake: answer instead
+            log.warning("%s: keeps_silent(%s) failed: %s", self._runner.entry.label, target, exc)
+            return True
+        if silent is True:
+            log.info(
+                "%s %s (requester %s, seqno %d, listener %s): not here, no answer "
+                "(unknown_vm = silent)",
+                operation.name.lower(),
+                target.domain,
+                target.requester,
+                target.seqno,
+                self.listener,
+            )
+            return False
+        return True
 
     async def fence(self, operation: Operation, target: Target) -> Response:
         started, clock = time.time(), time.monotonic()

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     )
     from fence_virt.protocol.enums import HashType, Operation, RequestFlag, Response
     from fence_virt.protocol.exchange import AuthExchange
-    from fence_virt.protocol.fence_request import FenceRequest, UnservableRequest
+    from fence_virt.protocol.fence_request import FenceRequest, UnservableRequest, byte_swapped
     from fence_virt.protocol.hostlist import (
         HostListDecoder,
         HostState,
@@ -89,6 +89,7 @@ __all__ = [
     "SerialResponse",
     "SerialResponseScanner",
     "UnservableRequest",
+    "byte_swapped",
     "challenge_response",
     "check_challenge_response",
     "encode_hostlist",
@@ -133,6 +134,7 @@ _LAZY = {
     "SerialResponse": "serial",
     "SerialResponseScanner": "serial",
     "UnservableRequest": "fence_request",
+    "byte_swapped": "fence_request",
     "challenge_response": "auth",
     "check_challenge_response": "auth",
     "encode_hostlist": "hostlist",

@@ -1,5 +1,9 @@
 """fence_req_t: the 176-byte request of the multicast, TCP and vsock transports.
 
+Byte order: C writes port, seqno and family in its host's order; we write them
+little-endian (every C host in use is), and :func:`byte_swapped` recognises a request from a
+big-endian client, which ``decode(..., swapped=True)`` reads correctly.
+
 Decoding untrusted bytes raises :class:`~fence_virt.errors.ProtocolError`. One subclass,
 :class:`UnservableRequest`, is for bytes whose signature already verified
 (:func:`fence_virt.protocol.verify_request`) but whose domain does not decode: an authentic
@@ -40,8 +44,16 @@ if TYPE_CHECKING:
         def packed(self) -> bytes: ...
 
 
-# c-suite-spec §2.2 and §2.1: packed, little-endian, offsets 0,1,2,3,4,68,96,98,104,108,112
+# c-suite-spec §2.2 and §2.1: packed, offsets 0,1,2,3,4,68,96,98,104,108,112. C writes the
+# multi-byte fields (port, seqno, family) in its *host's* byte order: little-endian on every
+# host C fence-virt runs on in practice (x86, arm64, ppc64le), so that is the wire order we
+# write and expect; a request from a big-endian client has those three fields swapped.
 FENCE_REQ_STRUCT: Final = struct.Struct("<BBBB64s28sH6sII64s")
+#: the same layout as a big-endian host writes it
+FENCE_REQ_STRUCT_SWAPPED: Final = struct.Struct(">BBBB64s28sH6sII64s")
+#: byte offset of ``family`` (uint32)
+_FAMILY_OFFSET: Final = 108
+_FAMILIES: Final = frozenset({AF_INET_WIRE, AF_INET6_WIRE})
 
 _ZERO_ADDRESS: Final = bytes(ADDRESS_SIZE)
 _ZERO_RANDOM: Final = bytes(RANDOM_SIZE)
@@ -235,23 +247,28 @@ class FenceRequest(Record):
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> FenceRequest:
+    def decode(cls, data: bytes, *, swapped: bool = False) -> FenceRequest:
         """Parse exactly 176 bytes; bytes after the domain's NUL are accepted and dropped.
+
+        ``swapped``: read port, seqno and family big-endian (a request from a big-endian
+        client, see :func:`byte_swapped`); the record then holds their true values.
 
         :raises fence_virt.errors.ProtocolError: another length; a domain field without a
             NUL, or not UTF-8.
         """
-        fields = _unpack(data)
+        fields = _unpack(data, swapped)
         return cls._from_fields(fields, decode_cstring(fields[4], "domain"))
 
     @classmethod
-    def decode_without_domain(cls, data: bytes) -> tuple[FenceRequest, bytes]:
+    def decode_without_domain(
+        cls, data: bytes, *, swapped: bool = False
+    ) -> tuple[FenceRequest, bytes]:
         """The request with an empty domain, and the domain field's bytes up to the first
         NUL (all 64 without one): for a request whose domain does not decode.
 
         :raises fence_virt.errors.ProtocolError: not 176 bytes.
         """
-        fields = _unpack(data)
+        fields = _unpack(data, swapped)
         raw = fields[4]
         end = raw.find(0)
         return cls._from_fields(fields, ""), raw if end < 0 else raw[:end]
@@ -274,7 +291,22 @@ class FenceRequest(Record):
         )
 
 
-def _unpack(data: bytes) -> tuple[Any, ...]:
+def _unpack(data: bytes, swapped: bool = False) -> tuple[Any, ...]:
     if len(data) != FENCE_REQ_SIZE:
         raise ProtocolError(f"fence request must be {FENCE_REQ_SIZE} bytes, got {len(data)}")
-    return FENCE_REQ_STRUCT.unpack(data)
+    return (FENCE_REQ_STRUCT_SWAPPED if swapped else FENCE_REQ_STRUCT).unpack(data)
+
+
+def byte_swapped(data: bytes) -> bool:
+    """Whether 176 request bytes come from a big-endian client: ``family`` names an address
+    family only when read big-endian (2 or 10 read one way is 33554432 or 167772160 the
+    other, so only one order makes sense). Port and seqno are then in the same order. A
+    request without an address (tcp, vsock: family 0) reads the same both ways: False.
+
+    :raises fence_virt.errors.ProtocolError: not 176 bytes.
+    """
+    if len(data) != FENCE_REQ_SIZE:
+        raise ProtocolError(f"fence request must be {FENCE_REQ_SIZE} bytes, got {len(data)}")
+    field = data[_FAMILY_OFFSET : _FAMILY_OFFSET + 4]
+    little, big = int.from_bytes(field, "little"), int.from_bytes(field, "big")
+    return little not in _FAMILIES and big in _FAMILIES

@@ -26,7 +26,8 @@ class RecordingDispatcher:
       may assert something at the moment of the call);
     * ``hostlist`` records ``("hostlist", requester)`` and answers ``vms``, or raises
       :class:`~fence_virt.errors.BackendError` when ``fail_list`` is set;
-    * ``dropped`` records ``(requester, kind, reason)`` in ``drops``.
+    * ``dropped`` records ``(requester, kind, reason)`` in ``drops``;
+    * ``should_answer`` is False for a domain in ``silent_for``, else True.
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class RecordingDispatcher:
         self.before_fence: Callable[[], None] | None = None
         self.calls: list[tuple[Operation, Target] | tuple[str, str]] = []
         self.drops: list[tuple[str, DropKind, str]] = []
+        self.silent_for: set[str] = set()
 
     @property
     def fenced(self) -> list[tuple[Operation, Target]]:
@@ -54,6 +56,9 @@ class RecordingDispatcher:
             self.before_fence()
         self.calls.append((operation, target))
         return self.answers.get(target.domain, self.response)
+
+    async def should_answer(self, operation: Operation, target: Target) -> bool:
+        return target.domain not in self.silent_for
 
     def dropped(self, requester: str, kind: DropKind, reason: str) -> None:
         self.drops.append((requester, kind, reason))
