@@ -4,6 +4,7 @@ check that opens every URI."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -162,17 +163,21 @@ def test_keeps_silent_only_for_a_vm_no_uri_has_and_only_when_silent() -> None:
 
     silent = LibvirtBackend(settings('uri = "test:///default"; unknown_vm = "silent";'))
     answering = LibvirtBackend(settings('uri = "test:///default";'))
-    for backend in (silent, answering):
-        backend.start()
-    try:
-        nosuch = Target(domain="nosuch", by_uuid=False, requester="198.51.100.1", seqno=1)
-        here = Target(domain="test", by_uuid=False, requester="198.51.100.1", seqno=2)
-        uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # test:///default's domain "test"
-        by_uuid = Target(domain=uuid, by_uuid=True, requester="198.51.100.1", seqno=3)
-        assert silent.keeps_silent(nosuch) is True
-        assert silent.keeps_silent(here) is False
-        assert silent.keeps_silent(by_uuid) is False
-        assert answering.keeps_silent(nosuch) is False
-    finally:
+
+    async def check() -> None:  # start() binds libvirt's events to the running loop
         for backend in (silent, answering):
-            backend.stop()
+            await backend.start()
+        try:
+            nosuch = Target(domain="nosuch", by_uuid=False, requester="198.51.100.1", seqno=1)
+            here = Target(domain="test", by_uuid=False, requester="198.51.100.1", seqno=2)
+            uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # test:///default's domain "test"
+            by_uuid = Target(domain=uuid, by_uuid=True, requester="198.51.100.1", seqno=3)
+            assert silent.keeps_silent(nosuch) is True
+            assert silent.keeps_silent(here) is False
+            assert silent.keeps_silent(by_uuid) is False
+            assert answering.keeps_silent(nosuch) is False
+        finally:
+            for backend in (silent, answering):
+                backend.stop()
+
+    asyncio.run(check())
