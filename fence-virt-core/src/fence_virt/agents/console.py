@@ -76,3 +76,52 @@ def flush() -> None:
         # keep the interpreter's own flush at exit from failing on the same pipe
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, sys.stdout.fileno())
+
+
+class Traces:
+    """The ``-d`` lines one C transport prints around the exchange (levels 3, 3, 2, 3)."""
+
+    __slots__ = ("challenging", "done", "responding", "waiting")
+
+    def __init__(self, challenging: str, responding: str, done: str, waiting: str) -> None:
+        self.challenging = challenging
+        self.responding = responding
+        self.done = done
+        self.waiting = waiting
+
+
+#: client/mcast.c (fence_xvm's connect-back)
+MULTICAST_TRACES = Traces(
+    "Issuing TCP challenge",
+    "Responding to TCP challenge",
+    "TCP Exchange + Authentication done... ",
+    "Waiting for return value from XVM host",
+)
+#: client/tcp.c (fence_virt -T)
+TCP_TRACES = Traces(
+    "Issuing TCP challenge",
+    "Responding to TCP challenge",
+    "TCP Exchange + Authentication done... ",
+    "Waiting for return value from fence_virtd host",
+)
+#: client/vsock.c (fence_virt -S)
+VSOCK_TRACES = Traces(
+    "Issuing challenge",
+    "Responding to challenge",
+    "vsock Exchange + Authentication done... ",
+    "Waiting for return value from fence_virtd host",
+)
+
+
+def print_hostlist(stream: bytes) -> int:
+    """Print a complete host-list stream already received (0 when it ends properly)."""
+    from fence_virt.protocol.enums import Response  # noqa: PLC0415
+    from fence_virt.protocol.hostlist import HostListDecoder  # noqa: PLC0415
+
+    decoder = HostListDecoder()
+    for state in decoder.feed(stream):
+        say_raw(list_line(state))
+    if not decoder.done:
+        say("Bad read!")
+        return Response.FAIL
+    return 0

@@ -13,7 +13,15 @@ from __future__ import annotations
 import errno
 import os
 
-from fence_virt.agents.console import list_line, say, say_raw, say_text, trace
+from fence_virt.agents.console import (
+    MULTICAST_TRACES,
+    Traces,
+    list_line,
+    say,
+    say_raw,
+    say_text,
+    trace,
+)
 from fence_virt.agents.runner import NO_RESULT
 from fence_virt.errors import AuthenticationError
 from fence_virt.protocol.auth import sign_request
@@ -31,41 +39,6 @@ if TYPE_CHECKING:
     from fence_virt.agents.options import AgentArgs
 
 _RECV_SIZE = 4096
-
-
-class Traces:
-    """The ``-d`` lines one C transport prints around the exchange (levels 3, 3, 2, 3)."""
-
-    __slots__ = ("challenging", "done", "responding", "waiting")
-
-    def __init__(self, challenging: str, responding: str, done: str, waiting: str) -> None:
-        self.challenging = challenging
-        self.responding = responding
-        self.done = done
-        self.waiting = waiting
-
-
-#: client/mcast.c (fence_xvm's connect-back)
-MULTICAST_TRACES = Traces(
-    "Issuing TCP challenge",
-    "Responding to TCP challenge",
-    "TCP Exchange + Authentication done... ",
-    "Waiting for return value from XVM host",
-)
-#: client/tcp.c (fence_virt -T)
-TCP_TRACES = Traces(
-    "Issuing TCP challenge",
-    "Responding to TCP challenge",
-    "TCP Exchange + Authentication done... ",
-    "Waiting for return value from fence_virtd host",
-)
-#: client/vsock.c (fence_virt -S)
-VSOCK_TRACES = Traces(
-    "Issuing challenge",
-    "Responding to challenge",
-    "vsock Exchange + Authentication done... ",
-    "Waiting for return value from fence_virtd host",
-)
 
 
 def signed_request(
@@ -190,19 +163,6 @@ def _read_failed(debug: int, received: int, what: str, reason: str | None) -> No
         trace(debug, 2, f"Error: select: {reason}")
     else:
         trace(debug, 2, f"Error reading challenge hash: {reason}")
-
-
-def print_hostlist(stream: bytes) -> int:
-    """Print a complete host-list stream already received (0 when it ends properly)."""
-    from fence_virt.protocol.hostlist import HostListDecoder  # noqa: PLC0415
-
-    decoder = HostListDecoder()
-    for state in decoder.feed(stream):
-        say_raw(list_line(state))
-    if not decoder.done:
-        say("Bad read!")
-        return Response.FAIL
-    return 0
 
 
 def _read_hostlist(conn: socket.socket, first: bytes) -> int:

@@ -9,9 +9,8 @@ Loaded only by a run with ``hash=v2``.
 
 from __future__ import annotations
 
-from fence_virt.agents.console import say, trace
+from fence_virt.agents.console import print_hostlist, say, trace
 from fence_virt.agents.runner import NO_RESULT
-from fence_virt.agents.session import print_hostlist
 from fence_virt.errors import AuthenticationError, ProtocolError
 from fence_virt.protocol.enums import Response
 from fence_virt.protocol.v2 import (
@@ -28,8 +27,8 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Sequence
 
+    from fence_virt.agents.console import Traces
     from fence_virt.agents.options import AgentArgs
-    from fence_virt.agents.session import Traces
 
 
 class _Closed(Exception):

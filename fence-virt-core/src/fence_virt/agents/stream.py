@@ -15,17 +15,17 @@ import socket
 
 from fence_virt.agents.connect import CONNECT_TIMEOUT, connect_tcp
 from fence_virt.agents.connect import reason as _reason
-from fence_virt.agents.console import say, say_text, warn
+from fence_virt.agents.console import TCP_TRACES, VSOCK_TRACES, say, say_text, warn
 from fence_virt.agents.runner import new_seqno
-from fence_virt.agents.session import TCP_TRACES, VSOCK_TRACES, exchange, signed_request
+from fence_virt.agents.session import exchange, signed_request
 from fence_virt.protocol.enums import Response
 
 TYPE_CHECKING = False  # not typing's: +9-11 ms per agent start, see fence_virt.agents
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from fence_virt.agents.console import Traces
     from fence_virt.agents.options import AgentArgs
-    from fence_virt.agents.session import Traces
 
     #: ``connect(address, port)``: a connected stream socket, or OSError
     Connect = Callable[[str | int, int], socket.socket]
