@@ -43,7 +43,7 @@ from pathlib import Path
 from fence_virt import Availability, Dispatcher, WizardQuestion, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import BackendError, ConfigError, LocalError, UserError
-from fence_virt.listening import GuestSocketServer
+from fence_virt.listening import LISTENER_LOGGER_PREFIX, GuestSocketServer
 from fence_virt_libvirt.events import DEFAULT_RETRY_INTERVAL
 from fence_virt_libvirt.guests import DeviceKind, GuestSocket, in_directory
 from fence_virt_libvirt.guestwatch import GuestSocketWatch
@@ -60,9 +60,6 @@ __all__ = [
     "create_channel_listener",
     "load_channel_settings",
 ]
-
-#: loggers are named per instance, as the multicast listener's
-LOGGER_PREFIX = "fence_virt.listener."
 
 _NUMBER = re.compile(r"[+-]?[0-9]+")
 
@@ -204,7 +201,7 @@ class GuestChannelListener:
         """``retry_interval``: seconds between reconnects to libvirt (tests shorten it)."""
         self._settings = settings
         self._retry_interval = retry_interval
-        self.log = logging.getLogger(LOGGER_PREFIX + settings.name)
+        self.log = logging.getLogger(LISTENER_LOGGER_PREFIX + settings.name)
         self._server: GuestSocketServer | None = None
         self._watch: GuestSocketWatch | None = None
 

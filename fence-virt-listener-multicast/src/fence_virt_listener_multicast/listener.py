@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from fence_virt import CheckContext, Dispatcher, DropKind, Finding, Target
 from fence_virt.errors import FenceVirtError, LocalError, RemoteError
 from fence_virt.listening import (
+    LISTENER_LOGGER_PREFIX,
     Credentials,
     DropLog,
     HistoryKey,
@@ -58,9 +59,6 @@ from fence_virt_listener_multicast.settings import MulticastSettings
 from fence_virt_listener_multicast.sockets import connect_back, open_group_socket
 
 __all__ = ["MulticastListener"]
-
-#: loggers are named per instance: ``fence_virt.listener.<instance name>``
-LOGGER_PREFIX = "fence_virt.listener."
 
 
 @dataclass
@@ -135,7 +133,7 @@ class MulticastListener:
     ) -> None:
         """``history`` replaces the 10-second duplicate filter (tests)."""
         self._settings = settings
-        self.log = logging.getLogger(LOGGER_PREFIX + settings.name)
+        self.log = logging.getLogger(LISTENER_LOGGER_PREFIX + settings.name)
         self._credentials = Credentials(settings.auth, key)
         self._history = RequestHistory() if history is None else history
         self._replays = ReplayGuard(settings.replay.window, log=self.log)

@@ -7,8 +7,8 @@ import logging
 from fence_virt import Availability, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import ConfigError
-from fence_virt.listening import key_problem, load_listener_key
-from fence_virt_listener_tcp.listener import LOGGER_PREFIX, TcpListener
+from fence_virt.listening import LISTENER_LOGGER_PREFIX, key_problem, load_listener_key
+from fence_virt_listener_tcp.listener import TcpListener
 from fence_virt_listener_tcp.settings import resolve_settings
 from fence_virt_listener_tcp.sockets import address_problem
 
@@ -36,7 +36,7 @@ class TcpListenerPlugin:
             settings.key_file,
             hash=settings.hash,
             auth=settings.auth,
-            log=logging.getLogger(LOGGER_PREFIX + section.name),
+            log=logging.getLogger(LISTENER_LOGGER_PREFIX + section.name),
             where=section.path,
         )
         return TcpListener(settings, key)

@@ -1,55 +1,26 @@
-"""The vsock listener object: its socket and core's stream server, nothing else.
+"""The vsock listener object: core's stream listener over an ``AF_VSOCK`` socket.
 
-Every connection is served by :class:`fence_virt.listening.StreamServer`, exactly as for
+Every connection is served by :class:`fence_virt.listening.StreamListener`, exactly as for
 tcp; this module only opens the ``AF_VSOCK`` socket and names the requester: the peer's
 CID in decimal (c-suite-spec §1.4, §7.3).
 """
 
 from __future__ import annotations
 
-import logging
-
-from fence_virt import Dispatcher
-from fence_virt.errors import LocalError
-from fence_virt.listening import StreamServer
+from fence_virt.listening import StreamListener
 from fence_virt_listener_vsock.settings import VsockSettings
 from fence_virt_listener_vsock.sockets import open_listening_socket, peer_cid
 
-__all__ = ["LOGGER_PREFIX", "VsockListener"]
-
-#: loggers are named per instance: ``fence_virt.listener.<instance name>``
-LOGGER_PREFIX = "fence_virt.listener."
+__all__ = ["VsockListener"]
 
 
-class VsockListener:
+class VsockListener(StreamListener):
     """:class:`fence_virt.Listener` for ``fence_virt -S`` clients."""
 
     def __init__(self, settings: VsockSettings, key: bytes) -> None:
-        self._settings = settings
-        self._key = key
-        self.log = logging.getLogger(LOGGER_PREFIX + settings.name)
-        #: the stream server while started (None before and after)
-        self.server: StreamServer | None = None
-
-    def describe(self) -> str:
-        return self._settings.describe()
-
-    async def start(self, dispatcher: Dispatcher) -> None:
-        if self.server is not None:
-            raise LocalError("vsock listener started twice")
-        settings = self._settings
-        self.server = StreamServer(
-            open_listening_socket(settings),
-            settings.policy(self._key),
+        super().__init__(
+            settings,
+            key,
+            open_socket=lambda: open_listening_socket(settings),
             requester=peer_cid,
-            log=self.log,
-            max_connections=settings.max_connections,
-            replay=settings.replay,
         )
-        await self.server.start(dispatcher)
-        self.log.info("listening on %s", self.describe())
-
-    async def stop(self) -> None:
-        server, self.server = self.server, None
-        if server is not None:
-            await server.stop()

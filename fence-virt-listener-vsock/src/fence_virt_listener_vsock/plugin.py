@@ -7,9 +7,9 @@ import logging
 from fence_virt import Availability, WizardQuestion, hookimpl
 from fence_virt.config import ConfigSection
 from fence_virt.errors import ConfigError
-from fence_virt.listening import key_problem, load_listener_key
+from fence_virt.listening import LISTENER_LOGGER_PREFIX, key_problem, load_listener_key
 from fence_virt.protocol import DEFAULT_KEY_FILE, DEFAULT_PORT
-from fence_virt_listener_vsock.listener import LOGGER_PREFIX, VsockListener
+from fence_virt_listener_vsock.listener import VsockListener
 from fence_virt_listener_vsock.settings import MAX_VSOCK_PORT, resolve_settings
 from fence_virt_listener_vsock.sockets import vsock_problem
 
@@ -50,7 +50,7 @@ class VsockListenerPlugin:
             settings.key_file,
             hash=settings.hash,
             auth=settings.auth,
-            log=logging.getLogger(LOGGER_PREFIX + section.name),
+            log=logging.getLogger(LISTENER_LOGGER_PREFIX + section.name),
             where=section.path,
         )
         return VsockListener(settings, key)

@@ -18,6 +18,8 @@ serial and vmchannel listeners behave alike and none copies another:
   socket the plugin opened and serves each one concurrently (at most ``max_connections``),
   with :class:`StreamSessions`: the request within its deadline, verified, duplicates and
   replays dropped, the handshake, the answer -- all set by a :class:`StreamPolicy`.
+  :class:`StreamListener` is a whole :class:`~fence_virt.Listener` around it: a plugin gives
+  its settings (:class:`StreamListenerSettings`), a socket opener and a requester naming rule.
 * **serial framing** (serial, vmchannel) -- :class:`SerialRequestReader` turns a guest's
   byte stream into requests, resynchronising on the magic; :func:`answer_serial` answers one.
   :func:`answer` is the fence_req counterpart :func:`serve` uses.
@@ -116,6 +118,11 @@ from fence_virt.listening.stream import (
     StreamSessions,
     TimedChannel,
 )
+from fence_virt.listening.stream_listener import (
+    LISTENER_LOGGER_PREFIX,
+    StreamListener,
+    StreamListenerSettings,
+)
 
 __all__ = [
     "DEFAULT_STATE_DIRECTORY",
@@ -123,6 +130,7 @@ __all__ = [
     "FINGERPRINT_SIZE",
     "HISTORY_WINDOW",
     "IO_TIMEOUT",
+    "LISTENER_LOGGER_PREFIX",
     "MAX_CONNECTIONS",
     "NO_MAGIC",
     "REPLAY_CAPACITY",
@@ -143,6 +151,8 @@ __all__ = [
     "SocketChannel",
     "SourceLog",
     "StateFileError",
+    "StreamListener",
+    "StreamListenerSettings",
     "StreamPolicy",
     "StreamServer",
     "StreamSessions",
