@@ -450,12 +450,12 @@ class WizardQuestion:
         """
         if self.removable and answer.lower() == "none":
             return None
+        if not answer:
+            return "An answer is required."
         if self.choices and answer.lower() not in (choice.lower() for choice in self.choices):
             return f"{answer} is not one of {', '.join(self.choices)}."
         if self.number is not None:
             low, high = self.number
             if not (answer.isdigit() and low <= int(answer) <= high):
                 return f"{answer} is not a {self.number_name} ({low}-{high})."
-        if not answer:
-            return "An answer is required."
         return None
