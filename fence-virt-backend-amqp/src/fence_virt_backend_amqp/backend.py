@@ -29,7 +29,6 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -37,11 +36,11 @@ from fence_virt import Target
 from fence_virt.errors import BackendError, LocalError, ProtocolError
 from fence_virt.hostfencing import FencedCheck
 from fence_virt.locations import SHUTOFF, Located, Locations, Placement
-from fence_virt.protocol import HostState, Operation, Response
+from fence_virt.protocol import Operation, Response
 from fence_virt_backend_amqp.config import AmqpSettings
 from fence_virt_backend_amqp.link import ANNOUNCE_KEY, BrokerLink
 from fence_virt_backend_amqp.wire import Announce, Reply, Request, decode, encode, host_key
-from fence_virt_libvirt import Fencer, LocalVms, locate
+from fence_virt_libvirt import HostClusterBackend, LocalVms, locate
 from fence_virt_libvirt import (
     Located as Domain,
 )
@@ -61,27 +60,28 @@ _BY_NAME = {name: op for op, name in _OPS.items()}
 _SEEN_KEPT = 4096
 
 
-class AmqpBackend:
-    """:class:`fence_virt.Backend` over an AMQP broker (``async def``: runs on the loop)."""
+class AmqpBackend(HostClusterBackend[str]):
+    """:class:`fence_virt.Backend` over an AMQP broker (``async def``: runs on the loop).
+
+    Requests wait in ``_waiting`` by their id ``HOST:SEQ``."""
 
     def __init__(self, settings: AmqpSettings) -> None:
-        self._settings = settings
-        self._host = settings.host_id
-        self._local = LocalVms(
+        local = LocalVms(
             "amqp backend",
             settings.uri,
             reboot_timeout=settings.reboot_timeout,
             refresh_interval=settings.refresh_interval,
             publish=self._refresh,
         )
+        super().__init__(local, log)
+        self._settings = settings
+        self._host = settings.host_id
         self._link: BrokerLink | None = None
         self._locations = Locations(settings.host_id)
         self._heard: dict[int, float] = {}
         self._fencing = FencedCheck(settings.fenced_check, settings.fenced_check_timeout)
         self._seqnos = itertools.count(1)
-        self._waiting: dict[str, asyncio.Future[int]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._hello = True
 
     def describe(self) -> str:
@@ -115,46 +115,17 @@ class AmqpBackend:
         await self._announce()
         await self._local.watch()
 
-    async def stop(self) -> None:
-        """Disconnect, stop watching libvirt, fail requests still waiting."""
-        await self._local.stop()
+    async def _disconnect(self) -> None:
         link, self._link = self._link, None
         if link is not None:
             await link.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        for waiter in self._waiting.values():
-            waiter.cancel()
-        await self._local.close()
+
+    def _transport_problem(self) -> str | None:
+        if self._link is None or not self._link.connected:
+            return "not connected to the broker"
+        return None
 
     # operations (this host is the requester) -------------------------------------------------
-
-    async def off(self, target: Target) -> Response:
-        return await self._request(Operation.OFF, target)
-
-    async def on(self, target: Target) -> Response:
-        return await self._request(Operation.ON, target)
-
-    async def reboot(self, target: Target) -> Response:
-        return await self._request(Operation.REBOOT, target)
-
-    async def status(self, target: Target) -> Response:
-        return await self._request(Operation.STATUS, target)
-
-    async def devstatus(self) -> Response:
-        """SUCCESS when connected to the broker and every hypervisor answers."""
-        if self._link is None or not self._link.connected:
-            log.error("monitor: not connected to the broker")
-            return Response.FAIL
-        return await asyncio.to_thread(self._running().devstatus)
-
-    async def hostlist(self, requester: str) -> Sequence[HostState]:
-        """This host's VMs only (as the cpg backend)."""
-        del requester
-        return await asyncio.to_thread(self._running().hostlist)
-
-    def _running(self) -> Fencer:
-        return self._local.fencer
 
     async def _request(self, operation: Operation, target: Target) -> Response:
         rid = f"{self._host}:{next(self._seqnos)}"
@@ -460,14 +431,3 @@ class AmqpBackend:
         the announcement."""
         self._update_membership()
         await self._announce()
-
-    def _spawn(self, coro: object) -> None:
-        assert asyncio.iscoroutine(coro)
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("handling a request failed", exc_info=task.exception())

@@ -25,12 +25,11 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Sequence
 
 from fence_virt import Target
 from fence_virt.errors import BackendError, LocalError, ProtocolError
 from fence_virt.locations import SHUTOFF, Located, Locations, Placement
-from fence_virt.protocol import HostState, Operation, Response
+from fence_virt.protocol import Operation, Response
 from fence_virt_backend_cpg.config import CpgSettings, NameMode
 from fence_virt_backend_cpg.fencing import HostFencing
 from fence_virt_backend_cpg.group import CpgGroup
@@ -43,7 +42,7 @@ from fence_virt_backend_cpg.wire import (
     decode,
     encode,
 )
-from fence_virt_libvirt import Fencer, LocalVms, locate
+from fence_virt_libvirt import HostClusterBackend, LocalVms, locate
 
 __all__ = ["CpgBackend"]
 
@@ -63,24 +62,25 @@ _FENCING_OPS = {
 }
 
 
-class CpgBackend:
-    """:class:`fence_virt.Backend` over a CPG group (``async def``: runs on the loop)."""
+class CpgBackend(HostClusterBackend[int]):
+    """:class:`fence_virt.Backend` over a CPG group (``async def``: runs on the loop).
+
+    Requests wait in ``_waiting`` by their CPG seqno."""
 
     def __init__(self, settings: CpgSettings) -> None:
-        self._settings = settings
-        self._local = LocalVms(
+        local = LocalVms(
             "cpg backend",
             settings.uri,
             reboot_timeout=settings.reboot_timeout,
             refresh_interval=settings.refresh_interval,
             publish=self._publish,
         )
+        super().__init__(local, log)
+        self._settings = settings
         self._group: CpgGroup | None = None
         self._locations: Locations | None = None
         self._fencing = HostFencing(settings.fenced_check, settings.fenced_check_timeout)
         self._seqnos = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def describe(self) -> str:
         uris = ", ".join(self._settings.uri)
@@ -118,47 +118,18 @@ class CpgBackend:
         await self._publish()
         await self._local.watch()
 
-    async def stop(self) -> None:
-        """Leave the group, stop watching libvirt, fail requests still waiting."""
-        await self._local.stop()
+    async def _disconnect(self) -> None:
         group, self._group = self._group, None
         if group is not None:
             await group.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        for waiter in self._waiting.values():
-            waiter.cancel()
-        await self._local.close()
 
-    # operations (this host is the requester) -------------------------------------------------
-
-    async def off(self, target: Target) -> Response:
-        return await self._request(Operation.OFF, target)
-
-    async def on(self, target: Target) -> Response:
-        return await self._request(Operation.ON, target)
-
-    async def reboot(self, target: Target) -> Response:
-        return await self._request(Operation.REBOOT, target)
-
-    async def status(self, target: Target) -> Response:
-        return await self._request(Operation.STATUS, target)
-
-    async def devstatus(self) -> Response:
-        """SUCCESS when joined to the group and every hypervisor answers."""
+    def _transport_problem(self) -> str | None:
         group = self._group
         if group is None or not group.connected:
-            log.error("monitor: not joined to the CPG group %s", self._settings.group)
-            return Response.FAIL
-        return await asyncio.to_thread(self._running().devstatus)
+            return f"not joined to the CPG group {self._settings.group}"
+        return None
 
-    async def hostlist(self, requester: str) -> Sequence[HostState]:
-        """This host's VMs only, as C's cpg backend lists them."""
-        del requester
-        return await asyncio.to_thread(self._running().hostlist)
-
-    def _running(self) -> Fencer:
-        return self._local.fencer
+    # operations (this host is the requester) -------------------------------------------------
 
     async def _request(self, operation: Operation, target: Target) -> Response:
         group = self._group
@@ -492,17 +463,6 @@ class CpgBackend:
             await group.send(encode(StoreVm(name, uuid, group.nodeid, state)), _SEND_TIMEOUT)
         except BackendError as exc:
             log.warning("could not publish VM %s: %s", name, exc)
-
-    def _spawn(self, coro: object) -> None:
-        assert asyncio.iscoroutine(coro)
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("handling a CPG request failed", exc_info=task.exception())
 
 
 def _addresses(addresses: list[CpgAddress]) -> str:

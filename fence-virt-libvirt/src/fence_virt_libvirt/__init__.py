@@ -17,13 +17,15 @@
 * :func:`connect_hypervisors`: connect a host's URIs (at least one must open);
   :class:`LocalVms`: a distributed backend's local side (the :class:`Fencer` of its URIs, and
   an async ``publish`` callback called every refresh interval and after lifecycle events,
-  bursts coalesced).
+  bursts coalesced); :class:`HostClusterBackend`: the rest such a backend shares (the four
+  operations to one ``_request``, this host's list, monitor, stop order, tasks and waiters).
 * :func:`socket_paths`, :func:`in_directory`, :class:`GuestSocketWatch`: the UNIX sockets of
   running domains' serial ports or channels (C's discovery rule), kept current from events.
 * :class:`GuestChannelListener`, :class:`GuestChannelPlugin` and the settings: the serial
   and vmchannel listeners, shared by their two plugins.
 
-Everything but :class:`LifecycleWatch` and :class:`LocalVms` blocks: call it from worker threads.
+Everything but :class:`LifecycleWatch`, :class:`LocalVms` and :class:`HostClusterBackend`
+blocks: call it from worker threads.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from fence_virt_libvirt.events import DomainEvent, LifecycleEvent, LifecycleWatc
 from fence_virt_libvirt.fencepoint import outliving
 from fence_virt_libvirt.guests import DeviceKind, GuestSocket, in_directory, socket_paths
 from fence_virt_libvirt.guestwatch import GuestSocketWatch
+from fence_virt_libvirt.hostcluster import HostClusterBackend
 from fence_virt_libvirt.hypervisor import (
     DEFAULT_KEEPALIVE,
     Hypervisor,
@@ -89,6 +92,7 @@ __all__ = [
     "GuestChannelSettings",
     "GuestSocket",
     "GuestSocketWatch",
+    "HostClusterBackend",
     "Hypervisor",
     "HypervisorUnreachable",
     "LibvirtCallFailed",
