@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from benchkit import hyperfine_median, print_ratio_row
 
 from fence_virt_testinfra.amqp_hosts import AmqpHost
 from fence_virt_testinfra.c_suite import write_key
@@ -57,10 +58,7 @@ def layout(concurrent: int) -> dict[int, tuple[str, ...]]:
 
 def latency(ns: NetNS, argv: list[str], runs: int, out: Path) -> float:
     """Median seconds of ``argv`` run in ``ns``."""
-    command = " ".join(argv)
-    hyperfine = ["hyperfine", "-N", "--style", "none", "--warmup", "3", "--runs", str(runs)]
-    ns.run(*hyperfine, "--export-json", str(out), command, timeout=600)
-    return statistics.median(json.loads(out.read_text())["results"][0]["times"])
+    return hyperfine_median(ns, " ".join(argv), runs=runs, out=out, timeout=600)
 
 
 def concurrent(askers: list[Asker], count: int) -> tuple[float, int]:
@@ -132,14 +130,12 @@ def report(results: dict[str, dict[str, float]]) -> None:
     cpg, amqp = results["cpg"], results["amqp"]
     print("\n3 hosts, our fence_virtd, C fence_virt -T client (test driver)")
     print(f"{'measure':34} {'cpg':>11} {'amqp':>11} {'amqp/cpg':>9}")
-    print(
-        f"{'status of a VM on host 3, at host 1':34} {cpg['latency'] * 1000:8.2f} ms "
-        f"{amqp['latency'] * 1000:8.2f} ms {amqp['latency'] / cpg['latency']:9.3f}"
-    )
-    print(
-        f"{f'{CONCURRENT} concurrent, spread over 3 hosts':34} "
-        f"{cpg['concurrent'] * 1000:8.0f} ms {amqp['concurrent'] * 1000:8.0f} ms "
-        f"{amqp['concurrent'] / cpg['concurrent']:9.3f}"
+    print_ratio_row("status of a VM on host 3, at host 1", cpg["latency"], amqp["latency"])
+    print_ratio_row(
+        f"{CONCURRENT} concurrent, spread over 3 hosts",
+        cpg["concurrent"],
+        amqp["concurrent"],
+        digits=0,
     )
     print(f"{'  of which answered 0':34} {int(cpg['succeeded']):11d} {int(amqp['succeeded']):11d}")
 

@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import hyperfine_median, print_ratio_row
 
 from fence_virt_testinfra.c_suite import write_key
 from fence_virt_testinfra.corosync import corosync_cluster
@@ -66,9 +67,7 @@ def start(kind: str, hosts: list[Host], vms: dict[int, tuple[str, ...]]) -> None
 def latency(host: Host, runs: int, out: Path) -> float:
     """Median seconds of ``status vmC`` (node 3's VM) asked at ``host``."""
     command = " ".join(host.agent_argv("C", "-o", "status", "-H", "vmC"))
-    argv = ["hyperfine", "-N", "--style", "none", "--warmup", "3", "--runs", str(runs)]
-    host.node.ns.run(*argv, "--export-json", str(out), command, timeout=600)
-    return statistics.median(json.loads(out.read_text())["results"][0]["times"])
+    return hyperfine_median(host.node.ns, command, runs=runs, out=out, timeout=600)
 
 
 def concurrent(hosts: list[Host], count: int) -> tuple[float, int]:
@@ -113,14 +112,13 @@ def measure(runs: int, work: Path) -> dict[str, dict[str, float]]:
 def report(results: dict[str, dict[str, float]]) -> None:
     c, ours = results["C"], results["ours"]
     print("\ncpg backend, 3 corosync nodes, C fence_virt -T client (test driver)")
-    print(f"{'measure':34} {'C':>11} {'ours':>11} {'ours/C':>8}")
-    print(
-        f"{'status of a VM on node 3, at node 1':34} {c['latency'] * 1000:8.2f} ms "
-        f"{ours['latency'] * 1000:8.2f} ms {ours['latency'] / c['latency']:8.3f}"
-    )
-    print(
-        f"{f'{CONCURRENT} concurrent, spread over 3 nodes':34} {c['concurrent'] * 1000:8.0f} ms "
-        f"{ours['concurrent'] * 1000:8.0f} ms {ours['concurrent'] / c['concurrent']:8.3f}"
+    print(f"{'measure':34} {'C':>11} {'ours':>11} {'ours/C':>9}")
+    print_ratio_row("status of a VM on node 3, at node 1", c["latency"], ours["latency"])
+    print_ratio_row(
+        f"{CONCURRENT} concurrent, spread over 3 nodes",
+        c["concurrent"],
+        ours["concurrent"],
+        digits=0,
     )
     print(f"{'  of which answered 0':34} {int(c['succeeded']):11d} {int(ours['succeeded']):11d}")
 

@@ -25,18 +25,16 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fence_virt_testinfra.c_suite import C_FENCE_VIRTD, C_FENCE_XVM, MulticastSetup, c_plugin_dir
+from benchkit import hyperfine_median, released_at_once, side_by_side_daemon
+
+from fence_virt_testinfra.c_suite import C_FENCE_XVM, MulticastSetup
 from fence_virt_testinfra.c_suite import write_key as make_key
 from fence_virt_testinfra.netns import NetNS, netns
-from fence_virt_testinfra.ours import FENCE_VIRTD as OUR_FENCE_VIRTD
-from fence_virt_testinfra.processes import Daemon, wait_until
 
 TARGETS = {"status": 1.0, "list": 1.0, "reboot": 0.05}
 THROUGHPUT_TARGET = 4.0
@@ -51,24 +49,9 @@ def udp_port_bound(ns: NetNS, port: int) -> bool:
     return f":{port:04X} " in text
 
 
-@contextlib.contextmanager
-def daemon(kind: str, ns: NetNS, workdir: Path, setup: MulticastSetup) -> Iterator[Daemon]:
-    """The C or our fence_virtd, without debug logging, stopped by PID on exit."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    if kind == "c":
-        config = setup.write(workdir / "c.conf", module_path=c_plugin_dir())
-        argv = [C_FENCE_VIRTD, "-F", "-f", str(config), "-p", str(workdir / "c.pid")]
-    else:
-        config = setup.write(workdir / "ours.conf")
-        argv = [OUR_FENCE_VIRTD, "-F", "-f", str(config), "-p", str(workdir / "ours.pid")]
-    process = Daemon(ns.argv(*argv), workdir / f"{kind}.log")
-    try:
-        wait_until(lambda: udp_port_bound(ns, setup.port), 30, f"{kind} fence_virtd to bind")
-        if kind == "ours":
-            process.wait_for_log("fence_virtd started", 30)
-        yield process
-    finally:
-        process.stop()
+def daemon(kind: str, ns: NetNS, workdir: Path, setup: MulticastSetup):
+    """The C or our fence_virtd, side by side, ready once its UDP port is bound."""
+    return side_by_side_daemon(kind, ns, workdir, setup, lambda: udp_port_bound(ns, setup.port))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,16 +68,12 @@ def hyperfine(ns: NetNS, key: Path, workdir: Path, runs: int, reboot_runs: int) 
         ("on", f"{xvm} -o on -H test", f"{xvm} -o off -H test", runs),
         ("reboot", f"{xvm} -o reboot -H test", f"{xvm} -o on -H test", reboot_runs),
     ]
-    medians = {}
-    for name, command, prepare, count in plan:
-        out = workdir / f"{name}.json"
-        argv = ["hyperfine", "-N", "--style", "none", "--warmup", "2", "--runs", str(count)]
-        argv += ["--export-json", str(out)]
-        if prepare:
-            argv += ["--prepare", prepare]
-        ns.run(*argv, command, timeout=1800)
-        medians[name] = json.loads(out.read_text())["results"][0]["median"]
-    return medians
+    return {
+        name: hyperfine_median(
+            ns, command, runs=count, out=workdir / f"{name}.json", prepare=prepare, warmup=2
+        )
+        for name, command, prepare, count in plan
+    }
 
 
 def latency(kind: str, key: Path, workdir: Path, runs: int, reboot_runs: int) -> dict[str, float]:
@@ -145,38 +124,13 @@ def bridge_farm(count: int) -> Iterator[tuple[NetNS, list[NetNS]]]:
         yield host, guests
 
 
-def released_at_once(
-    guests: list[NetNS], key: Path, operation: str, fifo: Path
-) -> tuple[float, int]:
-    """(seconds until the last fence_xvm exits, how many succeeded)."""
-    os.mkfifo(fifo)
-    gate = os.open(fifo, os.O_RDWR)  # a writer exists, so the clients' opens do not block
-    procs = []
-    try:
-        for i, guest in enumerate(guests, start=1):
-            script = f"read _ < {fifo}; exec {C_FENCE_XVM} -k {key} -o {operation} -H vm{i:02d}"
-            procs.append(
-                subprocess.Popen(guest.argv("sh", "-c", script), stdout=subprocess.DEVNULL)
-            )
-        wait_until(lambda: all(_reads(p.pid, fifo) for p in procs), 30, "clients at the gate")
-        started = time.monotonic()
-        os.write(gate, b"\n" * len(procs))
-        codes = [p.wait(120) for p in procs]
-        return time.monotonic() - started, codes.count(0)
-    finally:
-        os.close(gate)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        fifo.unlink()
-
-
-def _reads(pid: int, fifo: Path) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/fd/0") == str(fifo)
-    except OSError:
-        return False
+def released(guests: list[NetNS], key: Path, operation: str, fifo: Path) -> tuple[float, int]:
+    """(seconds until the last fence_xvm exits, how many succeeded): one per guest, at once."""
+    clients = [
+        (guest.argv(), f"{C_FENCE_XVM} -k {key} -o {operation} -H vm{i:02d}")
+        for i, guest in enumerate(guests, start=1)
+    ]
+    return released_at_once(clients, fifo, 120)
 
 
 def concurrency(
@@ -192,8 +146,7 @@ def concurrency(
         with daemon(kind, host, workdir / f"conc-{kind}", setup):
             for operation, times in (("status", repeat), ("reboot", 1)):
                 runs = sorted(
-                    released_at_once(guests, key, operation, workdir / f"gate-{kind}")
-                    for _ in range(times)
+                    released(guests, key, operation, workdir / f"gate-{kind}") for _ in range(times)
                 )
                 results[operation] = runs[len(runs) // 2]
     return results

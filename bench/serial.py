@@ -34,6 +34,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchkit import hyperfine_median, released_at_once
+
 from fence_virt_testinfra.c_suite import C_FENCE_VIRTD, c_plugin_dir
 from fence_virt_testinfra.c_suite import write_key as make_key
 from fence_virt_testinfra.channels import C_FENCE_VIRT, SerialSetup, socat_pty, socket_domain_xml
@@ -113,55 +115,30 @@ def latency(kind: str, work: Path, runs: int, reboot_runs: int) -> dict[str, flo
             ("on", f"{agent} -o on -H vm01", f"{agent} -o off -H vm01", runs),
             ("reboot", f"{agent} -o reboot -H vm01", f"{agent} -o on -H vm01", reboot_runs),
         ]
-        medians = {}
-        for name, command, prepare, count in plan:
-            out = work / f"lat-{kind}-{name}.json"
-            argv = ["hyperfine", "-N", "--style", "none", "--warmup", "2", "--runs", str(count)]
-            argv += ["--export-json", str(out)]
-            if prepare:
-                argv += ["--prepare", prepare]
-            subprocess.run([*argv, command], check=True, timeout=1800, capture_output=True)
-            medians[name] = json.loads(out.read_text())["results"][0]["median"]
-        return medians
+        return {
+            name: hyperfine_median(
+                None,
+                command,
+                runs=count,
+                out=work / f"lat-{kind}-{name}.json",
+                prepare=prepare,
+                warmup=2,
+            )
+            for name, command, prepare, count in plan
+        }
 
 
 # ---------------------------------------------------------------------------------------------
 # part 2: many guests at once
 
 
-def released_at_once(ttys: list[Path], operation: str, fifo: Path) -> tuple[float, int]:
-    """(seconds until the last fence_virt exits, how many succeeded)."""
-    os.mkfifo(fifo)
-    gate = os.open(fifo, os.O_RDWR)  # a writer exists, so the clients' opens do not block
-    procs = []
-    try:
-        for i, tty in enumerate(ttys, start=1):
-            agent = f"{C_FENCE_VIRT} -D {tty} -t {CLIENT_TIMEOUT}"
-            script = f"read _ < {fifo}; exec {agent} -o {operation} -H vm{i:02d}"
-            procs.append(
-                subprocess.Popen(
-                    ["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-            )
-        wait_until(lambda: all(_reads(p.pid, fifo) for p in procs), 30, "clients at the gate")
-        started = time.monotonic()
-        os.write(gate, b"\n" * len(procs))
-        codes = [p.wait(CLIENT_TIMEOUT + 60) for p in procs]
-        return time.monotonic() - started, codes.count(0)
-    finally:
-        os.close(gate)
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        fifo.unlink()
-
-
-def _reads(pid: int, fifo: Path) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/fd/0") == str(fifo)
-    except OSError:
-        return False
+def released(ttys: list[Path], operation: str, fifo: Path) -> tuple[float, int]:
+    """(seconds until the last fence_virt exits, how many succeeded): one per PTY, at once."""
+    clients = [
+        ([], f"{C_FENCE_VIRT} -D {tty} -t {CLIENT_TIMEOUT} -o {operation} -H vm{i:02d}")
+        for i, tty in enumerate(ttys, start=1)
+    ]
+    return released_at_once(clients, fifo, CLIENT_TIMEOUT + 60)
 
 
 def concurrency(kind: str, work: Path, guests: int, repeat: int) -> dict[str, tuple[float, int]]:
@@ -169,9 +146,7 @@ def concurrency(kind: str, work: Path, guests: int, repeat: int) -> dict[str, tu
     results = {}
     with setup(kind, work / "conc", guests) as ttys:
         for operation, times in (("status", repeat), ("reboot", 1)):
-            runs = sorted(
-                released_at_once(ttys, operation, work / f"gate-{kind}") for _ in range(times)
-            )
+            runs = sorted(released(ttys, operation, work / f"gate-{kind}") for _ in range(times))
             results[operation] = runs[len(runs) // 2]
     return results
 

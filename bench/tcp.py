@@ -22,15 +22,13 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from fence_virt_testinfra.c_suite import C_FENCE_VIRTD, c_plugin_dir
+from benchkit import hyperfine_times, side_by_side_daemon
+
 from fence_virt_testinfra.c_suite import write_key as make_key
 from fence_virt_testinfra.c_tcp import C_FENCE_VIRT, TcpSetup
 from fence_virt_testinfra.netns import NetNS, netns
-from fence_virt_testinfra.ours import FENCE_VIRTD as OUR_FENCE_VIRTD
-from fence_virt_testinfra.processes import Daemon, wait_until
 
 #: what the issue asks of status: no slower than C
 TARGET = {"status": 1.0}
@@ -44,34 +42,9 @@ def tcp_listening(ns: NetNS, port: int) -> bool:
     )
 
 
-@contextlib.contextmanager
-def daemon(kind: str, ns: NetNS, workdir: Path, setup: TcpSetup) -> Iterator[Daemon]:
-    """The C or our fence_virtd, without debug logging, stopped by PID on exit."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    if kind == "c":
-        config = setup.write(workdir / "c.conf", module_path=c_plugin_dir())
-        argv = [C_FENCE_VIRTD, "-F", "-f", str(config), "-p", str(workdir / "c.pid")]
-    else:
-        config = setup.write(workdir / "ours.conf")
-        argv = [OUR_FENCE_VIRTD, "-F", "-f", str(config), "-p", str(workdir / "ours.pid")]
-    process = Daemon(ns.argv(*argv), workdir / f"{kind}.log")
-    try:
-        wait_until(lambda: tcp_listening(ns, setup.port), 30, f"{kind} fence_virtd to listen")
-        if kind == "ours":
-            process.wait_for_log("fence_virtd started", 30)
-        yield process
-    finally:
-        process.stop()
-
-
-def hyperfine_times(ns: NetNS, command: str, prepare: str | None, runs: int, out: Path):
-    """Seconds of each of ``runs`` runs of ``command``, hyperfine inside ``ns``."""
-    argv = ["hyperfine", "-N", "--style", "none", "--warmup", "3", "--runs", str(runs)]
-    argv += ["--export-json", str(out)]
-    if prepare:
-        argv += ["--prepare", prepare]
-    ns.run(*argv, command, timeout=1800)
-    return json.loads(out.read_text())["results"][0]["times"]
+def daemon(kind: str, ns: NetNS, workdir: Path, setup: TcpSetup):
+    """The C or our fence_virtd, side by side, ready once its TCP port listens."""
+    return side_by_side_daemon(kind, ns, workdir, setup, lambda: tcp_listening(ns, setup.port))
 
 
 def latency(key: Path, workdir: Path, runs: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -94,7 +67,9 @@ def latency(key: Path, workdir: Path, runs: int, rounds: int) -> dict[str, dict[
                     agent = f"{C_FENCE_VIRT} -T 127.0.0.1 -p {port} -k {key}"
                     prepare = f"{agent} {undo}" if undo else None
                     out = workdir / f"{kind}-{name}-{round_}.json"
-                    found = hyperfine_times(ns, f"{agent} {args}", prepare, runs // rounds, out)
+                    found = hyperfine_times(
+                        ns, f"{agent} {args}", runs=runs // rounds, out=out, prepare=prepare
+                    )
                     times[kind].setdefault(name, []).extend(found)
     return {
         kind: {op: statistics.median(t) for op, t in ops.items()} for kind, ops in times.items()
