@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import libvirt
 import pytest
 
-from fence_virt.testing import BackendContract, BackendHarness, BadConfig, Observed
+from fence_virt.testing import BackendContract, BackendHarness, BadConfig
 from fence_virt_backend_amqp.plugin import AmqpBackendPlugin
+from fence_virt_testinfra.testdriver import witnessed_domains
 
 pytestmark = pytest.mark.netns
 
@@ -32,29 +32,11 @@ CONFIG = """backends {
 """
 
 
-def domain_xml(name: str) -> str:
-    return (
-        f"<domain type='test'><name>{name}</name><memory>1048576</memory><vcpu>1</vcpu>"
-        "<os><type arch='i686'>hvm</type></os></domain>"
-    )
-
-
 class TestAmqpBackendContract(BackendContract):
     @pytest.fixture
     def backend_harness(self, mq_loop, exchange) -> Iterator[BackendHarness]:
-        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-        witness = libvirt.open("test:///default")
         config = CONFIG.replace("EXCHANGE", exchange)
-        try:
-            for name in VMS[1:]:
-                witness.defineXML(domain_xml(name)).create()
-
-            def observe(vm: str) -> Observed:
-                domain = witness.lookupByName(vm)
-                return Observed(
-                    running=domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING, boot=domain.ID()
-                )
-
+        with witnessed_domains(*VMS[1:]) as observe:
             yield BackendHarness(
                 plugin=AmqpBackendPlugin,
                 name="amqp",
@@ -65,5 +47,3 @@ class TestAmqpBackendContract(BackendContract):
                 run=mq_loop.run,
                 timeout=30,
             )
-        finally:
-            witness.close()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import libvirt
 import pytest
 
-from fence_virt.testing import BackendContract, BackendHarness, BadConfig, Observed
+from fence_virt.testing import BackendContract, BackendHarness, BadConfig
 from fence_virt_backend_cpg.plugin import CpgBackendPlugin
+from fence_virt_testinfra.testdriver import witnessed_domains
 
 pytestmark = pytest.mark.netns
 
@@ -33,28 +33,10 @@ CONFIG = """backends {
 BAD_CONFIG = CONFIG.replace('request_timeout = "20";', 'request_timeout = "soon";')
 
 
-def domain_xml(name: str) -> str:
-    return (
-        f"<domain type='test'><name>{name}</name><memory>1048576</memory><vcpu>1</vcpu>"
-        "<os><type arch='i686'>hvm</type></os></domain>"
-    )
-
-
 class TestCpgBackendContract(BackendContract):
     @pytest.fixture
     def backend_harness(self, cpg_loop) -> Iterator[BackendHarness]:
-        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-        witness = libvirt.open("test:///default")
-        try:
-            for name in VMS[1:]:
-                witness.defineXML(domain_xml(name)).create()
-
-            def observe(vm: str) -> Observed:
-                domain = witness.lookupByName(vm)
-                return Observed(
-                    running=domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING, boot=domain.ID()
-                )
-
+        with witnessed_domains(*VMS[1:]) as observe:
             yield BackendHarness(
                 plugin=CpgBackendPlugin,
                 name="cpg",
@@ -65,5 +47,3 @@ class TestCpgBackendContract(BackendContract):
                 run=cpg_loop.run,
                 timeout=30,
             )
-        finally:
-            witness.close()

@@ -11,7 +11,6 @@ starts and moves while the daemons run.
 from __future__ import annotations
 
 import time
-import uuid as uuidlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,6 +21,7 @@ from fence_virt_testinfra.corosync import CorosyncNode
 from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.ours import FENCE_XVM, STARTED, fence_virtd_argv
 from fence_virt_testinfra.processes import Daemon, wait_until
+from fence_virt_testinfra.testdriver import UUIDS, domain_xml, node_xml, vm_uuid
 
 __all__ = [
     "UUIDS",
@@ -32,33 +32,6 @@ __all__ = [
     "vm_uuid",
     "write_check",
 ]
-
-UUIDS = {
-    "vmA": "aaaaaaaa-0000-0000-0000-000000000001",
-    "vmB": "bbbbbbbb-0000-0000-0000-000000000002",
-    "vmC": "cccccccc-0000-0000-0000-000000000003",
-    "vmM": "dddddddd-0000-0000-0000-000000000004",
-}
-
-
-def vm_uuid(name: str) -> str:
-    """The UUID of VM ``name``: from :data:`UUIDS`, else derived from the name."""
-    return UUIDS.get(name) or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{name}.fvt.invalid"))
-
-
-def domain_xml(name: str) -> str:
-    """A test-driver domain ``name`` with UUID :func:`vm_uuid` (for a node file or
-    ``defineXML``)."""
-    return (
-        f"<domain type='test'><name>{name}</name><uuid>{vm_uuid(name)}</uuid>"
-        "<memory>1048576</memory><vcpu>1</vcpu><os><type arch='i686'>hvm</type></os></domain>"
-    )
-
-
-def node_xml(*names: str) -> str:
-    """A test-driver node file holding the running VMs ``names``."""
-    domains = "".join(domain_xml(n) for n in names)
-    return f"<node><memory>8388608</memory>{domains}</node>"
 
 
 def write_check(workdir: Path) -> Path:
