@@ -115,9 +115,11 @@ def side_by_side_daemon(
     workdir: Path,
     setup: ConfigWriter,
     bound: Callable[[], bool],
+    timeout: float = 30,
 ) -> Iterator[Daemon]:
     """The C (``kind == "c"``) or our fence_virtd, without debug logging, in ``ns``; ready
-    once ``bound()`` is true (and, for ours, it logged its start); stopped by PID on exit."""
+    once ``bound()`` is true within ``timeout`` seconds (and, for ours, it logged its start);
+    stopped by PID on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     if kind == "c":
         config = setup.write(workdir / "c.conf", module_path=c_plugin_dir())
@@ -127,7 +129,7 @@ def side_by_side_daemon(
         argv = [OUR_FENCE_VIRTD, "-F", "-f", str(config), "-p", str(workdir / "ours.pid")]
     process = Daemon(ns.argv(*argv), workdir / f"{kind}.log")
     try:
-        wait_until(bound, 30, f"{kind} fence_virtd to bind")
+        wait_until(bound, timeout, f"{kind} fence_virtd to be ready")
         if kind != "c":
             process.wait_for_log("fence_virtd started", 30)
         yield process

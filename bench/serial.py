@@ -34,14 +34,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchkit import hyperfine_median, released_at_once
+from benchkit import hyperfine_median, released_at_once, side_by_side_daemon
 
-from fence_virt_testinfra.c_suite import C_FENCE_VIRTD, c_plugin_dir
 from fence_virt_testinfra.c_suite import write_key as make_key
 from fence_virt_testinfra.channels import C_FENCE_VIRT, SerialSetup, socat_pty, socket_domain_xml
 from fence_virt_testinfra.netns import netns
-from fence_virt_testinfra.ours import FENCE_VIRTD as OUR_FENCE_VIRTD
-from fence_virt_testinfra.processes import Daemon, wait_until
 
 #: the client's own timeout in the concurrency part (seconds; the C default)
 CLIENT_TIMEOUT = 30
@@ -82,15 +79,9 @@ def setup(kind: str, work: Path, guests: int) -> Iterator[list[Path]]:
             ttys.append(tty)
         ns = stack.enter_context(netns(f"bs{kind[0]}"))
         config = SerialSetup(uri=uri, path=sock_dir, key_file=make_key(workdir / "key"))
-        if kind == "c":
-            path = config.write(workdir / "c.conf", module_path=c_plugin_dir())
-            argv = [C_FENCE_VIRTD, "-F", "-f", str(path), "-p", str(workdir / "c.pid")]
-        else:
-            path = config.write(workdir / "ours.conf")
-            argv = [OUR_FENCE_VIRTD, "-F", "-f", str(path), "-p", str(workdir / "ours.pid")]
-        daemon = Daemon(ns.argv(*argv), workdir / f"{kind}.log")
-        stack.callback(daemon.stop)
-        wait_until(lambda: all(t.exists() for t in ttys), 60, f"{kind} to connect every guest")
+        # ready once the daemon connected every guest socket (socat then makes each PTY)
+        connected = lambda: all(t.exists() for t in ttys)  # noqa: E731
+        stack.enter_context(side_by_side_daemon(kind, ns, workdir, config, connected, 60))
         time.sleep(1.5)  # C: serial_init sleeps 1 s before the dispatch loop runs
         yield ttys
 
