@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fence_virt.daemon.systemd import Notifier
+from fence_virt.daemon.systemd import Notifier, unit_problem
 from fence_virt_testinfra.ours import FENCE_VIRTD
 from fence_virt_testinfra.processes import Daemon
 from fence_virt_testinfra.tools import skip_unless_installed
@@ -142,3 +142,23 @@ def test_the_shipped_unit_file_verifies(tmp_path: Path) -> None:
     )
     # unknown or misspelt directives are only warnings on stderr: none may appear
     assert (verify.returncode, verify.stderr) == (0, "")
+
+
+def test_a_unit_for_a_fence_virtd_the_unit_would_hide_warns() -> None:
+    """``ProtectHome=yes`` hides /root and /home: a unit whose ExecStart is there cannot start
+    (status 203/EXEC under a real systemd: test_systemd_real.py). The unit is still printed,
+    the warning goes to stderr."""
+    result = subprocess.run(
+        [FENCE_VIRTD, "--systemd-unit"], capture_output=True, text=True, check=True, timeout=30
+    )
+    hidden = unit_problem(FENCE_VIRTD) is not None
+    assert ("ProtectHome=yes" in result.stderr) is hidden
+    assert result.stdout.startswith("[Unit]") or "[Service]" in result.stdout
+    for path, problem in (
+        ("/root/venv/bin/fence_virtd", True),
+        ("/home/admin/.local/bin/fence_virtd", True),
+        ("/opt/fence-virt/bin/fence_virtd", False),
+        ("/usr/local/bin/fence_virtd", False),
+        ("/rootfs/bin/fence_virtd", False),
+    ):
+        assert (unit_problem(path) is not None) is problem, path

@@ -33,7 +33,7 @@ from fence_virt.daemon.logs import install_logging
 from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
-from fence_virt.daemon.systemd import Notifier, render_unit
+from fence_virt.daemon.systemd import Notifier, default_executable, render_unit, unit_problem
 from fence_virt.daemon.upgrade import convert_cluster_conf
 from fence_virt.daemon.wizard import run_wizard
 from fence_virt.daemon.wizard_answers import parse_answers
@@ -379,7 +379,11 @@ def main(
     explicit = config_file is not None
     path = None if default_config else config_file or DEFAULT_CONFIG_FILE
     if systemd_unit:
-        click.echo(render_unit(), nl=False)
+        executable = default_executable()
+        click.echo(render_unit(executable), nl=False)
+        problem = unit_problem(executable)
+        if problem is not None:
+            click.echo(f"fence_virtd: warning: {problem}", err=True)
         return
     try:
         if configure:

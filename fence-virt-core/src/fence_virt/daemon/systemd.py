@@ -31,7 +31,14 @@ from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["UNIT_NAME", "Notifier", "render_unit"]
+__all__ = [
+    "HIDDEN_BY_UNIT",
+    "UNIT_NAME",
+    "Notifier",
+    "default_executable",
+    "render_unit",
+    "unit_problem",
+]
 
 log = logging.getLogger("fence_virt.daemon")
 
@@ -127,5 +134,30 @@ def render_unit(executable: str | None = None) -> str:
     """
     text = resources.files("fence_virt.daemon").joinpath(UNIT_NAME).read_text()
     if executable is None:
-        executable = str(Path(sys.executable).parent / "fence_virtd")
+        executable = default_executable()
     return text.replace(_EXEC_PLACEHOLDER, executable)
+
+
+def default_executable() -> str:
+    """The ``fence_virtd`` beside this interpreter (where pip installed it), absolute."""
+    return str(Path(sys.executable).parent / "fence_virtd")
+
+
+#: directories the unit hides (``ProtectHome=yes``): an ``ExecStart`` below them cannot start
+HIDDEN_BY_UNIT = ("/root", "/home", "/run/user")
+
+
+def unit_problem(executable: str) -> str | None:
+    """Why the unit rendered for ``executable`` cannot start (one line), or ``None``.
+
+    ``ProtectHome=yes`` hides :data:`HIDDEN_BY_UNIT`; a ``fence_virtd`` installed below one
+    of them (a venv in root's home) fails with systemd's status 203/EXEC.
+    """
+    for hidden in HIDDEN_BY_UNIT:
+        if executable == hidden or executable.startswith(hidden + "/"):
+            return (
+                f"{executable} is below {hidden}, which the unit hides (ProtectHome=yes): "
+                "install fence_virtd elsewhere (/opt/fence-virt, /usr/local) or the start "
+                "fails with status 203/EXEC"
+            )
+    return None
