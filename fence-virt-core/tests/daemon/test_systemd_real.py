@@ -20,6 +20,7 @@ notify socket.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -137,7 +138,9 @@ def start(box: SystemdBox, *units: str) -> dict[str, str]:
 def test_started_by_systemd_it_serves_through_libvirtd_and_stops_cleanly(
     tmp_path: Path, libvirtd: Libvirtd
 ) -> None:
-    with unit_in_box(tmp_path, libvirtd, config=multicast_libvirt()) as (box, key):
+    # debug = "1": the listener's and the backend's lines of a request reach the journal too
+    config = multicast_libvirt().replace("fence_virtd {\n", 'fence_virtd {\n\tdebug = "1";\n', 1)
+    with unit_in_box(tmp_path, libvirtd, config=config) as (box, key):
         state = start(box, UNIT_NAME)
         pid = state.pop("MainPID")
         assert state == {
@@ -153,6 +156,7 @@ def test_started_by_systemd_it_serves_through_libvirtd_and_stops_cleanly(
         assert f'"fence_virtd",pid={pid},' in sockets, sockets
         assert box.read(PID_FILE).strip() == pid
         assert fence_xvm(box, key, "-o", "status", "-H", VM) == (0, "Status: ON\n")
+        follow_one_request_in_the_journal(box)
         # the replay memory reaches the disk (StateDirectory= makes it writable)
         wait_until(lambda: box.exists(STATE_FILE), 10, f"{STATE_FILE} in the box")
         box.systemctl("stop", UNIT_NAME)
@@ -162,6 +166,34 @@ def test_started_by_systemd_it_serves_through_libvirtd_and_stops_cleanly(
     assert journal.index(stopping) < journal.index(exited)
     assert "Read-only file system" not in journal
     assert "Permission denied" not in journal
+
+
+def journal_entries(box: SystemdBox, *matches: str) -> list[dict[str, str]]:
+    """The journal entries of this boot matching ``FIELD=value`` ``matches``, as JSON."""
+    text = box.journal(*matches, "-o", "json")
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def follow_one_request_in_the_journal(box: SystemdBox) -> None:
+    """``journalctl REQUEST_ID=...`` shows the request from the listener to core's summary,
+    whose fields say what was asked, by whom, through which listener and with what result."""
+
+    def summaries() -> list[dict[str, str]]:
+        return journal_entries(box, "OPERATION=status", f"TARGET={VM}")
+
+    wait_until(lambda: bool(summaries()), 10, "the request's summary in the journal")
+    (summary,) = summaries()
+    assert summary["RESULT"] == "success"
+    assert summary["LISTENER"] == "multicast"
+    assert summary["REQUESTER"] == "127.0.0.1"
+    assert float(summary["DURATION_MS"]) >= 0
+    entries = journal_entries(box, f"REQUEST_ID={summary['REQUEST_ID']}")
+    loggers = {entry["LOGGER"] for entry in entries}
+    # a status changes nothing, so the backend says nothing at debug 1 (tests/test_request_log.py
+    # follows an off through the backend's lines); the listener's and core's lines are here
+    assert {"fence_virt.listener.multicast", "fence_virt.dispatch"} <= loggers, loggers
+    assert len(entries) >= 3, entries
+    assert all(entry["SYSLOG_IDENTIFIER"] == "fence_virtd" for entry in entries)
 
 
 def test_the_watchdog_keeps_a_turning_loop_alive_and_restarts_a_frozen_one(
