@@ -1,5 +1,5 @@
 """``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --answer,
---list-plugins, --check, --upgrade-from and --new-plugin).
+--list-plugins, --check, --upgrade-from with --xvmd-args and --new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
