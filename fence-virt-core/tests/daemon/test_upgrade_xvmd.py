@@ -125,6 +125,7 @@ REFUSED = [
     ("-?", None, "fence_xvmd -?: fence_xvmd printed its help"),
     ("-V", None, "fence_xvmd -V: fence_xvmd printed its help or version"),
     ("-T 3", None, "fence_xvmd -T: option -T not recognized"),
+    ("--port 3", None, "fence_xvmd: option --port not recognized"),
     ("-p", None, "fence_xvmd -p: option -p requires argument"),
     ("-p 0", None, "fence_xvmd -p: '0' is not a port fence_xvmd took (1-65499)"),
     ("-p 65500", None, "fence_xvmd -p: '65500' is not a port"),

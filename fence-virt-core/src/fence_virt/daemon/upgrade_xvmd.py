@@ -150,9 +150,9 @@ def parse_xvmd_args(text: str, findings: Findings) -> XvmdSetup:
     try:
         options, rest = getopt.gnu_getopt(words, OPTSTRING)
     except getopt.GetoptError as exc:
+        flag = f" -{exc.opt}" if len(exc.opt) == 1 else ""
         findings.refused.append(
-            f"fence_xvmd -{exc.opt}: {exc.msg}: with it fence_xvmd printed its help and did "
-            "not start"
+            f"fence_xvmd{flag}: {exc.msg}: with it fence_xvmd printed its help and did not start"
         )
         return setup
     for flag, value in options:
