@@ -131,15 +131,20 @@ def test_a_guest_cluster_s_devices(tmp_path: Path) -> None:
     assert "listener multicast, xvm-b, backend libvirt" in checked.stdout, checked
 
 
-def test_what_is_not_documented_is_not_guessed(tmp_path: Path) -> None:
+def test_what_fence_xvmd_did_not_read_is_not_guessed(tmp_path: Path) -> None:
+    # family= is in fence_xvmd(8) but the daemon read ip_family: refused, not applied;
+    # colour= was ignored by fence_xvmd: a comment only (test_upgrade_xvmd has every attribute)
     done = upgrade(
         tmp_path,
-        HOST_CLUSTER.replace("<fence_xvmd/>", '<fence_xvmd debug="1" port="1300"/>'),
+        HOST_CLUSTER.replace("<fence_xvmd/>", '<fence_xvmd family="ipv6" colour="red"/>'),
     )
     assert done.returncode == 1
-    assert "# not converted: <fence_xvmd debug=...>" in done.stdout
-    assert "# not converted: <fence_xvmd port=...>" in done.stdout
-    assert 'port = "1229";' in done.stdout  # not 1300: the attribute's meaning is unknown
+    assert "# not converted: <fence_xvmd family=...>" in done.stdout
+    assert "# not converted: <fence_xvmd colour=...>: not an attribute" in done.stdout
+    assert done.stderr.startswith("fence_virtd: not converted: <fence_xvmd family=...>")
+    assert len(done.stderr.splitlines()) == 1
+    assert 'family = "ipv4";' in done.stdout  # not ipv6: fence_xvmd did not read it
+    assert 'port = "1229";' in done.stdout
     clash = GUEST_CLUSTER.replace(
         'name="xvm-again" key_file="/etc/cluster/guests.key"',
         'name="xvm-again" key_file="/etc/cluster/other.key" colour="red"',
@@ -148,6 +153,17 @@ def test_what_is_not_documented_is_not_guessed(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert '# not converted: fencedevice "xvm-again": same group and port' in done.stdout
     assert '# not converted: fencedevice "xvm-again" colour=...' in done.stdout
+    assert len(done.stderr.splitlines()) == 2
+    # cluster.git's fence_xvm read port= as the IP port, fence-virt's as the VM: a number there
+    # is refused; multicast_ttl (cluster.git's fence_xvm -T) acts in the guest only
+    ambiguous = GUEST_CLUSTER.replace('name="xvm-again"', 'name="xvm-again" port="1231"')
+    done = upgrade(tmp_path, ambiguous.replace('retrans="10"', 'multicast_ttl="4"'))
+    assert done.returncode == 1
+    assert done.stderr == (
+        'fence_virtd: not converted: fencedevice "xvm-again" port=1231: the IP port for '
+        "fence_xvm before fence-virt 0.3.1, a VM name since; write ipport= if it is the port\n"
+    )
+    assert "multicast_ttl" not in done.stdout
 
 
 def test_inputs_that_cannot_be_converted(tmp_path: Path) -> None:

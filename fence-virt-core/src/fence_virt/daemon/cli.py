@@ -1,5 +1,5 @@
 """``fence_virtd``: the command line (C flags -F -d -f -w -p -c, plus --answer,
---list-plugins, --check, --upgrade-from and --new-plugin).
+--list-plugins, --check, --upgrade-from with --xvmd-args and --new-plugin).
 
 This module parses options, runs the process around a :class:`~fence_virt.daemon.app.Daemon`
 (logging, detaching, the pid file), wires SIGTERM/SIGINT to its stop, and turns every
@@ -34,7 +34,7 @@ from fence_virt.daemon.pidfile import PidFile
 from fence_virt.daemon.scaffold import KINDS
 from fence_virt.daemon.settings import daemon_settings, load_daemon_config
 from fence_virt.daemon.systemd import Notifier, default_executable, render_unit, unit_problem
-from fence_virt.daemon.upgrade import convert_cluster_conf
+from fence_virt.daemon.upgrade import convert
 from fence_virt.daemon.wizard import run_wizard
 from fence_virt.daemon.wizard_answers import parse_answers
 from fence_virt.errors import UserError
@@ -187,6 +187,16 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
     return 1 if report.problems else 0
 
 
+def _upgrade(cluster_conf: str | None, xvmd_args: str | None) -> int:
+    """Print the converted configuration; each refused item also on standard error.
+    :returns: the exit status (1 if anything was refused)."""
+    conversion = convert(cluster_conf, xvmd_args)
+    click.echo(conversion.render(), nl=False)
+    for line in conversion.refused:
+        click.echo(f"fence_virtd: not converted: {line}", err=True)
+    return 1 if conversion.refused else 0
+
+
 def _debug_level(_context: click.Context, _param: click.Parameter, value: int | None) -> int | None:
     if value is not None and value < 0:
         raise click.BadParameter(f"{value} is not a debug level (0 or more)")
@@ -201,7 +211,10 @@ _MODES = (
     ("new_plugin", "--new-plugin"),
     ("systemd_unit", "--systemd-unit"),
     ("upgrade_from", "--upgrade-from"),
+    ("xvmd_args", "--xvmd-args"),
 )
+#: modes that may be given together: one conversion from a file and a command line
+_TOGETHER = frozenset({"--upgrade-from", "--xvmd-args"})
 #: options that only mean something beside another: (option, its parameter, the one it needs)
 _NEEDS = (
     ("--answer", "answers", "configure"),
@@ -218,8 +231,8 @@ def _check_combinations(params: dict[str, object]) -> None:
 
     :raises click.UsageError: one line naming the options.
     """
-    given = [flag for name, flag in _MODES if params[name]]
-    if len(given) > 1:
+    given = [flag for name, flag in _MODES if params[name] not in (None, False)]
+    if len(given) > 1 and not set(given) <= _TOGETHER:
         raise click.UsageError(f"{' and '.join(given)} exclude each other: give one")
     names = dict(_MODES)
     for option, name, needed in _NEEDS:
@@ -330,8 +343,20 @@ def _check_combinations(params: dict[str, object]) -> None:
     default=None,
     metavar="CLUSTER_CONF",
     help="Print the fence_virt.conf equivalent to a fence_xvm-era cluster.conf (its "
-    "<fence_xvmd/> element and fence_xvm devices) and exit (1 if part of it was not "
-    "converted: see the '# not converted' lines).",
+    "<fence_xvmd .../> element and fence_xvm devices) and exit. Exit 1, with one line per "
+    "item on standard error, when something that decides where fencing goes could not be "
+    "converted; harmless leftovers are '# not converted' comments only.",
+)
+@click.option(
+    "--xvmd-args",
+    "xvmd_args",
+    default=None,
+    metavar="'OPTIONS'",
+    help="The options fence_xvmd ran with (FENCE_XVMD_OPTS in /etc/sysconfig/cman), quoted "
+    "as one argument: a single string keeps fence_xvmd's -d, -f, -p and -c apart from "
+    "fence_virtd's own, which mean other things. Converted with --upgrade-from (as in "
+    "fence_xvmd, <fence_xvmd> attributes override them unless -X or -L is given) or alone "
+    "for a host that ran fence_xvmd without cluster.conf.",
 )
 @click.option(
     "--check",
@@ -363,6 +388,7 @@ def main(
     into: Path | None,
     systemd_unit: bool,
     upgrade_from: str | None,
+    xvmd_args: str | None,
     check: bool,
     guest_key_file: str | None,
 ) -> None:
@@ -370,8 +396,8 @@ def main(
 
     Without a mode option it runs the daemon (in the background unless -F): its listeners
     take requests from the guests' fence_xvm / fence_virt agents, its backend carries them
-    out. The modes -c, --check, --list-plugins, --upgrade-from, --systemd-unit and
-    --new-plugin do one thing and exit.
+    out. The modes -c, --check, --list-plugins, --upgrade-from (with or without
+    --xvmd-args), --systemd-unit and --new-plugin do one thing and exit.
     """
     if default_config and config_file is not None:
         raise click.UsageError("-f and --default-config exclude each other")
@@ -396,10 +422,8 @@ def main(
             return
         if list_plugins:
             sys.exit(_list_plugins(path, explicit, as_json, config_source))
-        if upgrade_from is not None:
-            conversion = convert_cluster_conf(upgrade_from)
-            click.echo(conversion.render(), nl=False)
-            sys.exit(1 if conversion.not_converted else 0)
+        if upgrade_from is not None or xvmd_args is not None:
+            sys.exit(_upgrade(upgrade_from, xvmd_args))
         if check:
             sys.exit(_check(path, explicit, guest_key_file, config_source))
         _run(Options(path, explicit, foreground, debug, wait, pid_file, config_source))

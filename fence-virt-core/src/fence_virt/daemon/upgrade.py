@@ -1,4 +1,5 @@
-"""``fence_virtd --upgrade-from cluster.conf``: the fence_virt.conf a fence_xvm-era setup needs.
+"""``fence_virtd --upgrade-from cluster.conf [--xvmd-args ...]``: the fence_virt.conf a
+fence_xvm-era setup needs.
 
 Requirement 5 of C's design note (fence_virt.txt, shipped in the Debian package's doc
 folder): a method to convert an existing fence_xvm/fence_xvmd configuration. What this
@@ -12,28 +13,37 @@ converts, and the text each rule rests on:
   fence_xvm/fence_xvmd"): ``address``/``family``/``port``/``key_file``, ``hash`` as the
   listener's minimum (c-suite-spec §5.4; the agent's own hash is then accepted) and
   ``auth``. The agent's other arguments (``use_uuid``, ``retrans``, ``timeout``, ``delay``,
-  ``debug``, the target, the action) act in the guest only: a host accepts names and UUIDs
-  alike (the request's ``RF_UUID`` flag is ignored by the host, c-suite-spec §2.2).
-* ``<fence_xvmd/>`` in a host cluster's cluster.conf: that host ran fence_xvmd, which
-  tracked VMs over CPG with libvirt (fence_virt.txt: "Cluster CPG (+ libvirt). This [is]
-  the way fence_xvmd operates today") by VM name (fence_virt.conf(5), ``name_mode``): the
-  ``cpg`` backend with ``name_mode = "name"`` on ``qemu:///system`` (the C wizard's URI,
-  c-suite-spec §5.5), and the multicast listener with fence_xvm's defaults.
-
-Not converted, because no text available here documents them: the attributes of the
-``<fence_xvmd>`` element and fence_xvmd's own command-line flags. Each attribute found is
-named in a ``# not converted`` comment and makes the conversion fail (exit 1) rather than
-guess: a wrong port or key silently stops fencing.
+  ``multicast_ttl``, ``debug``, the target, the action) act in the guest only: a host
+  accepts names and UUIDs alike (the request's ``RF_UUID`` flag is ignored by the host,
+  c-suite-spec §2.2). Before fence-virt 0.3.1 (ClusterLabs/fence-virt 0358a4e, 2010-02-03)
+  and in cluster.git's fence_xvm, ``port`` was the IP port (``ipport`` since) and
+  ``domain`` the VM (``port`` since): a number in ``port`` is refused as ambiguous.
+* ``<fence_xvmd .../>`` in a host cluster's cluster.conf, and fence_xvmd's command line
+  (``--xvmd-args``): that host ran fence_xvmd, which tracked VMs over CMAN/openais with
+  libvirt (fence_virt.txt: "Cluster CPG (+ libvirt). This [is] the way fence_xvmd operates
+  today"): the ``cpg`` backend (``libvirt`` for ``-L``) and one multicast listener with
+  fence_xvmd's settings, per the table in :mod:`fence_virt.daemon.upgrade_xvmd`, which also
+  names the sources read.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
 from xml.etree import ElementTree
 
 from fence_virt.config import ConfigNode, ConfigTree, ConfigValue
+from fence_virt.daemon.upgrade_xvmd import (
+    XVMD_URI,
+    Findings,
+    McastListener,
+    XvmdSetup,
+    apply_attributes,
+    parse_xvmd_args,
+    xvmd_listener,
+)
 from fence_virt.errors import UserError
 from fence_virt.protocol import (
     DEFAULT_IPV4_GROUP,
@@ -42,19 +52,21 @@ from fence_virt.protocol import (
     DEFAULT_PORT,
 )
 
-__all__ = ["Conversion", "convert_cluster_conf"]
+__all__ = ["Conversion", "convert"]
 
-#: a device's attributes that act in the guest only: fence_xvm's (c-suite-spec §4.2), and
-#: cluster.conf's own ``agent`` and ``name`` of the device
+#: a device's attributes that act in the guest only: fence_xvm's (c-suite-spec §4.2, and
+#: cluster.git's multicast_ttl and self), and cluster.conf's own ``agent`` and ``name``
 GUEST_ONLY = frozenset(
     {
         "agent",
         "name",
+        "self",
         "use_uuid",
         "retrans",
         "timeout",
         "delay",
         "debug",
+        "multicast_ttl",
         "plug",
         "port",
         "domain",
@@ -65,52 +77,27 @@ GUEST_ONLY = frozenset(
 )
 #: fence_xvm's arguments that the hosts' listener must match
 LISTENER_ARGUMENTS = ("multicast_address", "ip_family", "ipport", "key_file", "hash", "auth")
-#: the URI fence_xvmd's libvirt use is converted to (the C wizard's default)
-XVMD_URI = "qemu:///system"
-
-
-@dataclass(frozen=True)
-class _Listener:
-    """The multicast listener one fence_xvm device needs."""
-
-    address: str
-    family: str
-    port: str
-    key_file: str
-    hash: str | None
-    auth: str | None
-
-    def values(self) -> tuple[ConfigValue, ...]:
-        pairs = [
-            ("address", self.address),
-            ("family", self.family),
-            ("port", self.port),
-            ("key_file", self.key_file),
-            ("hash", self.hash),
-            ("auth", self.auth),
-        ]
-        return tuple(ConfigValue(key, value) for key, value in pairs if value is not None)
+_DEFAULT_LISTENER = McastListener(DEFAULT_IPV4_GROUP, "ipv4", str(DEFAULT_PORT), DEFAULT_KEY_FILE)
 
 
 @dataclass
-class Conversion:
-    """The result: the configuration, and what could not be converted (one line each)."""
+class Conversion(Findings):
+    """The result: the configuration, where it came from, and the findings (one line each;
+    ``refused`` ones make ``fence_virtd`` exit 1)."""
 
-    tree: ConfigTree
-    source: str
-    not_converted: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    tree: ConfigTree = field(default_factory=ConfigTree)
+    source: str = ""
 
     def render(self) -> str:
         """The file: comment lines saying where it came from and what was left out, then
         the configuration in the C dump format."""
-        head = [f"# converted from {self.source} by fence_virtd --upgrade-from"]
+        head = [f"# converted from {self.source}"]
         head += [f"# note: {note}" for note in self.notes]
-        head += [f"# not converted: {line}" for line in self.not_converted]
+        head += [f"# not converted: {line}" for line in self.refused + self.not_converted]
         return "\n".join(head) + "\n\n" + self.tree.dump()
 
 
-def _listener(device: ElementTree.Element, where: str) -> _Listener:
+def _listener(device: ElementTree.Element, where: str) -> McastListener:
     """The listener a ``fence_xvm`` device needs. :raises UserError: a value fence_xvm
     itself would refuse (c-suite-spec §4.2)."""
     get = device.attrib.get
@@ -127,7 +114,7 @@ def _listener(device: ElementTree.Element, where: str) -> _Listener:
     port = get("ipport") or str(DEFAULT_PORT)
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise UserError(f"{where}: ipport={port!r} is not a port number (1-65535)")
-    return _Listener(
+    return McastListener(
         address=address,
         family="ipv4" if version == 4 else "ipv6",
         port=str(int(port)),
@@ -145,66 +132,106 @@ def _devices(root: ElementTree.Element) -> list[ElementTree.Element]:
     ]
 
 
-def convert_cluster_conf(path: str) -> Conversion:
-    """Read a cluster.conf and build the equivalent fence_virt.conf (module docstring).
-
-    :raises UserError: the file cannot be read or is not XML, it holds neither a
-        ``<fence_xvmd>`` element nor a fence_xvm device, or a device's value is one
-        fence_xvm would refuse.
-    """
+def _read(path: str) -> ElementTree.Element:
     try:
-        root = ElementTree.parse(path).getroot()  # noqa: S314 -- the administrator's own file
+        return ElementTree.parse(path).getroot()  # noqa: S314 -- the administrator's own file
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror}") from exc
     except ElementTree.ParseError as exc:
         raise UserError(f"{path}: not a cluster.conf (XML): {exc}") from exc
-    xvmd = list(root.iter("fence_xvmd"))
-    devices = _devices(root)
-    if not xvmd and not devices:
+
+
+def _source(path: str | None, xvmd_args: str | None) -> str:
+    parts = [] if path is None else [Path(path).name]
+    if xvmd_args is not None:
+        words = shlex.split(xvmd_args)
+        parts.append(f"fence_xvmd {shlex.join(words)}".strip())
+    mode = "--upgrade-from" if path is not None else "--xvmd-args"
+    return f"{' and '.join(parts)} by fence_virtd {mode}"
+
+
+def convert(path: str | None, xvmd_args: str | None = None) -> Conversion:
+    """Read a cluster.conf and/or fence_xvmd's command line and build the equivalent
+    fence_virt.conf (module docstring).
+
+    :param path: the cluster.conf, or ``None`` when fence_xvmd ran on flags alone.
+    :param xvmd_args: fence_xvmd's options as one shell string, or ``None``.
+    :raises UserError: the file cannot be read or is not XML, there is nothing to convert
+        (no ``<fence_xvmd>`` element, no fence_xvm device, no options), a device's value is
+        one fence_xvm would refuse, or ``xvmd_args`` is not shell words.
+    """
+    root = None if path is None else _read(path)
+    conversion = Conversion()
+    setup = None if xvmd_args is None else parse_xvmd_args(xvmd_args, conversion)
+    conversion.source = _source(path, xvmd_args)
+    elements = [] if root is None else list(root.iter("fence_xvmd"))
+    devices = [] if root is None else _devices(root)
+    if setup is None and not elements and not devices:
         raise UserError(
             f'{path}: no <fence_xvmd> element and no fencedevice with agent="fence_xvm": '
-            "nothing to convert"
+            "nothing to convert (give --xvmd-args if fence_xvmd ran without cluster.conf)"
         )
-    conversion = Conversion(ConfigTree(), Path(path).name)
-    listeners = _listeners(devices, conversion)
-    if not listeners:
-        listeners = {
-            "multicast": _Listener(
-                DEFAULT_IPV4_GROUP, "ipv4", str(DEFAULT_PORT), DEFAULT_KEY_FILE, None, None
-            )
-        }
-    for element in xvmd:
-        for attribute in element.attrib:
-            conversion.not_converted.append(
-                f"<fence_xvmd {attribute}=...>: no documented meaning; set its equivalent "
-                "by hand (fence_virt.conf(5))"
-            )
-    conversion.tree = _tree(listeners, cpg=bool(xvmd), conversion=conversion)
+    if elements:
+        setup = setup or XvmdSetup()
+        apply_attributes(setup, dict(elements[0].attrib), conversion)
+        conversion.not_converted += [
+            "a further <fence_xvmd> element: fence_xvmd read the first" for _ in elements[1:]
+        ]
+    listeners: dict[str, McastListener] = {}
+    xvmd = None if setup is None else xvmd_listener(setup, conversion)
+    if xvmd is not None:
+        listeners["multicast"] = xvmd
+    listeners = _listeners(devices, conversion, listeners)
+    conversion.tree = _tree(listeners or {"multicast": _DEFAULT_LISTENER}, setup, conversion)
     return conversion
 
 
-def _listeners(devices: list[ElementTree.Element], conversion: Conversion) -> dict[str, _Listener]:
-    """One instance per distinct group and port, named ``multicast`` for the first (as C)
-    and by the device's name for the others."""
-    by_socket: dict[tuple[str, str], tuple[str, _Listener]] = {}
+def _listeners(
+    devices: list[ElementTree.Element],
+    conversion: Conversion,
+    seeded: dict[str, McastListener],
+) -> dict[str, McastListener]:
+    """``seeded`` (fence_xvmd's own listener) plus one instance per further distinct group
+    and port, named ``multicast`` for the first (as C) and by the device's name for the
+    others."""
+    by_socket = {(lis.address, lis.port): (name, lis) for name, lis in seeded.items()}
     for index, device in enumerate(devices, 1):
         name = device.attrib.get("name") or f"fence_xvm-{index}"
         wanted = _listener(device, f'fencedevice "{name}"')
-        for key in device.attrib:
-            if key not in GUEST_ONLY and key not in LISTENER_ARGUMENTS:
-                conversion.not_converted.append(
-                    f'fencedevice "{name}" {key}=...: not an argument of fence_xvm'
-                )
+        _check_device_keys(device, name, conversion)
         socket = (wanted.address, wanted.port)
         if socket not in by_socket:
             instance = "multicast" if not by_socket else _instance_name(name, index)
             by_socket[socket] = (instance, wanted)
-        elif by_socket[socket][1] != wanted:
-            conversion.not_converted.append(
+        elif not _compatible(by_socket[socket][1], wanted):
+            conversion.refused.append(
                 f'fencedevice "{name}": same group and port as instance '
                 f"{by_socket[socket][0]} but another key_file, hash or auth"
             )
     return {instance: listener for instance, listener in by_socket.values()}
+
+
+def _compatible(serving: McastListener, wanted: McastListener) -> bool:
+    """The instance already there serves the device: same key, hash and auth (unset is
+    sha256 on both sides, c-suite-spec §4.2 and §5.4)."""
+
+    def secrets(listener: McastListener) -> tuple[str, str, str]:
+        return listener.key_file, listener.hash or "sha256", listener.auth or "sha256"
+
+    return secrets(serving) == secrets(wanted)
+
+
+def _check_device_keys(device: ElementTree.Element, name: str, conversion: Conversion) -> None:
+    for key, value in device.attrib.items():
+        if key == "port" and value.isdigit() and "ipport" not in device.attrib:
+            conversion.refused.append(
+                f'fencedevice "{name}" port={value}: the IP port for fence_xvm before '
+                "fence-virt 0.3.1, a VM name since; write ipport= if it is the port"
+            )
+        elif key not in GUEST_ONLY and key not in LISTENER_ARGUMENTS:
+            conversion.refused.append(
+                f'fencedevice "{name}" {key}=...: not an argument of fence_xvm'
+            )
 
 
 def _instance_name(device: str, index: int) -> str:
@@ -212,7 +239,39 @@ def _instance_name(device: str, index: int) -> str:
     return cleaned if cleaned and cleaned[0].isalnum() else f"fence_xvm-{index}"
 
 
-def _tree(listeners: dict[str, _Listener], *, cpg: bool, conversion: Conversion) -> ConfigTree:
+def _backend(setup: XvmdSetup | None, conversion: Conversion) -> ConfigNode:
+    """fence_xvmd's VM tracking: cpg (clustered) or libvirt (``-L``), on its URI."""
+    if setup is None:
+        conversion.notes.append(
+            "the guest cluster's file does not say how the hosts run: libvirt on "
+            f"{XVMD_URI} assumed (cpg if the hosts form a corosync cluster)"
+        )
+        return ConfigNode("libvirt", values=(ConfigValue("uri", XVMD_URI),))
+    uri = setup.value("uri")
+    if uri is None:
+        uri = XVMD_URI
+        conversion.notes.append(
+            f"fence_xvmd without -U/uri used {XVMD_URI} since June 2008 and xen:/// before "
+            "(fence-agents a006cbd3): on Xen hosts set uri"
+        )
+    if setup.local_only:
+        conversion.notes.append(
+            "fence_xvmd -L answered success for a VM this host does not run; the libvirt "
+            "backend answers failure (one host) or nothing (unknown_vm, several hosts)"
+        )
+        return ConfigNode("libvirt", values=(ConfigValue("uri", uri),))
+    mode = "uuid" if setup.use_uuid else "name"
+    if mode == "name":
+        conversion.notes.append(
+            'fence_xvmd tracked VMs by name over CPG; name_mode = "uuid" is safer once every '
+            "guest cluster names VMs by UUID"
+        )
+    return ConfigNode("cpg", values=(ConfigValue("uri", uri), ConfigValue("name_mode", mode)))
+
+
+def _tree(
+    listeners: dict[str, McastListener], setup: XvmdSetup | None, conversion: Conversion
+) -> ConfigTree:
     daemon = [ConfigValue("listener", name) for name in listeners]
     blocks = []
     for name, listener in listeners.items():
@@ -222,21 +281,10 @@ def _tree(listeners: dict[str, _Listener], *, cpg: bool, conversion: Conversion)
         conversion.notes.append(
             "several listener instances: fence-virt serves them all, the C daemon only the last"
         )
-    if cpg:
-        backend = ConfigNode(
-            "cpg", values=(ConfigValue("uri", XVMD_URI), ConfigValue("name_mode", "name"))
-        )
-        conversion.notes.append(
-            'fence_xvmd tracked VMs by name over CPG; name_mode = "uuid" is safer once every '
-            "guest cluster names VMs by UUID"
-        )
-    else:
-        backend = ConfigNode("libvirt", values=(ConfigValue("uri", XVMD_URI),))
-        conversion.notes.append(
-            "the guest cluster's file does not say how the hosts run: libvirt on "
-            f"{XVMD_URI} assumed (cpg if the hosts form a corosync cluster)"
-        )
+    backend = _backend(setup, conversion)
     daemon.append(ConfigValue("backend", backend.name))
+    if setup is not None and setup.debug > 0:
+        daemon.append(ConfigValue("debug", str(setup.debug)))
     return ConfigTree(
         children=(
             ConfigNode("fence_virtd", values=tuple(daemon)),

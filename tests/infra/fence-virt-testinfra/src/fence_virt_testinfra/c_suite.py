@@ -34,6 +34,7 @@ __all__ = [
     "TEST_NODE_DOMAINS",
     "TEST_NODE_XML",
     "MulticastSetup",
+    "c_config_dump",
     "c_fence_virtd",
     "c_plugin_dir",
     "have_c_suite",
@@ -218,3 +219,37 @@ def run_c_fence_xvm(
         done.stdout.decode(errors="replace"),
         done.stderr.decode(errors="replace"),
     )
+
+
+def c_config_dump(text: str, workdir: Path, timeout: float = 20) -> str:
+    """The configuration as the C fence_virtd parsed it: its ``-F -d 5`` dump of ``text``
+    (C's order: children reversed, c-suite-spec §5.3), with no plugin ever loaded.
+
+    A last ``fence_virtd`` block (C reads the last one) names listener and backend ``none``
+    and an empty ``module_path``, so the daemon dumps the tree and exits 1 with ``No plugins
+    found``; that block is in the dump too. RuntimeError with the daemon's output when it
+    does not parse the file or ends any other way.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    empty = workdir / "no-plugins"
+    empty.mkdir(exist_ok=True)
+    config = workdir / "c-dump.conf"
+    config.write_text(
+        f'{text}\nfence_virtd {{\n\tlistener = "none";\n\tbackend = "none";\n'
+        f'\tmodule_path = "{empty}";\n\tdebug = "5";\n}}\n'
+    )
+    config.chmod(0o600)
+    pid_file = workdir / "c-dump.pid"
+    done = subprocess.run(
+        [C_FENCE_VIRTD, "-F", "-d", "5", "-f", str(config), "-p", str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = done.stdout.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith("Debugging threshold")]
+    ends = [i for i, line in enumerate(lines) if line.startswith("Backend plugin: ")]
+    if done.returncode != 1 or "No plugins found" not in done.stdout or not starts or not ends:
+        raise RuntimeError(f"C fence_virtd on {config}: exit {done.returncode}\n{done.stdout}")
+    return "".join(lines[starts[0] + 1 : ends[0]])
