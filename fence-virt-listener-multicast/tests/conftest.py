@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,20 +62,28 @@ class Daemons:
         workdir.mkdir()
         return workdir
 
-    def ours(self, ns: NetNS, key: Path, backend: str = MEMORY_BACKEND, **settings: str) -> Daemon:
-        """Our fence_virtd -F with the multicast listener; ``settings`` go into its block."""
-        workdir = self._workdir("ours")
+    def ours(
+        self,
+        ns: NetNS,
+        key: Path,
+        backend: str = MEMORY_BACKEND,
+        *,
+        wrapper: Sequence[str] = (),
+        **settings: str,
+    ) -> Daemon:
+        """Our fence_virtd -F with the multicast listener; ``settings`` go into its block;
+        ``wrapper`` goes in front of its command (a :class:`FakeClock`'s, for instance)."""
         head = 'fence_virtd {\n\tlistener = "multicast";\n'
         head += '\tbackend = "libvirt";\n' if "libvirt" in backend else '\tbackend = "memory";\n'
         text = head + "}\n" + multicast_block(key, **settings) + backend
-        config = write_config(workdir / "fence_virt.conf", text)
-        return self._stack.enter_context(running_fence_virtd(ns, workdir, config, debug=1))
+        return self.ours_text(ns, text, wrapper=wrapper)
 
-    def ours_text(self, ns: NetNS, text: str) -> Daemon:
+    def ours_text(self, ns: NetNS, text: str, *, wrapper: Sequence[str] = ()) -> Daemon:
         """Our fence_virtd -F on the configuration ``text``."""
         workdir = self._workdir("ours")
         config = write_config(workdir / "fence_virt.conf", text)
-        return self._stack.enter_context(running_fence_virtd(ns, workdir, config, debug=1))
+        daemon = running_fence_virtd(ns, workdir, config, debug=1, wrapper=wrapper)
+        return self._stack.enter_context(daemon)
 
     def ours_from(self, ns: NetNS, setup: MulticastSetup) -> Daemon:
         """Our fence_virtd on a configuration the C daemon reads too."""

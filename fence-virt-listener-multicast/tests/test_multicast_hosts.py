@@ -2,45 +2,24 @@
 without the VM"): with ``unknown_vm = "silent"`` a host that does not have the VM never
 connects back, so the C fence_xvm always reaches the host that has it.
 
-Topology (fence_virt_testinfra only): a client namespace with bridge br0 (198.51.100.1) and
-two host namespaces on it (.11 and .12), each running our fence_virtd with the multicast
-listener on its veth and libvirt's test driver in-process: host 1 ``test:///default`` (the
-domain ``test``), host 2 a node file with ``vm1`` and ``vm2`` only.
+Topology (:func:`fence_virt_testinfra.topology.bridged_hosts`): a client namespace with
+bridge br0 (198.51.100.1) and two host namespaces on it (.11 and .12), each running our
+fence_virtd with the multicast listener on its veth and libvirt's test driver in-process:
+host 1 ``test:///default`` (the domain ``test``), host 2 a node file with ``vm1`` and
+``vm2`` only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fence_virt_testinfra.c_suite import write_test_node
-from fence_virt_testinfra.netns import NetNS, netns
+from fence_virt_testinfra.topology import bridged_hosts
 
 pytestmark = [pytest.mark.netns, pytest.mark.c_suite]
-
-
-@contextlib.contextmanager
-def two_hosts() -> Iterator[tuple[NetNS, list[NetNS]]]:
-    with contextlib.ExitStack() as stack:
-        client = stack.enter_context(netns("uc"))
-        client.ip("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-        client.ip("addr", "add", "198.51.100.1/24", "dev", "br0")
-        client.ip("link", "set", "br0", "up")
-        client.ip("route", "add", "224.0.0.0/4", "dev", "br0")
-        hosts = []
-        for i in (1, 2):
-            host = stack.enter_context(netns("uh"))
-            host.add_veth(client, f"uv{i}", f"ub{i}")
-            client.ip("link", "set", f"ub{i}", "master", "br0", "up")
-            host.ip("addr", "add", f"198.51.100.{10 + i}/24", "dev", f"uv{i}")
-            host.ip("link", "set", f"uv{i}", "up")
-            host.ip("route", "add", "224.0.0.0/4", "dev", f"uv{i}")
-            hosts.append(host)
-        yield client, hosts
 
 
 def config(key: Path, interface: str, uri: str, unknown_vm: str) -> str:
@@ -55,7 +34,7 @@ def config(key: Path, interface: str, uri: str, unknown_vm: str) -> str:
 
 def test_only_the_host_with_the_vm_answers(tmp_path, key_file, daemons, fence_xvm) -> None:
     node_uri = write_test_node(tmp_path / "node.xml")
-    with two_hosts() as (client, (first, second)):
+    with bridged_hosts() as (client, (first, second)):
         daemons.ours_text(first, config(key_file, "uv1", "test:///default", "silent"))
         other = daemons.ours_text(second, config(key_file, "uv2", node_uri, "silent"))
         for operation in ("status", "off", "on", "reboot", "status"):
@@ -79,7 +58,7 @@ def test_with_unknown_vm_fail_a_host_without_the_vm_answers(
 ) -> None:
     """The default (C's behaviour): one host, a VM it does not have: failure at once."""
     node_uri = write_test_node(tmp_path / "node.xml")
-    with two_hosts() as (client, (first, _)):
+    with bridged_hosts() as (client, (first, _)):
         daemon = daemons.ours_text(first, config(key_file, "uv1", node_uri, "fail"))
         done = fence_xvm(client, key_file, "-t", "10", "-o", "off", "-H", "test")
         assert (done.returncode, done.stdout) == (1, "Operation failed\n")

@@ -5,7 +5,8 @@ executes is answered to whichever fence_xvm waits on the port written in it. A c
 ``status`` of a running VM, replayed while a guest waits for ``off -H no-such-vm``, can make
 that run exit 0 -- "fenced" -- when the daemon executes the replay and its connect-back
 arrives first. These tests capture real datagrams on the namespace's ``lo`` (an
-``AF_PACKET`` socket), then replay them continuously while each victim run waits.
+``AF_PACKET`` socket, :class:`fence_virt_testinfra.capture.Sniffer`), then replay them
+continuously while each victim run waits.
 
 The rule under test: every copy of a request the daemon has received is refused for the
 replay window, also after a restart (the state file) and however many copies the guest sent.
@@ -18,70 +19,25 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from fence_virt_testinfra.capture import Sniffer, multicast_sender
 from fence_virt_testinfra.netns import NetNS
 from fence_virt_testinfra.ours import FENCE_XVM
 
 pytestmark = pytest.mark.netns
 
 GROUP = ("225.0.0.12", 1229)
-#: <linux/if_ether.h>
-ETH_P_IP = 0x0800
 #: victim runs per scenario (the issue measured 10)
 TRIES = 10
 
-NetnsCall = Callable[[NetNS, Callable[[], Any]], Any]
-
-
-class Sniffer:
-    """fence_req datagrams (UDP to port 1229, 176 bytes) seen on ``lo`` of a namespace."""
-
-    def __init__(self, ns: NetNS, netns_call: NetnsCall) -> None:
-        def open_socket() -> socket.socket:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
-            sock.bind(("lo", ETH_P_IP))
-            sock.setblocking(False)
-            return sock
-
-        self._sock: socket.socket = netns_call(ns, open_socket)
-        self.seen: list[bytes] = []
-
-    def collect(self) -> list[bytes]:
-        """Datagrams captured since the last call, each once, in arrival order."""
-        new = []
-        while True:
-            try:
-                packet = self._sock.recv(65536)
-            except BlockingIOError:
-                break
-            payload = _fence_payload(packet)
-            if payload is not None and payload not in self.seen:
-                self.seen.append(payload)
-                new.append(payload)
-        return new
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-def _fence_payload(packet: bytes) -> bytes | None:
-    header = (packet[0] & 0x0F) * 4
-    if packet[9] != socket.IPPROTO_UDP:
-        return None
-    udp = packet[header : header + 8]
-    port = int.from_bytes(udp[2:4], "big")
-    payload = packet[header + 8 :]
-    return payload if port == GROUP[1] and len(payload) == 176 else None
-
 
 @pytest.fixture
-def sniffer(ns: NetNS, netns_call: NetnsCall) -> Any:
-    capture = Sniffer(ns, netns_call)
+def sniffer(ns: NetNS) -> Iterator[Sniffer]:
+    capture = Sniffer(ns)
     yield capture
     capture.close()
 
@@ -137,13 +93,8 @@ def victim_runs(
 
 
 @pytest.fixture
-def sender(ns: NetNS, netns_call: NetnsCall) -> Any:
-    def open_socket() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
-        return sock
-
-    sock = netns_call(ns, open_socket)
+def sender(ns: NetNS) -> Iterator[socket.socket]:
+    sock = multicast_sender(ns)
     yield sock
     sock.close()
 

@@ -8,6 +8,8 @@ our own programs (:mod:`.ours`) as test peers, a sandboxed Pacemaker cluster
 plugin (:mod:`.pytest_plugin`, ``pytest11`` entry point) turns them into fixtures.
 
 The C suite's TCP transport (its daemon's ``tcp`` listener, ``fence_virt -T``): :mod:`.c_tcp`.
+Datagrams captured to be replayed: :mod:`.capture`; a daemon's clocks moved while it runs:
+:mod:`.faketime`.
 
 A fake oVirt engine (HTTPS, SSO, the REST resources the ovirt backend calls; a test double, as
 no engine can run here): :mod:`.ovirt_engine`, on a throwaway CA from :mod:`.tls`.

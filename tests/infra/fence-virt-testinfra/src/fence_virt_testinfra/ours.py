@@ -10,7 +10,7 @@ runs in a namespace the test made and is stopped by PID on exit, also when the t
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -80,16 +80,19 @@ def running_fence_virtd(
     *,
     debug: int | None = None,
     timeout: float = 30,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[Daemon]:
     """Our fence_virtd in ``ns`` (see :func:`fence_virtd_argv`), stopped by PID on exit.
 
-    Pid file and log (``fence_virtd.log``) go to ``workdir``. Returns once the daemon logged
-    :data:`STARTED`; RuntimeError with its log if it exits first, TimeoutError after
-    ``timeout`` seconds.
+    Pid file and log (``fence_virtd.log``) go to ``workdir``. ``wrapper``: words put in front
+    of the command inside the namespace, executing it in place (``env ...``, as
+    :meth:`fence_virt_testinfra.faketime.FakeClock.wrapper`), so the PID stays the daemon's.
+    Returns once the daemon logged :data:`STARTED`; RuntimeError with its log if it exits
+    first, TimeoutError after ``timeout`` seconds.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     argv = fence_virtd_argv(config, workdir / "fence_virtd.pid", debug=debug)
-    daemon = Daemon(ns.argv(*argv), workdir / "fence_virtd.log")
+    daemon = Daemon(ns.argv(*wrapper, *argv), workdir / "fence_virtd.log")
     try:
         daemon.wait_for_log(STARTED, timeout)
         yield daemon

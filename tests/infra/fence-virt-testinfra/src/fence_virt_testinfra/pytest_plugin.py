@@ -28,6 +28,12 @@ libvirt and QEMU:
 * ``qemu_guest``: a tiny running QEMU guest on ``libvirtd`` (:mod:`.qemu`), destroyed and
   undefined afterwards. Mark such tests ``@pytest.mark.qemu``.
 
+Clocks:
+
+* ``fake_clock``: a :class:`.faketime.FakeClock` (offset 0) in the test's directory; daemons
+  started with its ``wrapper()`` read their clocks through it, and ``fake_clock.set(3600)``
+  moves them an hour on while they run. Skips without Debian's libfaketime.
+
 A fixture skips, naming what is missing, only when the programs or privileges it needs are
 absent; any other failure to start is an error, never a silent pass.
 
@@ -51,6 +57,7 @@ from typing import Any
 import pytest
 
 from fence_virt_testinfra.c_suite import C_FENCE_XVM, have_c_suite, run_c_fence_xvm, write_key
+from fence_virt_testinfra.faketime import FakeClock, require_libfaketime
 from fence_virt_testinfra.libvirtd import LIBVIRTD_TOOLS, Libvirtd, running_libvirtd
 from fence_virt_testinfra.netns import NetNS, netns
 from fence_virt_testinfra.qemu import QEMU_BINARY, QemuGuest, tiny_guest
@@ -62,6 +69,7 @@ __all__ = [
     "MARKERS",
     "c_fence_xvm",
     "c_suite",
+    "fake_clock",
     "fence_xvm",
     "guest_host",
     "guest_host_factory",
@@ -178,6 +186,12 @@ def c_fence_xvm(c_suite: None) -> str:
 def fence_xvm(c_suite: None) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``fence_xvm(ns, key, *args, timeout=60)``: run the C agent inside a namespace."""
     return run_c_fence_xvm
+
+
+@pytest.fixture
+def fake_clock(tmp_path: Path) -> FakeClock:
+    """A clock offset (0 s to begin with) for the daemons started under its ``wrapper()``."""
+    return FakeClock(tmp_path / "faketime.offset", require_libfaketime())
 
 
 # ---------------------------------------------------------------------------------------------

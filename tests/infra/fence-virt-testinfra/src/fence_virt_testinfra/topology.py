@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fence_virt_testinfra.netns import NetNS, netns
 from fence_virt_testinfra.processes import wait_until
 
-__all__ = ["GuestHost", "guest_and_host", "veth_pair"]
+__all__ = ["GuestHost", "bridged_hosts", "guest_and_host", "veth_pair"]
 
 
 def veth_pair(
@@ -94,3 +94,32 @@ def guest_and_host() -> Iterator[GuestHost]:
         )
         guest.ip("route", "add", "224.0.0.0/4", "dev", pair.guest_if)
         yield pair
+
+
+#: the client's address on its bridge in :func:`bridged_hosts`; host ``i`` (from 1) is ``.1i``
+BRIDGE_CLIENT_IP = "198.51.100.1"
+
+
+@contextlib.contextmanager
+def bridged_hosts(count: int = 2) -> Iterator[tuple[NetNS, list[NetNS]]]:
+    """A client namespace and ``count`` host namespaces on one link, as guests and hosts of
+    one multicast group: the client's bridge ``br0`` (198.51.100.1/24, multicast snooping
+    off, 224.0.0.0/4 routed through it) and one veth per host, ``ub<i>`` on the bridge and
+    ``uv<i>`` in host ``i`` (198.51.100.1<i>/24, 224.0.0.0/4 routed through it), ``i`` from
+    1. Yields ``(client, hosts)``; every namespace is deleted on exit."""
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(netns("uc"))
+        client.ip("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        client.ip("addr", "add", f"{BRIDGE_CLIENT_IP}/24", "dev", "br0")
+        client.ip("link", "set", "br0", "up")
+        client.ip("route", "add", "224.0.0.0/4", "dev", "br0")
+        hosts = []
+        for i in range(1, count + 1):
+            host = stack.enter_context(netns("uh"))
+            host.add_veth(client, f"uv{i}", f"ub{i}")
+            client.ip("link", "set", f"ub{i}", "master", "br0", "up")
+            host.ip("addr", "add", f"198.51.100.{10 + i}/24", "dev", f"uv{i}")
+            host.ip("link", "set", f"uv{i}", "up")
+            host.ip("route", "add", "224.0.0.0/4", "dev", f"uv{i}")
+            hosts.append(host)
+        yield client, hosts
