@@ -142,7 +142,7 @@ def test_after_a_move_from_node_2_to_node_3_node_3_acts(hosts, shared_libvirt):
     one, two, three = hosts
     _, libvirt_2, libvirt_3 = shared_libvirt
     assert one.agent("ours", "-o", "status", "-H", "vmM")[0] == 0
-    assert "status vmM: here (state 1); carrying it out" in two.log()
+    two.wait_for_log("status vmM: here (state 1); carrying it out", 10)
     vm = libvirt_2.lookupByName("vmM")
     vm.destroy()
     vm.undefine()
@@ -151,8 +151,8 @@ def test_after_a_move_from_node_2_to_node_3_node_3_acts(hosts, shared_libvirt):
     two.wait_for_log(f"VM vmM ({UUIDS['vmM']}) is no longer on this host", 10)
     two.wait_for_log(f"node 3 holds VM vmM ({UUIDS['vmM']}), state 1", 10)
     assert one.agent("C", "-o", "off", "-H", "vmM")[0] == 0
-    assert "off vmM: here (state 1); carrying it out" in three.log()
-    assert "off vmM: remote on host 3" in one.log()
+    three.wait_for_log("off vmM: here (state 1); carrying it out", 10)
+    one.wait_for_log("off vmM: remote on host 3", 10)
     two.wait_for_log("off vmM: remote on host 3", 10)  # beside the answer's path, as above
     assert libvirt_3.lookupByName("vmM").state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
     assert [d.name() for d in libvirt_2.listAllDomains()] == ["vmB"]
@@ -173,10 +173,10 @@ def test_a_vm_started_on_a_running_node_is_known_to_the_others_at_once(hosts, sh
     known = f"node 3 holds VM vmN ({vm_uuid('vmN')}), state 1"
     one.wait_for_log(known, 10)
     two.wait_for_log(known, 10)
-    assert "lifecycle event" in three.log()
+    three.wait_for_log("lifecycle event", 10)
     assert one.agent("ours", "-o", "reboot", "-H", "vmN")[0] == 0
-    assert "reboot vmN: remote on host 3 (state 1); that node answers" in one.log()
-    assert "reboot vmN: here (state 1); carrying it out" in three.log()
+    one.wait_for_log("reboot vmN: remote on host 3 (state 1); that node answers", 10)
+    three.wait_for_log("reboot vmN: here (state 1); carrying it out", 10)
 
 
 def test_a_dead_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tmp_path):
@@ -190,19 +190,19 @@ def test_a_dead_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tmp_
     assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 1
     assert one.agent("ours", "-o", "reboot", "-H", "vmC")[0] == 1
     assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 1
-    assert "on node 3, which left but is not known to be fenced" in two.log()
+    two.wait_for_log("on node 3, which left but is not known to be fenced", 10)
     # the fencing history does not answer: fenced_check_timeout (2 s) ends the check
     (tmp_path / "hang-3").write_text("")
     assert one.agent("ours", "-o", "off", "-H", "vmC")[0] == 1
-    assert "fenced-check 3 " in two.log()
-    assert "no answer within 2 s): FAIL" in two.log()
+    two.wait_for_log("fenced-check 3 ", 10)
+    two.wait_for_log("no answer within 2 s): FAIL", 10)
     (tmp_path / "hang-3").unlink()
     # the host cluster records node 3 as fenced
     (tmp_path / "fenced-3").write_text("")
     assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 0
     assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 2
     assert one.agent("ours", "-o", "on", "-H", "vmC")[0] == 1
-    assert "on node 3, which is fenced" in two.log()
+    two.wait_for_log("on node 3, which is fenced", 10)
     # VMs of the living are untouched by the rule, unknown VMs still fail
     assert one.agent("ours", "-o", "status", "-H", "vmB")[0] == 0
     assert one.agent("ours", "-o", "off", "-H", "nosuch")[0] == 1
@@ -211,7 +211,7 @@ def test_a_dead_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tmp_
     one.wait_for_log("node 2 left fence-agents holding vmB, vmM")
     assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 1
     assert one.agent("C", "-o", "off", "-H", "vmB")[0] == 1
-    assert "(this partition has no quorum): FAIL" in one.log()
+    one.wait_for_log("(this partition has no quorum): FAIL", 10)
 
 
 def test_c_and_python_daemons_interoperate(hosts):
@@ -225,21 +225,21 @@ def test_c_and_python_daemons_interoperate(hosts):
     wait_for_group(two, 3)
     # the C daemon asks; ours (node 3) carries it out and replies
     assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 0
-    assert "off vmC: here (state 1); carrying it out" in three.log()
+    three.wait_for_log("off vmC: here (state 1); carrying it out", 10)
     assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 2
     # ours asks; the C daemon (node 1) carries it out and replies
     assert two.agent("C", "-o", "off", "-H", "vmA")[0] == 0
     assert two.agent("ours", "-o", "status", "-H", "vmA")[0] == 2
-    assert "remote on host 1" in two.log()
+    two.wait_for_log("remote on host 1", 10)
     assert one.agent("C", "-o", "status", "-H", "vmA")[0] == 2
     # a VM nobody reported, asked at the C host: our node 3 is the highest and fails it
     assert one.agent("C", "-o", "off", "-H", "nosuch")[0] == 1
-    assert "off nosuch: no member has reported this VM: FAIL" in three.log()
+    three.wait_for_log("off nosuch: no member has reported this VM: FAIL", 10)
     # node 3 dies holding vmC: our node 2 is now the highest and fails it (not yet fenced)
     three.node.kill()
     two.wait_for_log("node 3 left fence-agents holding vmC")
     assert one.agent("C", "-o", "off", "-H", "vmC")[0] == 1
-    assert "on node 3, which left but is not known to be fenced" in two.log()
+    two.wait_for_log("on node 3, which left but is not known to be fenced", 10)
 
 
 def test_a_c_host_with_the_highest_node_id_answers_success_for_what_nobody_runs(hosts):
@@ -264,4 +264,4 @@ def test_a_c_host_with_the_highest_node_id_answers_success_for_what_nobody_runs(
     two.node.kill()
     one.wait_for_log("node 2 left fence-agents holding vmB, vmM")
     assert one.agent("ours", "-o", "off", "-H", "vmB")[0] == 0
-    assert "off vmB: departed on host 2 (state 1); the highest node answers" in one.log()
+    one.wait_for_log("off vmB: departed on host 2 (state 1); the highest node answers", 10)

@@ -134,10 +134,20 @@ class Host:
                 wait_until(partial(tcp_listening, self.node.ns, 1229), 15, "C tcp listener")
             else:
                 self.daemon.wait_for_log("_recv_sk: success", 15)
-            time.sleep(1.0)
-            if self._c_threads() >= 2:
+            if self._c_healthy():
                 return self.daemon
         raise RuntimeError(f"the C fence_virtd never started healthy in {attempts} attempts")
+
+    def _c_healthy(self) -> bool:
+        """The dispatch thread came up (two threads, within 5 s: later under load than on a
+        quiet machine) and is still there half a second on (the race kills it early)."""
+        deadline = time.monotonic() + 5.0
+        while self._c_threads() < 2:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        time.sleep(0.5)
+        return self._c_threads() >= 2
 
     def _c_threads(self) -> int:
         assert self.daemon is not None
