@@ -50,8 +50,9 @@ class AmqpBackendPlugin:
             "none",
             removable=True,
             absolute_path=True,
-            intro="Without it, a VM whose host stopped announcing is never reported fenced\n"
-            "(the README's dead-host rule: the command runs as COMMAND HOST LAST_HEARD).",
+            intro="Without it, a VM whose host stopped announcing is never reported fenced.\n"
+            "It runs as COMMAND HOST_ID LAST_HEARD (seconds since the epoch) and must exit 0\n"
+            "only if that host was fenced since then (fence-virt-backend-amqp's README).",
         ),
     )
 

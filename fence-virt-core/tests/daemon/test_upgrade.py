@@ -160,8 +160,9 @@ def test_what_fence_xvmd_did_not_read_is_not_guessed(tmp_path: Path) -> None:
     done = upgrade(tmp_path, ambiguous.replace('retrans="10"', 'multicast_ttl="4"'))
     assert done.returncode == 1
     assert done.stderr == (
-        'fence_virtd: not converted: fencedevice "xvm-again" port=1231: the IP port for '
-        "fence_xvm before fence-virt 0.3.1, a VM name since; write ipport= if it is the port\n"
+        'fence_virtd: not converted: fencedevice "xvm-again" port=1231: the IP port for the '
+        "cluster packages' fence_xvm, a VM name for the C fence-virt suite's since its 0.3.1; "
+        "write ipport= if it is the port\n"
     )
     assert "multicast_ttl" not in done.stdout
 

@@ -246,6 +246,14 @@ def test_the_command_line_alone_and_beside_a_file(tmp_path: Path) -> None:
         "/etc/cluster/x.key",
     )
     assert "# note: <fence_xvmd port=...> overrides fence_xvmd -p 1300" in both.stdout
+    old_name = cluster_conf(tmp_path, {"multicast_address": "225.0.0.12"})
+    assert old_name is not None
+    on_eth1 = fence_virtd("--upgrade-from", old_name, "--xvmd-args", "-I eth1")
+    assert on_eth1.returncode == 0, on_eth1.stderr
+    assert (
+        "ignored interface=: if yours is one, it listened on every interface, where this "
+        "file listens on eth1 only\n"
+    ) in on_eth1.stdout
     other_mode = fence_virtd("--xvmd-args", "-L", "--check")
     assert other_mode.returncode == 2
     assert "--check and --xvmd-args exclude each other" in other_mode.stderr
@@ -306,7 +314,10 @@ def test_fence_xvmd_and_devices_in_one_file(tmp_path: Path) -> None:
         "key_file, hash or auth"
     ]
     assert conversion.not_converted == ["a further <fence_xvmd> element: fence_xvmd read the first"]
-    assert any("read -I's cluster.conf name as multicast_address" in n for n in conversion.notes)
+    assert any(
+        "took multicast_address= as the interface and ignored interface=" in n
+        for n in conversion.notes
+    )
     tree = parse_text(conversion.render())
     assert tree.get("listeners/multicast/@port") == "1300"
     assert tree.get("listeners/multicast/@interface") == "eth1"

@@ -315,7 +315,8 @@ def _check_combinations(params: dict[str, object]) -> None:
 @click.option(
     "--list-plugins",
     is_flag=True,
-    help="List the installed plugins, whether each can run here and why not, and exit.",
+    help="List the installed plugins, whether each can run here with the -f file's settings "
+    "and why not, and exit.",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --list-plugins: print JSON.")
 @click.option(

@@ -225,8 +225,9 @@ def _check_device_keys(device: ElementTree.Element, name: str, conversion: Conve
     for key, value in device.attrib.items():
         if key == "port" and value.isdigit() and "ipport" not in device.attrib:
             conversion.refused.append(
-                f'fencedevice "{name}" port={value}: the IP port for fence_xvm before '
-                "fence-virt 0.3.1, a VM name since; write ipport= if it is the port"
+                f'fencedevice "{name}" port={value}: the IP port for the cluster packages\' '
+                "fence_xvm, a VM name for the C fence-virt suite's since its 0.3.1; "
+                "write ipport= if it is the port"
             )
         elif key not in GUEST_ONLY and key not in LISTENER_ARGUMENTS:
             conversion.refused.append(

@@ -251,9 +251,10 @@ def xvmd_listener(setup: XvmdSetup, findings: Findings) -> McastListener | None:
         return None
     if setup.value("interface") is not None and _from_file(setup, "interface", "multicast_address"):
         findings.notes.append(
-            "fence_xvmd releases before October 2009 (fence-agents 0c15e1cf) read -I's "
-            "cluster.conf name as multicast_address: they ignored interface= and listened on "
-            "every interface when multicast_address= was set"
+            "fence_xvmd releases of September 2008 to October 2009 (fence-agents 5fd95228 "
+            "to 0c15e1cf) took multicast_address= as the interface and ignored interface=: "
+            "if yours is one, it listened on every interface, where this file listens on "
+            f"{setup.value('interface')} only"
         )
     return McastListener(
         address=address[0],

@@ -89,8 +89,10 @@ be distributed to each physical host and virtual machine within
 a cluster.
 """
 _INSTANCE_INTRO = """A further listener instance serves another guest cluster (its own
-key, port and static map) or another transport.  Its name names its
-block; the listener module serves it.
+key, port and static map) or another transport.  Its name is its
+block's (listeners { NAME { ... } }); the listener module asked next
+serves it.  Give it its own key file and, for a second multicast
+instance, its own port.
 """
 _BACKEND_INTRO = """Backend modules are responsible for routing requests to
 the appropriate hypervisor or management layer.
