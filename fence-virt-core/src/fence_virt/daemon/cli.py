@@ -188,13 +188,22 @@ def _check(config_file: str | None, explicit: bool, guest_key_file: str | None, 
 
 
 def _upgrade(cluster_conf: str | None, xvmd_args: str | None) -> int:
-    """Print the converted configuration; each refused item also on standard error.
+    """Print the converted configuration, or -- if anything was refused -- nothing on
+    standard output and each refused item on standard error: a partial conversion must not
+    end up as someone's fence_virt.conf (a wrong group, port or key silently stops fencing).
     :returns: the exit status (1 if anything was refused)."""
     conversion = convert(cluster_conf, xvmd_args)
-    click.echo(conversion.render(), nl=False)
+    if not conversion.refused:
+        click.echo(conversion.render(), nl=False)
+        return 0
     for line in conversion.refused:
         click.echo(f"fence_virtd: not converted: {line}", err=True)
-    return 1 if conversion.refused else 0
+    click.echo(
+        "fence_virtd: no configuration printed: fix or remove what is named above, then "
+        "convert again",
+        err=True,
+    )
+    return 1
 
 
 def _debug_level(_context: click.Context, _param: click.Parameter, value: int | None) -> int | None:
@@ -344,9 +353,10 @@ def _check_combinations(params: dict[str, object]) -> None:
     default=None,
     metavar="CLUSTER_CONF",
     help="Print the fence_virt.conf equivalent to a fence_xvm-era cluster.conf (its "
-    "<fence_xvmd .../> element and fence_xvm devices) and exit. Exit 1, with one line per "
-    "item on standard error, when something that decides where fencing goes could not be "
-    "converted; harmless leftovers are '# not converted' comments only.",
+    "<fence_xvmd .../> element and fence_xvm devices) and exit. Exit 1, printing no "
+    "configuration and one line per item on standard error, when something that decides "
+    "where fencing goes could not be converted; harmless leftovers are '# not converted' "
+    "comments only.",
 )
 @click.option(
     "--xvmd-args",
