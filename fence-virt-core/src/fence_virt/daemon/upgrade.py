@@ -124,21 +124,40 @@ def _listener(device: ElementTree.Element, where: str) -> McastListener:
     )
 
 
-def _devices(root: ElementTree.Element) -> list[ElementTree.Element]:
-    return [
-        device
-        for device in root.iter("fencedevice")
-        if device.attrib.get("agent", "").rsplit("/", 1)[-1] == "fence_xvm"
-    ]
+def _is_fence_xvm(device: ElementTree.Element) -> bool:
+    return device.attrib.get("agent", "").rsplit("/", 1)[-1] == "fence_xvm"
+
+
+def _placed(
+    root: ElementTree.Element, path: str, tag: str, conversion: Conversion
+) -> list[ElementTree.Element]:
+    """The ``tag`` elements at ``/cluster/{path}``, where fence_xvmd (options-ccs.c:
+    ``/cluster/fence_xvmd/@NAME``) and fenced (``/cluster/fencedevices/fencedevice``)
+    looked; one elsewhere was read by neither and is a comment only."""
+    read = root.findall(path)
+    for element in root.iter(tag):
+        if tag == "fencedevice" and not _is_fence_xvm(element):
+            continue
+        if not any(element is found for found in read):
+            name = f' "{element.attrib["name"]}"' if "name" in element.attrib else ""
+            conversion.not_converted.append(
+                f"a <{tag}{name}> not directly under <cluster>"
+                + ("<fencedevices>" if tag == "fencedevice" else "")
+                + ": not read by the cluster tools"
+            )
+    return [element for element in read if tag != "fencedevice" or _is_fence_xvm(element)]
 
 
 def _read(path: str) -> ElementTree.Element:
     try:
-        return ElementTree.parse(path).getroot()  # noqa: S314 -- the administrator's own file
+        root = ElementTree.parse(path).getroot()  # noqa: S314 -- the administrator's own file
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror}") from exc
     except ElementTree.ParseError as exc:
         raise UserError(f"{path}: not a cluster.conf (XML): {exc}") from exc
+    if root.tag != "cluster":
+        raise UserError(f"{path}: not a cluster.conf: its root element is <{root.tag}>")
+    return root
 
 
 def _source(path: str | None, xvmd_args: str | None) -> str:
@@ -164,8 +183,10 @@ def convert(path: str | None, xvmd_args: str | None = None) -> Conversion:
     conversion = Conversion()
     setup = None if xvmd_args is None else parse_xvmd_args(xvmd_args, conversion)
     conversion.source = _source(path, xvmd_args)
-    elements = [] if root is None else list(root.iter("fence_xvmd"))
-    devices = [] if root is None else _devices(root)
+    elements = [] if root is None else _placed(root, "fence_xvmd", "fence_xvmd", conversion)
+    devices = (
+        [] if root is None else _placed(root, "fencedevices/fencedevice", "fencedevice", conversion)
+    )
     if setup is None and not elements and not devices:
         raise UserError(
             f'{path}: no <fence_xvmd> element and no fencedevice with agent="fence_xvm": '

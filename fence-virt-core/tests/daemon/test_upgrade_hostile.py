@@ -1,0 +1,80 @@
+"""``fence_virtd --upgrade-from`` against odd and hostile inputs.
+
+Each case is one a conversion once got wrong: it changed where fencing goes without a
+refusal, crashed with a traceback, or converted a setup the old daemon never ran. The facts
+are fence_xvmd's and fence_xvm's (ClusterLabs/fence-agents 0c15e1cf, fence/agents/xvm/:
+options.c ``args_init``/``args_finalize``/``assign_port``, options-ccs.c's
+``/cluster/fence_xvmd/@NAME`` query, mcast.c ``ipv4_recv_sk``; c-suite-spec §4.2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fence_virt.config import parse_text
+from fence_virt.daemon.upgrade import Conversion, convert
+from fence_virt.errors import UserError
+
+
+def conf(tmp_path: Path, text: str | bytes) -> str:
+    path = tmp_path / "cluster.conf"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return str(path)
+
+
+def device(name: str, **attributes: str) -> str:
+    more = "".join(f' {key}="{value}"' for key, value in attributes.items())
+    return f'<fencedevice agent="fence_xvm" name="{name}"{more}/>'
+
+
+def guests(*devices: str) -> str:
+    return f"<cluster><fencedevices>{''.join(devices)}</fencedevices></cluster>"
+
+
+def listeners(conversion: Conversion) -> dict[str, str | None]:
+    """instance name -> its port, for every instance the daemon block names."""
+    tree = parse_text(conversion.render())
+    daemon = tree.node("fence_virtd")
+    assert daemon is not None
+    names = daemon.all_values("listener")
+    assert len({name.casefold() for name in names}) == len(names), names
+    return {name: tree.get(f"listeners/{name}/@port") for name in names}
+
+
+# -- only where fence_xvmd and fenced looked ------------------------------------------------
+
+
+def test_a_fence_xvmd_element_below_another_is_not_what_fence_xvmd_read(tmp_path: Path) -> None:
+    """options-ccs.c asked for /cluster/fence_xvmd/@port: an element elsewhere was not read."""
+    text = '<cluster><rm><fence_xvmd port="1300" key_file="/k"/></rm><fence_xvmd/></cluster>'
+    conversion = convert(conf(tmp_path, text))
+    tree = parse_text(conversion.render())
+    assert tree.get("listeners/multicast/@port") == "1229"
+    assert tree.get("listeners/multicast/@key_file") == "/etc/cluster/fence_xvm.key"
+    assert any("not directly under <cluster>" in line for line in conversion.not_converted)
+    assert conversion.refused == []
+
+
+def test_a_nested_element_alone_is_nothing_to_convert(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="nothing to convert"):
+        convert(conf(tmp_path, '<cluster><rm><fence_xvmd port="1300"/></rm></cluster>'))
+
+
+def test_a_fencedevice_outside_fencedevices_is_not_a_device(tmp_path: Path) -> None:
+    text = (
+        f"<cluster><fencedevices>{device('xvm')}</fencedevices>"
+        f"<rm>{device('stray', ipport='1300')}</rm></cluster>"
+    )
+    conversion = convert(conf(tmp_path, text))
+    assert listeners(conversion) == {"multicast": "1229"}
+    assert any('"stray"' in line for line in conversion.not_converted)
+
+
+def test_the_root_must_be_cluster(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"not a cluster\.conf"):
+        convert(conf(tmp_path, "<config><fence_xvmd/></config>"))
