@@ -78,3 +78,19 @@ def test_a_fencedevice_outside_fencedevices_is_not_a_device(tmp_path: Path) -> N
 def test_the_root_must_be_cluster(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"not a cluster\.conf"):
         convert(conf(tmp_path, "<config><fence_xvmd/></config>"))
+
+
+# -- one listener instance per socket, none lost ---------------------------------------------
+
+
+def test_devices_with_the_same_name_keep_their_own_instances(tmp_path: Path) -> None:
+    text = guests(
+        device("a", ipport="1300"),
+        device("a", ipport="1301"),
+        device("multicast", ipport="1302"),
+        device("a b", ipport="1303"),
+        device("a-b", ipport="1304"),
+    )
+    ports = listeners(convert(conf(tmp_path, text)))
+    assert sorted(port or "" for port in ports.values()) == ["1300", "1301", "1302", "1303", "1304"]
+    assert ports["multicast"] == "1300"

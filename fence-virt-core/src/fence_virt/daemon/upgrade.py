@@ -222,7 +222,8 @@ def _listeners(
         _check_device_keys(device, name, conversion)
         socket = (wanted.address, wanted.port)
         if socket not in by_socket:
-            instance = "multicast" if not by_socket else _instance_name(name, index)
+            taken = {instance.casefold() for instance, _ in by_socket.values()}
+            instance = "multicast" if not by_socket else _instance_name(name, index, taken)
             by_socket[socket] = (instance, wanted)
         elif not _compatible(by_socket[socket][1], wanted):
             conversion.refused.append(
@@ -255,9 +256,17 @@ def _check_device_keys(device: ElementTree.Element, name: str, conversion: Conve
             )
 
 
-def _instance_name(device: str, index: int) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_.-" else "-" for c in device).strip("-")
-    return cleaned if cleaned and cleaned[0].isalnum() else f"fence_xvm-{index}"
+def _instance_name(device: str, index: int, taken: set[str]) -> str:
+    """The device's name as a block name, unique among ``taken`` (casefolded): two devices
+    of one name, or one named ``multicast``, must not share (and so lose) an instance."""
+    cleaned = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "-" for c in device)
+    cleaned = cleaned.strip("-")
+    base = cleaned if cleaned and cleaned[0].isalnum() else f"fence_xvm-{index}"
+    name, suffix = base, 1
+    while name.casefold() in taken:
+        suffix += 1
+        name = f"{base}-{suffix}"
+    return name
 
 
 def _backend(setup: XvmdSetup | None, conversion: Conversion) -> ConfigNode:
