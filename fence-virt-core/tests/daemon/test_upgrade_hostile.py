@@ -9,6 +9,7 @@ options.c ``args_init``/``args_finalize``/``assign_port``, options-ccs.c's
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from fence_virt.config import parse_text
 from fence_virt.daemon.upgrade import Conversion, convert
 from fence_virt.errors import UserError
+from fence_virt_testinfra.ours import FENCE_VIRTD
 
 
 def conf(tmp_path: Path, text: str | bytes) -> str:
@@ -94,3 +96,50 @@ def test_devices_with_the_same_name_keep_their_own_instances(tmp_path: Path) -> 
     ports = listeners(convert(conf(tmp_path, text)))
     assert sorted(port or "" for port in ports.values()) == ["1300", "1301", "1302", "1303", "1304"]
     assert ports["multicast"] == "1300"
+
+
+# -- empty values and values fence_virt.conf cannot hold --------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["-p", "-k", "-U", "-I"])
+def test_an_empty_flag_value_is_refused(flag: str) -> None:
+    conversion = convert(None, f"{flag} ''")
+    assert len(conversion.refused) == 1, conversion.refused
+    assert f"fence_xvmd {flag}: empty" in conversion.refused[0]
+
+
+@pytest.mark.parametrize("attribute", ["port", "key_file", "uri", "interface", "hash"])
+def test_an_empty_attribute_is_refused(attribute: str, tmp_path: Path) -> None:
+    conversion = convert(conf(tmp_path, f'<cluster><fence_xvmd {attribute}=""/></cluster>'))
+    assert len(conversion.refused) == 1, conversion.refused
+    assert f"<fence_xvmd {attribute}=...>: empty" in conversion.refused[0]
+
+
+@pytest.mark.parametrize("attribute", ["ipport", "key_file", "hash", "auth"])
+def test_an_empty_device_argument_is_refused(attribute: str, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=f'fencedevice "x" {attribute}=...: empty'):
+        convert(conf(tmp_path, guests(device("x", **{attribute: ""}))))
+
+
+def test_a_quote_in_a_value_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    text = '<cluster><fence_xvmd key_file="/etc/x&quot;;&#10;auth = &quot;none"/></cluster>'
+    conversion = convert(conf(tmp_path, text))
+    assert len(conversion.refused) == 1, conversion.refused
+    assert "cannot be written in fence_virt.conf" in conversion.refused[0]
+    assert "auth = " not in conversion.tree.dump()
+    with pytest.raises(UserError, match=r"cannot be written in fence_virt\.conf"):
+        convert(conf(tmp_path, guests(device("x", key_file="/a&quot;b"))))
+
+
+def test_the_command_exits_1_on_an_unwritable_value(tmp_path: Path) -> None:
+    path = conf(tmp_path, '<cluster><fence_xvmd interface=""/></cluster>')
+    done = subprocess.run(
+        [FENCE_VIRTD, "--upgrade-from", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("fence_virtd: not converted: <fence_xvmd interface=...>")

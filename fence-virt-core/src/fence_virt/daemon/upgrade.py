@@ -42,6 +42,7 @@ from fence_virt.daemon.upgrade_xvmd import (
     XvmdSetup,
     apply_attributes,
     parse_xvmd_args,
+    unwritable,
     xvmd_listener,
 )
 from fence_virt.errors import UserError
@@ -101,6 +102,10 @@ def _listener(device: ElementTree.Element, where: str) -> McastListener:
     """The listener a ``fence_xvm`` device needs. :raises UserError: a value fence_xvm
     itself would refuse (c-suite-spec §4.2)."""
     get = device.attrib.get
+    for key in LISTENER_ARGUMENTS:
+        why = None if get(key) is None else unwritable(get(key, ""))
+        if why is not None:
+            raise UserError(f"{where} {key}=...: {why}")
     family = (get("ip_family") or "auto").lower()
     if family not in ("auto", "ipv4", "ipv6"):
         raise UserError(f"{where}: ip_family={family!r} is not ipv4, ipv6 or auto")

@@ -60,7 +60,14 @@ from fence_virt.config import ConfigValue
 from fence_virt.errors import UserError
 from fence_virt.protocol import DEFAULT_IPV4_GROUP, DEFAULT_IPV6_GROUP, DEFAULT_KEY_FILE
 
-__all__ = ["Findings", "McastListener", "XvmdSetup", "apply_attributes", "parse_xvmd_args"]
+__all__ = [
+    "Findings",
+    "McastListener",
+    "XvmdSetup",
+    "apply_attributes",
+    "parse_xvmd_args",
+    "unwritable",
+]
 
 #: fence_xvmd's getopt string (fence_xvmd.c)
 OPTSTRING = "dfi:a:p:I:C:U:c:k:u?hLXV"
@@ -237,6 +244,7 @@ def xvmd_listener(setup: XvmdSetup, findings: Findings) -> McastListener | None:
     """The multicast listener equivalent to fence_xvmd's socket; ``None`` (with a refused
     line per bad value) when fence_xvmd would not have started."""
     refused = len(findings.refused)
+    _drop_unwritable(setup, findings)
     family = _choice(setup, "ip_family", ("ipv4", "ipv6", "auto"), findings)
     hash_ = _choice(setup, "hash", DIGESTS, findings)
     auth = _choice(setup, "auth", DIGESTS, findings)
@@ -264,6 +272,31 @@ def xvmd_listener(setup: XvmdSetup, findings: Findings) -> McastListener | None:
         auth=auth,
         interface=setup.value("interface"),
     )
+
+
+def unwritable(value: str) -> str | None:
+    """Why ``value`` cannot be converted as it stands (a phrase), or ``None``.
+
+    Empty: fence_xvmd refused it (``-p ''``: atoi 0; ``-k ''``: stat fails) or fell back to
+    a default the conversion does not guess (``-U ''``: libvirt's probing; ``-I ''``: every
+    interface). A ``"``: fence_virt.conf's values are quoted and cannot hold one.
+    """
+    if not value:
+        return (
+            "empty: the C tools refused it or fell back to a default; give the value the hosts used"
+        )
+    if '"' in value:
+        return f"{value!r} cannot be written in fence_virt.conf (it holds a '\"')"
+    return None
+
+
+def _drop_unwritable(setup: XvmdSetup, findings: Findings) -> None:
+    """Refuse (and forget) each value :func:`unwritable` names."""
+    for attribute, (value, where) in list(setup.values.items()):
+        why = unwritable(value)
+        if why is not None:
+            findings.refused.append(f"{where}: {why}")
+            del setup.values[attribute]
 
 
 def _from_file(setup: XvmdSetup, *attributes: str) -> bool:
