@@ -143,3 +143,38 @@ def test_the_command_exits_1_on_an_unwritable_value(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("fence_virtd: not converted: <fence_xvmd interface=...>")
+
+
+# -- findings stay one line each ---------------------------------------------------------------
+
+
+def test_a_newline_in_a_name_cannot_add_lines_to_the_file(tmp_path: Path) -> None:
+    """A device's name is quoted in comments and on stderr: a newline in it (``&#10;``) must
+    not end the comment and put its rest into the configuration."""
+    name = "x&#10;backends { libvirt { uri = &quot;xen:///&quot;; } }&#10;#"
+    text = f"<cluster><fencedevices>{device('ok')}</fencedevices><rm>{device(name)}</rm></cluster>"
+    path = conf(tmp_path, text)
+    done = subprocess.run(
+        [FENCE_VIRTD, "--upgrade-from", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert parse_text(done.stdout).get("backends/libvirt/@uri") == "qemu:///system"
+    assert "xen:///" not in parse_text(done.stdout).dump()
+    assert [line for line in done.stdout.splitlines() if "xen:///" in line] == [
+        '# not converted: a <fencedevice "x\\nbackends { libvirt { uri = "xen:///"; } }\\n#"> '
+        "not directly under <cluster><fencedevices>: not read by the cluster tools"
+    ]
+    refused = convert(conf(tmp_path, guests(device(name, colour="1"))))
+    assert "xen:///" not in parse_text(refused.render()).dump()
+    assert all("\n" not in line for line in refused.one_line(refused.refused))
+
+
+def test_a_newline_in_a_flag_value_stays_in_the_comment() -> None:
+    conversion = convert(None, "-L -k '/etc/a\nkey'")
+    first, second = conversion.render().splitlines()[:2]
+    assert first == "# converted from fence_xvmd -L -k '/etc/a\\nkey' by fence_virtd --xvmd-args"
+    assert second.startswith("#")

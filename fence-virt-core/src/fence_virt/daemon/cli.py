@@ -192,7 +192,7 @@ def _upgrade(cluster_conf: str | None, xvmd_args: str | None) -> int:
     :returns: the exit status (1 if anything was refused)."""
     conversion = convert(cluster_conf, xvmd_args)
     click.echo(conversion.render(), nl=False)
-    for line in conversion.refused:
+    for line in conversion.one_line(conversion.refused):
         click.echo(f"fence_virtd: not converted: {line}", err=True)
     return 1 if conversion.refused else 0
 

@@ -92,10 +92,19 @@ class Conversion(Findings):
     def render(self) -> str:
         """The file: comment lines saying where it came from and what was left out, then
         the configuration in the C dump format."""
-        head = [f"# converted from {self.source}"]
-        head += [f"# note: {note}" for note in self.notes]
-        head += [f"# not converted: {line}" for line in self.refused + self.not_converted]
+        head = [f"# converted from {line}" for line in self.one_line([self.source])]
+        head += [f"# note: {note}" for note in self.one_line(self.notes)]
+        head += [
+            f"# not converted: {line}" for line in self.one_line(self.refused + self.not_converted)
+        ]
         return "\n".join(head) + "\n\n" + self.tree.dump()
+
+    @staticmethod
+    def one_line(lines: list[str]) -> list[str]:
+        """``lines`` with each unprintable character (a newline in a device's name, taken
+        from the file) written as its escape: a comment must not end early and put the
+        rest of a name into the configuration, nor a refusal take two lines."""
+        return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in lines]
 
 
 def _listener(device: ElementTree.Element, where: str) -> McastListener:
