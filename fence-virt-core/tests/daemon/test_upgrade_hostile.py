@@ -178,3 +178,41 @@ def test_a_newline_in_a_flag_value_stays_in_the_comment() -> None:
     first, second = conversion.render().splitlines()[:2]
     assert first == "# converted from fence_xvmd -L -k '/etc/a\\nkey' by fence_virtd --xvmd-args"
     assert second.startswith("#")
+
+
+# -- the group and its family, as the C tools read them ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        # args_init: PF_INET unless -i; ipv4_recv_sk cannot join an IPv6 group
+        ("-a ff05::3:9", "fence_xvmd -a: ff05::3:9 is not ipv4 (fence_xvmd's default"),
+        # args_finalize: with auto, a '.' anywhere makes it IPv4 (checked last)
+        ("-i auto -a ::ffff:225.0.0.12", "::ffff:225.0.0.12 is not ipv4 (fence_xvmd -i auto"),
+        # IP_ADD_MEMBERSHIP refuses a unicast address: fence_xvmd did not start
+        ("-a 198.51.100.7", "198.51.100.7 is not a multicast group"),
+        ("-i ipv6 -a ff05::3:1%eth0", "'ff05::3:1%eth0' is not an IP address"),
+        ("-i auto -a nope", "'nope' is not an IP address"),
+    ],
+)
+def test_a_group_fence_xvmd_could_not_join_is_refused(args: str, line: str) -> None:
+    conversion = convert(None, args)
+    assert len(conversion.refused) == 1, conversion.refused
+    assert line in conversion.refused[0]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"ip_family": "ipv4", "multicast_address": "ff05::3:1"}, "ff05::3:1 is not ipv4"),
+        ({"ip_family": "ipv6", "multicast_address": "225.0.0.12"}, "225.0.0.12 is not ipv6"),
+        ({"multicast_address": "::ffff:225.0.0.12"}, "is not ipv4"),
+        ({"multicast_address": "198.51.100.7"}, "is not a multicast group"),
+    ],
+)
+def test_a_device_group_fence_xvm_could_not_send_to_is_refused(
+    attributes: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(UserError, match=message):
+        convert(conf(tmp_path, guests(device("x", **attributes))))

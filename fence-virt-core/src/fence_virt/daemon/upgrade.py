@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -41,6 +40,7 @@ from fence_virt.daemon.upgrade_xvmd import (
     McastListener,
     XvmdSetup,
     apply_attributes,
+    group_family,
     parse_xvmd_args,
     unwritable,
     xvmd_listener,
@@ -122,15 +122,15 @@ def _listener(device: ElementTree.Element, where: str) -> McastListener:
     if address is None:
         address = DEFAULT_IPV6_GROUP if family == "ipv6" else DEFAULT_IPV4_GROUP
     try:
-        version = ip_address(address).version
-    except ValueError:
-        raise UserError(f"{where}: multicast_address={address!r} is not an address") from None
+        found = group_family(address, family if "multicast_address" in device.attrib else "auto")
+    except ValueError as exc:
+        raise UserError(f"{where}: multicast_address={exc}") from None
     port = get("ipport") or str(DEFAULT_PORT)
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise UserError(f"{where}: ipport={port!r} is not a port number (1-65535)")
     return McastListener(
         address=address,
-        family="ipv4" if version == 4 else "ipv6",
+        family=found,
         port=str(int(port)),
         key_file=get("key_file") or DEFAULT_KEY_FILE,
         hash=get("hash"),

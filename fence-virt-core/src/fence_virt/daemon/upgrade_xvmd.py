@@ -65,6 +65,7 @@ __all__ = [
     "McastListener",
     "XvmdSetup",
     "apply_attributes",
+    "group_family",
     "parse_xvmd_args",
     "unwritable",
 ]
@@ -319,23 +320,50 @@ def _choice(
     return given[0].lower()
 
 
+def group_family(address: str, family: str) -> str:
+    """The family (``ipv4``/``ipv6``) in which the C tools join ``address``.
+
+    ``family`` is ``ipv4``, ``ipv6`` or ``auto``; ``auto`` is decided as options.c
+    ``args_finalize`` does: a ``.`` anywhere makes it IPv4 (checked last), else a ``:``
+    IPv6. The address must then read in that family (``inet_pton``: no ``%scope``) and be
+    a multicast group (``IP_ADD_MEMBERSHIP`` refuses any other, mcast.c).
+
+    :raises ValueError: why the C tools could not use it (a phrase, for a refusal line).
+    """
+    if family == "auto":
+        family = "ipv4" if "." in address else "ipv6" if ":" in address else ""
+    try:
+        if "%" in address:
+            raise ValueError(address)
+        parsed = ip_address(address)
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address") from None
+    if family != f"ipv{parsed.version}":
+        raise ValueError(f"{address} is not {family}")
+    if not parsed.is_multicast:
+        raise ValueError(f"{address} is not a multicast group")
+    return family
+
+
 def _address(setup: XvmdSetup, family: str | None, findings: Findings) -> tuple[str, str] | None:
-    """(group, family); an explicit family must match the group (fence_xvmd could not
-    listen otherwise); without one the group decides, as fence_xvm's auto does."""
+    """(group, family), as fence_xvmd listened: options.c ``args_init`` starts from
+    ``PF_INET``, so without ``-i``/``ip_family`` an IPv6 group could not be joined."""
     given = setup.values.get("multicast_address")
     if given is None:
-        group = DEFAULT_IPV6_GROUP if family == "ipv6" else DEFAULT_IPV4_GROUP
-        return group, "ipv6" if family == "ipv6" else "ipv4"
+        if family == "auto":
+            return DEFAULT_IPV4_GROUP, "ipv4"
+        return (DEFAULT_IPV6_GROUP, "ipv6") if family == "ipv6" else (DEFAULT_IPV4_GROUP, "ipv4")
+    chosen = family or "ipv4"
     try:
-        version = ip_address(given[0]).version
-    except ValueError:
-        findings.refused.append(f"{given[1]}: {given[0]!r} is not an IP address")
-        return None
-    found = "ipv4" if version == 4 else "ipv6"
-    if family in ("ipv4", "ipv6") and family != found:
-        findings.refused.append(
-            f"{given[1]}: {given[0]} is not {family} ({setup.values['ip_family'][1]}): "
-            "fence_xvmd could not listen on it"
-        )
+        found = group_family(given[0], chosen)
+    except ValueError as exc:
+        where = "fence_xvmd's default; -i ipv6 or -i auto was needed"
+        if family is not None:
+            source = setup.values["ip_family"][1]
+            where = f"{source} auto: a '.' makes it ipv4" if family == "auto" else source
+        reason = str(exc)
+        if reason.endswith(("ipv4", "ipv6")):
+            reason += f" ({where})"
+        findings.refused.append(f"{given[1]}: {reason}: fence_xvmd could not listen on it")
         return None
     return given[0], found
