@@ -216,3 +216,17 @@ def test_a_device_group_fence_xvm_could_not_send_to_is_refused(
 ) -> None:
     with pytest.raises(UserError, match=message):
         convert(conf(tmp_path, guests(device("x", **attributes))))
+
+
+# -- numbers are C's: ASCII digits ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port", ["\u00b2", "\u0661\u0663\u0660\u0660", "\uff11\uff13\uff10\uff10"])
+def test_a_port_in_other_digits_is_refused_not_converted(port: str, tmp_path: Path) -> None:
+    """atoi reads ASCII digits only: fence_xvmd refused these (0); Python's isdigit/int
+    took them (1300) or crashed ('²')."""
+    conversion = convert(conf(tmp_path, f'<cluster><fence_xvmd port="{port}"/></cluster>'))
+    assert len(conversion.refused) == 1, conversion.refused
+    assert "is not a port fence_xvmd took" in conversion.refused[0]
+    with pytest.raises(UserError, match="is not a port number"):
+        convert(conf(tmp_path, guests(device("x", ipport=port))))

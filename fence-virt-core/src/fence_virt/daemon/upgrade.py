@@ -126,7 +126,7 @@ def _listener(device: ElementTree.Element, where: str) -> McastListener:
     except ValueError as exc:
         raise UserError(f"{where}: multicast_address={exc}") from None
     port = get("ipport") or str(DEFAULT_PORT)
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise UserError(f"{where}: ipport={port!r} is not a port number (1-65535)")
     return McastListener(
         address=address,

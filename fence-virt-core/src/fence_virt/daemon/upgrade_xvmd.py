@@ -250,7 +250,7 @@ def xvmd_listener(setup: XvmdSetup, findings: Findings) -> McastListener | None:
     hash_ = _choice(setup, "hash", DIGESTS, findings)
     auth = _choice(setup, "auth", DIGESTS, findings)
     port = setup.value("port") or "1229"
-    if not port.isdigit() or not 1 <= int(port) <= HIGHEST_PORT:
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= HIGHEST_PORT:
         where = setup.values["port"][1]
         findings.refused.append(
             f"{where}: {port!r} is not a port fence_xvmd took (1-{HIGHEST_PORT})"
