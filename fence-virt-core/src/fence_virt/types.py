@@ -456,6 +456,7 @@ class WizardQuestion:
             return f"{answer} is not one of {', '.join(self.choices)}."
         if self.number is not None:
             low, high = self.number
-            if not (answer.isdigit() and low <= int(answer) <= high):
+            # ASCII only: C reads these with atoi, and int() takes other digits (or not: "²")
+            if not (answer.isascii() and answer.isdigit() and low <= int(answer) <= high):
                 return f"{answer} is not a {self.number_name} ({low}-{high})."
         return None
