@@ -442,6 +442,9 @@ class WizardQuestion:
     absolute_path: bool = False
     #: text shown before the question (an explanation, as C's pages have)
     intro: str = ""
+    #: the key may be given several times (amqp's ``uri``, one per hypervisor): the question
+    #: shows and replaces the first entry, and the others are kept
+    repeatable: bool = False
 
     def problem(self, answer: str) -> str | None:
         """Why ``answer`` is refused (one line), or ``None`` when it is accepted.
