@@ -230,3 +230,25 @@ def test_a_port_in_other_digits_is_refused_not_converted(port: str, tmp_path: Pa
     assert "is not a port fence_xvmd took" in conversion.refused[0]
     with pytest.raises(UserError, match="is not a port number"):
         convert(conf(tmp_path, guests(device("x", ipport=port))))
+
+
+# -- a DOCTYPE: nothing fetched, nothing expanded, nothing defaulted ---------------------------
+
+
+@pytest.mark.parametrize(
+    "doctype",
+    [
+        '<!DOCTYPE cluster [ <!ATTLIST fence_xvmd port CDATA "1300"> ]>',
+        '<!DOCTYPE cluster [ <!ENTITY p "1300"> ]>',
+        '<!DOCTYPE cluster [ <!ENTITY x SYSTEM "file:///etc/hostname"> ]>',
+        '<!DOCTYPE cluster SYSTEM "http://198.51.100.1/cluster.dtd">',
+        '<!DOCTYPE cluster [ <!ENTITY a "aaaaaaaaaa"> <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;"> ]>',
+    ],
+)
+def test_a_doctype_is_refused(doctype: str, tmp_path: Path) -> None:
+    """cluster.conf never had a DTD; its declarations (a default attribute, an entity) could
+    give values ccs may not have seen, so the file is refused before anything is expanded."""
+    port = "&p;" if "ENTITY p" in doctype else "1229"
+    text = f'<?xml version="1.0"?>{doctype}<cluster><fence_xvmd port="{port}"/></cluster>'
+    with pytest.raises(UserError, match="DOCTYPE"):
+        convert(conf(tmp_path, text))

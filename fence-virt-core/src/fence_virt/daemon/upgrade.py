@@ -162,11 +162,36 @@ def _placed(
     return [element for element in read if tag != "fencedevice" or _is_fence_xvm(element)]
 
 
+class _Doctype(Exception):
+    """The file declares a DOCTYPE (raised from expat's handler, ending the parse)."""
+
+
+class _Builder(ElementTree.TreeBuilder):
+    """A tree builder that stops the parse at ``<!DOCTYPE``: the parser calls
+    :meth:`doctype` where the declaration starts, before any of its entities, default
+    attributes or external DTD is read or expanded."""
+
+    def doctype(self, name: str, pubid: str, system: str) -> None:
+        raise _Doctype
+
+
+def _parse(data: bytes) -> ElementTree.Element:
+    parser = ElementTree.XMLParser(target=_Builder())  # noqa: S314 -- no DOCTYPE gets through
+    parser.feed(data)
+    root: ElementTree.Element = parser.close()
+    return root
+
+
 def _read(path: str) -> ElementTree.Element:
     try:
-        root = ElementTree.parse(path).getroot()  # noqa: S314 -- the administrator's own file
+        root = _parse(Path(path).read_bytes())
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror}") from exc
+    except _Doctype:
+        raise UserError(
+            f"{path}: has a DOCTYPE, which cluster.conf never had: remove it (its entities "
+            "or default attributes are not converted)"
+        ) from None
     except ElementTree.ParseError as exc:
         raise UserError(f"{path}: not a cluster.conf (XML): {exc}") from exc
     if root.tag != "cluster":
