@@ -6,6 +6,7 @@ hook: every key checked; no broker is contacted until the backend starts).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,40 @@ def test_the_amqp_page_writes_a_block_the_backend_accepts(
     section = ConfigSection("backends/amqp", tree.node("backends/amqp"), tree.source)
     backend = AmqpBackendPlugin().fence_virt_backend_create(section=section)
     assert "guests-a" in backend.describe()
+
+
+def test_running_the_wizard_again_keeps_every_hypervisor(tmp_path: Path) -> None:
+    """``uri`` repeats in the amqp block (one per hypervisor of this host): answering the
+    page again, to change the exchange, must keep the second one -- its VMs would no
+    longer be announced, so never fenced through this host."""
+    config = tmp_path / "fence_virt.conf"
+    config.write_text(
+        'fence_virtd {\n\tlistener = "multicast";\n\tbackend = "amqp";\n}\n'
+        'backends {\n\tamqp {\n\t\turi = "qemu:///system";\n\t\turi = "lxc:///system";\n'
+        '\t\thost_id = "3";\n\t\ttls_cert = "/etc/fence_virt/host.pem";\n\t}\n}\n'
+    )
+    done = subprocess.run(
+        [FENCE_VIRTD, "-c", "-f", str(config), "--answer", "backends/amqp/exchange=guests-b"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    tree = load_file(config)
+    amqp = tree.node("backends/amqp")
+    assert amqp is not None
+    assert amqp.all_values("uri") == ("qemu:///system", "lxc:///system")
+    assert tree.get("backends/amqp/@exchange") == "guests-b"
+    assert tree.get("backends/amqp/@tls_cert") == "/etc/fence_virt/host.pem"
+    changed = subprocess.run(
+        [FENCE_VIRTD, "-c", "-f", str(config), "--answer", "backends/amqp/uri=qemu:///session"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert changed.returncode == 0, changed.stderr
+    amqp = load_file(config).node("backends/amqp")
+    assert amqp is not None
+    assert amqp.all_values("uri") == ("qemu:///session", "lxc:///system")

@@ -16,7 +16,7 @@ class AmqpBackendPlugin:
 
     #: ``fence_virtd -c``: the keys every host needs; the timings keep their defaults (README)
     wizard_questions = (
-        WizardQuestion("uri", "Libvirt URI", "qemu:///system"),
+        WizardQuestion("uri", "Libvirt URI", "qemu:///system", repeatable=True),
         WizardQuestion(
             "host_id",
             "This host's number",

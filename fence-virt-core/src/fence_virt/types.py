@@ -442,6 +442,9 @@ class WizardQuestion:
     absolute_path: bool = False
     #: text shown before the question (an explanation, as C's pages have)
     intro: str = ""
+    #: the key may be given several times (amqp's ``uri``, one per hypervisor): the question
+    #: shows and replaces the first entry, and the others are kept
+    repeatable: bool = False
 
     def problem(self, answer: str) -> str | None:
         """Why ``answer`` is refused (one line), or ``None`` when it is accepted.
@@ -456,6 +459,7 @@ class WizardQuestion:
             return f"{answer} is not one of {', '.join(self.choices)}."
         if self.number is not None:
             low, high = self.number
-            if not (answer.isdigit() and low <= int(answer) <= high):
+            # ASCII only: C reads these with atoi, and int() takes other digits (or not: "²")
+            if not (answer.isascii() and answer.isdigit() and low <= int(answer) <= high):
                 return f"{answer} is not a {self.number_name} ({low}-{high})."
         return None

@@ -196,7 +196,7 @@ def test_inputs_that_cannot_be_converted(tmp_path: Path) -> None:
         (
             '<cluster><fencedevices><fencedevice agent="fence_xvm" name="x" '
             'multicast_address="mcast.example"/></fencedevices></cluster>',
-            "multicast_address='mcast.example' is not an address",
+            "multicast_address='mcast.example' is not an IP address",
         ),
     ):
         done = upgrade(tmp_path, text)

@@ -65,7 +65,7 @@ ROWS = [
         },
     ),
     Row("-a", "-a 225.0.0.40", expected=mc(address="225.0.0.40", family="ipv4")),
-    Row("-a ipv6", "-a ff05::3:9", expected=mc(address="ff05::3:9", family="ipv6")),
+    Row("-a ipv6", "-i ipv6 -a ff05::3:9", expected=mc(address="ff05::3:9", family="ipv6")),
     Row("-i ipv6", "-i ipv6", expected=mc(address="ff05::3:1", family="ipv6")),
     Row("-i auto", "-i AUTO -a ff05::3:2", expected=mc(family="ipv6")),
     Row("-i ipv4", "-i ipv4", expected=mc(address="225.0.0.12", family="ipv4")),

@@ -344,3 +344,16 @@ def test_the_c_wizard_reads_the_other_c_pages_ours_wrote(tmp_path: Path, c_suite
         "VM naming/tracking mode (name or uuid) [uuid]: ",
     ):
         assert offered in c_run.stdout
+
+
+def test_a_number_is_ascii_digits(tmp_path: Path) -> None:
+    """C reads the file's numbers with atoi (ASCII digits): a superscript two crashed the
+    wizard (Python's isdigit took it, int did not) and Arabic-Indic digits were written,
+    a port C reads as 0."""
+    config = tmp_path / "fence_virt.conf"
+    for port in ("\u00b2", "\u0661\u0662\u0663\u0660"):
+        done = answers_run(config, f"listeners/multicast/port={port}")
+        assert done.returncode != 0, port
+        assert f"{port} is not a port number (1-65535)." in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        assert not config.exists()

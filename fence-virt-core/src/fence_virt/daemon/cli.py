@@ -196,7 +196,7 @@ def _upgrade(cluster_conf: str | None, xvmd_args: str | None) -> int:
     if not conversion.refused:
         click.echo(conversion.render(), nl=False)
         return 0
-    for line in conversion.refused:
+    for line in conversion.one_line(conversion.refused):
         click.echo(f"fence_virtd: not converted: {line}", err=True)
     click.echo(
         "fence_virtd: no configuration printed: fix or remove what is named above, then "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -41,7 +40,9 @@ from fence_virt.daemon.upgrade_xvmd import (
     McastListener,
     XvmdSetup,
     apply_attributes,
+    group_family,
     parse_xvmd_args,
+    unwritable,
     xvmd_listener,
 )
 from fence_virt.errors import UserError
@@ -91,16 +92,29 @@ class Conversion(Findings):
     def render(self) -> str:
         """The file: comment lines saying where it came from and what was left out, then
         the configuration in the C dump format."""
-        head = [f"# converted from {self.source}"]
-        head += [f"# note: {note}" for note in self.notes]
-        head += [f"# not converted: {line}" for line in self.refused + self.not_converted]
+        head = [f"# converted from {line}" for line in self.one_line([self.source])]
+        head += [f"# note: {note}" for note in self.one_line(self.notes)]
+        head += [
+            f"# not converted: {line}" for line in self.one_line(self.refused + self.not_converted)
+        ]
         return "\n".join(head) + "\n\n" + self.tree.dump()
+
+    @staticmethod
+    def one_line(lines: list[str]) -> list[str]:
+        """``lines`` with each unprintable character (a newline in a device's name, taken
+        from the file) written as its escape: a comment must not end early and put the
+        rest of a name into the configuration, nor a refusal take two lines."""
+        return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in lines]
 
 
 def _listener(device: ElementTree.Element, where: str) -> McastListener:
     """The listener a ``fence_xvm`` device needs. :raises UserError: a value fence_xvm
     itself would refuse (c-suite-spec §4.2)."""
     get = device.attrib.get
+    for key in LISTENER_ARGUMENTS:
+        why = None if get(key) is None else unwritable(get(key, ""))
+        if why is not None:
+            raise UserError(f"{where} {key}=...: {why}")
     family = (get("ip_family") or "auto").lower()
     if family not in ("auto", "ipv4", "ipv6"):
         raise UserError(f"{where}: ip_family={family!r} is not ipv4, ipv6 or auto")
@@ -108,15 +122,15 @@ def _listener(device: ElementTree.Element, where: str) -> McastListener:
     if address is None:
         address = DEFAULT_IPV6_GROUP if family == "ipv6" else DEFAULT_IPV4_GROUP
     try:
-        version = ip_address(address).version
-    except ValueError:
-        raise UserError(f"{where}: multicast_address={address!r} is not an address") from None
+        found = group_family(address, family if "multicast_address" in device.attrib else "auto")
+    except ValueError as exc:
+        raise UserError(f"{where}: multicast_address={exc}") from None
     port = get("ipport") or str(DEFAULT_PORT)
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise UserError(f"{where}: ipport={port!r} is not a port number (1-65535)")
     return McastListener(
         address=address,
-        family="ipv4" if version == 4 else "ipv6",
+        family=found,
         port=str(int(port)),
         key_file=get("key_file") or DEFAULT_KEY_FILE,
         hash=get("hash"),
@@ -124,21 +138,65 @@ def _listener(device: ElementTree.Element, where: str) -> McastListener:
     )
 
 
-def _devices(root: ElementTree.Element) -> list[ElementTree.Element]:
-    return [
-        device
-        for device in root.iter("fencedevice")
-        if device.attrib.get("agent", "").rsplit("/", 1)[-1] == "fence_xvm"
-    ]
+def _is_fence_xvm(device: ElementTree.Element) -> bool:
+    return device.attrib.get("agent", "").rsplit("/", 1)[-1] == "fence_xvm"
+
+
+def _placed(
+    root: ElementTree.Element, path: str, tag: str, conversion: Conversion
+) -> list[ElementTree.Element]:
+    """The ``tag`` elements at ``/cluster/{path}``, where fence_xvmd (options-ccs.c:
+    ``/cluster/fence_xvmd/@NAME``) and fenced (``/cluster/fencedevices/fencedevice``)
+    looked; one elsewhere was read by neither and is a comment only."""
+    read = root.findall(path)
+    for element in root.iter(tag):
+        if tag == "fencedevice" and not _is_fence_xvm(element):
+            continue
+        if not any(element is found for found in read):
+            name = f' "{element.attrib["name"]}"' if "name" in element.attrib else ""
+            conversion.not_converted.append(
+                f"a <{tag}{name}> not directly under <cluster>"
+                + ("<fencedevices>" if tag == "fencedevice" else "")
+                + ": not read by the cluster tools"
+            )
+    return [element for element in read if tag != "fencedevice" or _is_fence_xvm(element)]
+
+
+class _Doctype(Exception):
+    """The file declares a DOCTYPE (raised from expat's handler, ending the parse)."""
+
+
+class _Builder(ElementTree.TreeBuilder):
+    """A tree builder that stops the parse at ``<!DOCTYPE``: the parser calls
+    :meth:`doctype` where the declaration starts, before any of its entities, default
+    attributes or external DTD is read or expanded."""
+
+    def doctype(self, name: str, pubid: str, system: str) -> None:
+        raise _Doctype
+
+
+def _parse(data: bytes) -> ElementTree.Element:
+    parser = ElementTree.XMLParser(target=_Builder())  # noqa: S314 -- no DOCTYPE gets through
+    parser.feed(data)
+    root: ElementTree.Element = parser.close()
+    return root
 
 
 def _read(path: str) -> ElementTree.Element:
     try:
-        return ElementTree.parse(path).getroot()  # noqa: S314 -- the administrator's own file
+        root = _parse(Path(path).read_bytes())
     except OSError as exc:
         raise UserError(f"{path}: {exc.strerror}") from exc
+    except _Doctype:
+        raise UserError(
+            f"{path}: has a DOCTYPE, which cluster.conf never had: remove it (its entities "
+            "or default attributes are not converted)"
+        ) from None
     except ElementTree.ParseError as exc:
         raise UserError(f"{path}: not a cluster.conf (XML): {exc}") from exc
+    if root.tag != "cluster":
+        raise UserError(f"{path}: not a cluster.conf: its root element is <{root.tag}>")
+    return root
 
 
 def _source(path: str | None, xvmd_args: str | None) -> str:
@@ -164,8 +222,10 @@ def convert(path: str | None, xvmd_args: str | None = None) -> Conversion:
     conversion = Conversion()
     setup = None if xvmd_args is None else parse_xvmd_args(xvmd_args, conversion)
     conversion.source = _source(path, xvmd_args)
-    elements = [] if root is None else list(root.iter("fence_xvmd"))
-    devices = [] if root is None else _devices(root)
+    elements = [] if root is None else _placed(root, "fence_xvmd", "fence_xvmd", conversion)
+    devices = (
+        [] if root is None else _placed(root, "fencedevices/fencedevice", "fencedevice", conversion)
+    )
     if setup is None and not elements and not devices:
         raise UserError(
             f'{path}: no <fence_xvmd> element and no fencedevice with agent="fence_xvm": '
@@ -201,7 +261,8 @@ def _listeners(
         _check_device_keys(device, name, conversion)
         socket = (wanted.address, wanted.port)
         if socket not in by_socket:
-            instance = "multicast" if not by_socket else _instance_name(name, index)
+            taken = {instance.casefold() for instance, _ in by_socket.values()}
+            instance = "multicast" if not by_socket else _instance_name(name, index, taken)
             by_socket[socket] = (instance, wanted)
         elif not _compatible(by_socket[socket][1], wanted):
             conversion.refused.append(
@@ -235,9 +296,17 @@ def _check_device_keys(device: ElementTree.Element, name: str, conversion: Conve
             )
 
 
-def _instance_name(device: str, index: int) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_.-" else "-" for c in device).strip("-")
-    return cleaned if cleaned and cleaned[0].isalnum() else f"fence_xvm-{index}"
+def _instance_name(device: str, index: int, taken: set[str]) -> str:
+    """The device's name as a block name, unique among ``taken`` (casefolded): two devices
+    of one name, or one named ``multicast``, must not share (and so lose) an instance."""
+    cleaned = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "-" for c in device)
+    cleaned = cleaned.strip("-")
+    base = cleaned if cleaned and cleaned[0].isalnum() else f"fence_xvm-{index}"
+    name, suffix = base, 1
+    while name.casefold() in taken:
+        suffix += 1
+        name = f"{base}-{suffix}"
+    return name
 
 
 def _backend(setup: XvmdSetup | None, conversion: Conversion) -> ConfigNode:

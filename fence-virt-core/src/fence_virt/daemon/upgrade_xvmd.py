@@ -60,7 +60,15 @@ from fence_virt.config import ConfigValue
 from fence_virt.errors import UserError
 from fence_virt.protocol import DEFAULT_IPV4_GROUP, DEFAULT_IPV6_GROUP, DEFAULT_KEY_FILE
 
-__all__ = ["Findings", "McastListener", "XvmdSetup", "apply_attributes", "parse_xvmd_args"]
+__all__ = [
+    "Findings",
+    "McastListener",
+    "XvmdSetup",
+    "apply_attributes",
+    "group_family",
+    "parse_xvmd_args",
+    "unwritable",
+]
 
 #: fence_xvmd's getopt string (fence_xvmd.c)
 OPTSTRING = "dfi:a:p:I:C:U:c:k:u?hLXV"
@@ -237,11 +245,12 @@ def xvmd_listener(setup: XvmdSetup, findings: Findings) -> McastListener | None:
     """The multicast listener equivalent to fence_xvmd's socket; ``None`` (with a refused
     line per bad value) when fence_xvmd would not have started."""
     refused = len(findings.refused)
+    _drop_unwritable(setup, findings)
     family = _choice(setup, "ip_family", ("ipv4", "ipv6", "auto"), findings)
     hash_ = _choice(setup, "hash", DIGESTS, findings)
     auth = _choice(setup, "auth", DIGESTS, findings)
     port = setup.value("port") or "1229"
-    if not port.isdigit() or not 1 <= int(port) <= HIGHEST_PORT:
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= HIGHEST_PORT:
         where = setup.values["port"][1]
         findings.refused.append(
             f"{where}: {port!r} is not a port fence_xvmd took (1-{HIGHEST_PORT})"
@@ -267,6 +276,31 @@ def xvmd_listener(setup: XvmdSetup, findings: Findings) -> McastListener | None:
     )
 
 
+def unwritable(value: str) -> str | None:
+    """Why ``value`` cannot be converted as it stands (a phrase), or ``None``.
+
+    Empty: fence_xvmd refused it (``-p ''``: atoi 0; ``-k ''``: stat fails) or fell back to
+    a default the conversion does not guess (``-U ''``: libvirt's probing; ``-I ''``: every
+    interface). A ``"``: fence_virt.conf's values are quoted and cannot hold one.
+    """
+    if not value:
+        return (
+            "empty: the C tools refused it or fell back to a default; give the value the hosts used"
+        )
+    if '"' in value:
+        return f"{value!r} cannot be written in fence_virt.conf (it holds a '\"')"
+    return None
+
+
+def _drop_unwritable(setup: XvmdSetup, findings: Findings) -> None:
+    """Refuse (and forget) each value :func:`unwritable` names."""
+    for attribute, (value, where) in list(setup.values.items()):
+        why = unwritable(value)
+        if why is not None:
+            findings.refused.append(f"{where}: {why}")
+            del setup.values[attribute]
+
+
 def _from_file(setup: XvmdSetup, *attributes: str) -> bool:
     """Whether one of ``attributes`` came from the <fence_xvmd> element."""
     return any(setup.values.get(name, ("", ""))[1].startswith("<") for name in attributes)
@@ -287,23 +321,50 @@ def _choice(
     return given[0].lower()
 
 
+def group_family(address: str, family: str) -> str:
+    """The family (``ipv4``/``ipv6``) in which the C tools join ``address``.
+
+    ``family`` is ``ipv4``, ``ipv6`` or ``auto``; ``auto`` is decided as options.c
+    ``args_finalize`` does: a ``.`` anywhere makes it IPv4 (checked last), else a ``:``
+    IPv6. The address must then read in that family (``inet_pton``: no ``%scope``) and be
+    a multicast group (``IP_ADD_MEMBERSHIP`` refuses any other, mcast.c).
+
+    :raises ValueError: why the C tools could not use it (a phrase, for a refusal line).
+    """
+    if family == "auto":
+        family = "ipv4" if "." in address else "ipv6" if ":" in address else ""
+    try:
+        if "%" in address:
+            raise ValueError(address)
+        parsed = ip_address(address)
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address") from None
+    if family != f"ipv{parsed.version}":
+        raise ValueError(f"{address} is not {family}")
+    if not parsed.is_multicast:
+        raise ValueError(f"{address} is not a multicast group")
+    return family
+
+
 def _address(setup: XvmdSetup, family: str | None, findings: Findings) -> tuple[str, str] | None:
-    """(group, family); an explicit family must match the group (fence_xvmd could not
-    listen otherwise); without one the group decides, as fence_xvm's auto does."""
+    """(group, family), as fence_xvmd listened: options.c ``args_init`` starts from
+    ``PF_INET``, so without ``-i``/``ip_family`` an IPv6 group could not be joined."""
     given = setup.values.get("multicast_address")
     if given is None:
-        group = DEFAULT_IPV6_GROUP if family == "ipv6" else DEFAULT_IPV4_GROUP
-        return group, "ipv6" if family == "ipv6" else "ipv4"
+        if family == "auto":
+            return DEFAULT_IPV4_GROUP, "ipv4"
+        return (DEFAULT_IPV6_GROUP, "ipv6") if family == "ipv6" else (DEFAULT_IPV4_GROUP, "ipv4")
+    chosen = family or "ipv4"
     try:
-        version = ip_address(given[0]).version
-    except ValueError:
-        findings.refused.append(f"{given[1]}: {given[0]!r} is not an IP address")
-        return None
-    found = "ipv4" if version == 4 else "ipv6"
-    if family in ("ipv4", "ipv6") and family != found:
-        findings.refused.append(
-            f"{given[1]}: {given[0]} is not {family} ({setup.values['ip_family'][1]}): "
-            "fence_xvmd could not listen on it"
-        )
+        found = group_family(given[0], chosen)
+    except ValueError as exc:
+        where = "fence_xvmd's default; -i ipv6 or -i auto was needed"
+        if family is not None:
+            source = setup.values["ip_family"][1]
+            where = f"{source} auto: a '.' makes it ipv4" if family == "auto" else source
+        reason = str(exc)
+        if reason.endswith(("ipv4", "ipv6")):
+            reason += f" ({where})"
+        findings.refused.append(f"{given[1]}: {reason}: fence_xvmd could not listen on it")
         return None
     return given[0], found

@@ -32,6 +32,7 @@ names C's plugins and one listener instance.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -336,8 +337,11 @@ class Wizard:
         if question.intro:
             self.say(question.intro.rstrip("\n") + "\n\n")
         answer_id = _key_path(block, question.key)
+        if question.repeatable and len(self._entries(block, question.key)) > 1:
+            kept = ", ".join(self._entries(block, question.key)[1:])
+            self.say(f"Kept as they are, after the first: {question.key} = {kept}\n")
         while True:
-            default = self.tree.get(_at(block, question.key)) or question.default
+            default = self._current(block, question) or question.default
             answer = self.ask(question.prompt, default, answer_id)
             problem = question.problem(answer)
             if problem is not None:
@@ -345,13 +349,29 @@ class Wizard:
                 continue
             removed = question.removable and answer.lower() == NONE
             # stored before the confirmation: asked again, C shows it as the default
-            self.set(block, question.key, None if removed else answer)
+            if question.repeatable and not removed:
+                self.change(
+                    block, functools.partial(_with_first_value, key=question.key, value=answer)
+                )
+            else:
+                self.set(block, question.key, None if removed else answer)
             if question.absolute_path and not removed and not answer.startswith("/"):
                 what = question.prompt.lower()
                 self.refuse(answer_id, answer, f"The {what} {answer} is not an absolute path.")
                 if not self.yes("Use this value anyway", default=False):
                     continue
             return answer
+
+    def _entries(self, block: tuple[str, ...], key: str) -> tuple[str, ...]:
+        """Every ``key`` value of the block, in file order."""
+        node = self.tree.node("/".join(block))
+        return () if node is None else node.all_values(key)
+
+    def _current(self, block: tuple[str, ...], question: WizardQuestion) -> str | None:
+        """The file's value: the one C reads (the last), or a repeatable key's first."""
+        if question.repeatable:
+            return next(iter(self._entries(block, question.key)), None)
+        return self.tree.get(_at(block, question.key))
 
     def listener_page(self, plugin: str, block: tuple[str, ...]) -> None:
         """The questions about one listener instance's block, by the plugin serving it."""
