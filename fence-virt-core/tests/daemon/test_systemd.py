@@ -128,7 +128,7 @@ def test_the_shipped_unit_file_verifies(tmp_path: Path) -> None:
         [FENCE_VIRTD, "--systemd-unit"], capture_output=True, text=True, check=True, timeout=30
     )
     unit = result.stdout
-    assert f"ExecStart={FENCE_VIRTD} -F\n" in unit
+    assert f"ExecStart={FENCE_VIRTD} -F -f /etc/fence_virt.conf\n" in unit
     assert "Type=notify\n" in unit
     assert "WatchdogSec=" in unit
     path = tmp_path / "fence_virtd.service"
@@ -162,3 +162,32 @@ def test_a_unit_for_a_fence_virtd_the_unit_would_hide_warns() -> None:
         ("/rootfs/bin/fence_virtd", False),
     ):
         assert (unit_problem(path) is not None) is problem, path
+
+
+def test_waiting_for_the_backend_extends_the_start_timeout_and_is_not_ready(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    """``-w`` with a backend that cannot start: systemd hears why and is asked for more time
+    at every retry (else its start timeout kills a daemon waiting as told), never READY."""
+    config = tmp_path / "fence_virt.conf"
+    config.write_text(
+        f"""fence_virtd {{ listener = "memory"; backend = "libvirt"; }}
+listeners {{ memory {{ socket = "{tmp_path}/fv.sock"; }} }}
+backends {{ libvirt {{ uri = "test+unix:///default?socket={tmp_path}/no-libvirtd"; }} }}
+"""
+    )
+    config.chmod(0o600)
+    argv = [FENCE_VIRTD, "-F", "-w", "-f", str(config), "-p", str(tmp_path / "pid")]
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    daemon = Daemon(argv, tmp_path / "fvd.log", env=env)
+    try:
+        waiting = messages(notify_socket, "EXTEND_TIMEOUT_USEC")
+        assert all("READY" not in message for message in waiting), waiting
+        last = waiting[-1]
+        assert last["STATUS"].startswith("waiting for backend libvirt: "), last
+        # the retry interval (5 s) and 30 s for the attempt itself
+        assert int(last["EXTEND_TIMEOUT_USEC"]) == 35_000_000
+        assert not (tmp_path / "fv.sock").exists()  # no listener before the backend runs
+    finally:
+        status = daemon.stop()
+    assert status == 0, daemon.log()

@@ -93,6 +93,9 @@ class Daemon:
         self.listeners = tuple(listeners)
         self.wait_for_backend = wait_for_backend
         self._backend_retry = backend_retry
+        #: called with (why, seconds until the next attempt) each time ``-w`` waits for the
+        #: backend (the systemd notifier's :meth:`~fence_virt.daemon.systemd.Notifier.waiting`)
+        self.on_backend_wait: Callable[[str, float], None] = lambda _why, _seconds: None
         self._stop_grace = stop_grace
         self.deadline = deadline
         #: backend calls left running by :meth:`stop` (see there); 0 when all ended
@@ -238,6 +241,9 @@ class Daemon:
                     self.backend_entry.name,
                     exc,
                     self._backend_retry,
+                )
+                self.on_backend_wait(
+                    f"waiting for backend {self.backend_entry.name}: {exc}", self._backend_retry
                 )
                 try:
                     await asyncio.wait_for(stopping.wait(), self._backend_retry)

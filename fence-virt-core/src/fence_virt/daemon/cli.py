@@ -97,6 +97,10 @@ async def _serve(daemon: Daemon, report: StartupReport, notifier: Notifier | Non
             notifier.stopping()
         daemon.request_stop()
 
+    if notifier is not None:
+        # each retry asks for the retry interval and a start-up's worth more (30 s: a
+        # backend attempt's own time), so systemd's start timeout never ends a -w wait
+        daemon.on_backend_wait = lambda why, seconds: notifier.waiting(why, seconds + 30)
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop)
     for sig in IGNORED_SIGNALS:

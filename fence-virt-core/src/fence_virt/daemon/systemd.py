@@ -90,6 +90,13 @@ class Notifier:
     def stopping(self) -> None:
         self.send("STOPPING=1", "STATUS=shutting down")
 
+    def waiting(self, status: str, seconds: float) -> None:
+        """Still starting (``-w``: the backend is retried): say why in ``STATUS`` and ask
+        for ``seconds`` more before the start timeout (``EXTEND_TIMEOUT_USEC``, systemd 236
+        and later), so systemd neither kills a daemon that is waiting as told nor calls it
+        ready."""
+        self.send(f"STATUS={status}", f"EXTEND_TIMEOUT_USEC={int(seconds * _USEC)}")
+
     async def watchdog(self) -> None:
         """Ping every :attr:`watchdog_seconds` until cancelled; returns at once without one."""
         if self.watchdog_seconds is None:
