@@ -208,3 +208,17 @@ def test_a_port_in_use_is_a_problem(guest_host: GuestHost, tmp_path: Path) -> No
         holder.wait()
     assert "cannot bind UDP port 1229: Address already in use" in line
     assert "stop what holds UDP port 1229" in line
+
+
+def test_a_missing_interface_does_not_hide_a_missing_key_file(
+    guest_host: GuestHost, tmp_path: Path
+) -> None:
+    """Debian's C config names virbr0 and /etc/fence_virt.key: both wrong on a fresh host,
+    and the administrator learns of both from one run."""
+    config = setup_in(guest_host, tmp_path, interface="virbr7")
+    (tmp_path / "fence_xvm.key").unlink()
+    result = check(guest_host.host, config)
+    assert result.returncode == 1
+    interface, key = problems(result)
+    assert "no network interface named 'virbr7'" in interface
+    assert f"key file {tmp_path}/fence_xvm.key: No such file or directory" in key

@@ -30,13 +30,15 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from fence_virt.config import ConfigTree
+from fence_virt.config import ConfigSection, ConfigTree
 from fence_virt.config.sources import ConfigSource
 from fence_virt.daemon.dispatch import BackendRunner
 from fence_virt.daemon.selection import DaemonPlan, ListenerPlan, plan_daemon
 from fence_virt.daemon.settings import load_daemon_config
 from fence_virt.errors import BackendError, ConfigError, FenceVirtError, PluginError, UserError
+from fence_virt.listening import key_problem
 from fence_virt.plugins import PluginEntry, PluginHooks, build_plugin_manager
 from fence_virt.protocol import HostState
 from fence_virt.types import Backend, CheckContext, Diagnosable, Finding
@@ -117,6 +119,19 @@ def _fix_for(exc: UserError) -> str:
     return "correct what the message names"
 
 
+def _check_written_key(section: ConfigSection, reported: str, report: Report) -> None:
+    """A problem for the ``key_file`` a block names, if that file cannot be used and the
+    problem ``reported`` already (the listener could not be built) is not about it."""
+    if section.node is None:
+        return
+    written = [value.value for value in section.node.values if value.key == "key_file"]
+    if not written:
+        return
+    problem = key_problem(Path(written[-1]))
+    if problem is not None and written[-1] not in reported:
+        report.add(Finding.problem(problem, "create the key file or correct key_file"))
+
+
 def run_check(
     config_file: str | None,
     *,
@@ -167,6 +182,8 @@ async def _check_plan(
             listener = hooks.listener_create(chosen.entry, chosen.section, config)
         except UserError as exc:
             report.add(Finding.problem(str(exc), _fix_for(exc)))
+            # one problem must not hide the next: the key file is checked all the same
+            _check_written_key(chosen.section, str(exc), report)
             continue
         report.add(Finding.ok(f"{listener.describe()} ({_origin(chosen.entry)})"))
         for finding in await _diagnose(listener, chosen.entry, context):
