@@ -16,7 +16,8 @@ class CpgBackendPlugin:
 
     #: ``fence_virtd -c``: C's cpg page (c-suite-spec §5.5; C's wizard offers ``uuid``)
     wizard_questions = (
-        WizardQuestion("uri", "Libvirt URI", "qemu:///system"),
+        # repeatable: every uri of the block is kept, the first is asked (one: as C's page)
+        WizardQuestion("uri", "Libvirt URI", "qemu:///system", repeatable=True),
         WizardQuestion(
             "name_mode",
             "VM naming/tracking mode (name or uuid)",

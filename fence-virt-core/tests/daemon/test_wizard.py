@@ -357,3 +357,25 @@ def test_a_number_is_ascii_digits(tmp_path: Path) -> None:
         assert f"{port} is not a port number (1-65535)." in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
         assert not config.exists()
+
+
+def test_the_libvirt_page_keeps_every_uri_of_the_block(tmp_path: Path) -> None:
+    """Our libvirt backend serves several URIs (C's one); C's page asks one: the others a
+    hand-written file has are kept when the page is answered again, and the first changes."""
+    config = tmp_path / "fence_virt.conf"
+    config.write_text(
+        'fence_virtd {\n\tlistener = "multicast";\n\tbackend = "libvirt";\n}\n'
+        'backends {\n\tlibvirt {\n\t\turi = "qemu:///system";\n\t\turi = "lxc:///system";\n'
+        "\t}\n}\n"
+    )
+    config.chmod(0o600)
+    done = answers_run(config, "listeners/multicast/port=1231")
+    assert done.returncode == 0, done.stderr
+    libvirt = load_file(config).node("backends/libvirt")
+    assert libvirt is not None
+    assert libvirt.all_values("uri") == ("qemu:///system", "lxc:///system")
+    done = answers_run(config, "backends/libvirt/uri=qemu:///session")
+    assert done.returncode == 0, done.stderr
+    libvirt = load_file(config).node("backends/libvirt")
+    assert libvirt is not None
+    assert libvirt.all_values("uri") == ("qemu:///session", "lxc:///system")

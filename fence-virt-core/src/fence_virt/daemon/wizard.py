@@ -460,7 +460,9 @@ class Wizard:
         if name.lower() == "libvirt":
             self.say(_LIBVIRT_INTRO + "\n")
             self.question(
-                ("backends", "libvirt"), WizardQuestion("uri", "Libvirt URI", DEFAULT_URI)
+                ("backends", "libvirt"),
+                # repeatable: our libvirt backend serves several URIs; with one, as C's page
+                WizardQuestion("uri", "Libvirt URI", DEFAULT_URI, repeatable=True),
             )
         else:
             self.plugin_page(self.backends, "backend", name, ("backends", name))
