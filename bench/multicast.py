@@ -22,12 +22,10 @@ Network safety: all traffic stays in the namespaces made here (fence_virt_testin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from benchkit import hyperfine_median, released_at_once, side_by_side_daemon
@@ -35,6 +33,7 @@ from benchkit import hyperfine_median, released_at_once, side_by_side_daemon
 from fence_virt_testinfra.c_suite import C_FENCE_XVM, MulticastSetup
 from fence_virt_testinfra.c_suite import write_key as make_key
 from fence_virt_testinfra.netns import NetNS, netns
+from fence_virt_testinfra.topology import bridged_hosts
 
 TARGETS = {"status": 1.0, "list": 1.0, "reboot": 0.05}
 THROUGHPUT_TARGET = 4.0
@@ -104,26 +103,6 @@ def node_xml(count: int) -> str:
     )
 
 
-@contextlib.contextmanager
-def bridge_farm(count: int) -> Iterator[tuple[NetNS, list[NetNS]]]:
-    """Host namespace with bridge br0 (198.51.100.1) and ``count`` guests .11, .12, ..."""
-    with contextlib.ExitStack() as stack:
-        host = stack.enter_context(netns("bh"))
-        host.ip("link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-        host.ip("addr", "add", "198.51.100.1/24", "dev", "br0")
-        host.ip("link", "set", "br0", "up")
-        guests = []
-        for i in range(1, count + 1):
-            guest = stack.enter_context(netns("bg"))
-            guest.add_veth(host, f"gv{i}", f"hv{i}")
-            host.ip("link", "set", f"hv{i}", "master", "br0", "up")
-            guest.ip("addr", "add", f"198.51.100.{10 + i}/24", "dev", f"gv{i}")
-            guest.ip("link", "set", f"gv{i}", "up")
-            guest.ip("route", "add", "224.0.0.0/4", "dev", f"gv{i}")
-            guests.append(guest)
-        yield host, guests
-
-
 def released(guests: list[NetNS], key: Path, operation: str, fifo: Path) -> tuple[float, int]:
     """(seconds until the last fence_xvm exits, how many succeeded): one per guest, at once."""
     clients = [
@@ -141,7 +120,8 @@ def concurrency(
     node = workdir / f"node-{kind}.xml"
     node.write_text(node_xml(count))
     results = {}
-    with bridge_farm(count) as (host, guests):
+    # the daemon's host holds the bridge (br0, 198.51.100.1); guests .11, .12, ... on veths
+    with bridged_hosts(count) as (host, guests):
         setup = MulticastSetup(key_file=key, uri=f"test://{node}", interface="br0")
         with daemon(kind, host, workdir / f"conc-{kind}", setup):
             for operation, times in (("status", repeat), ("reboot", 1)):
