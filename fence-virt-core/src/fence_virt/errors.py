@@ -51,7 +51,14 @@ class UserError(FenceVirtError):
 
 
 class ConfigError(UserError):
-    """A configuration file or value is wrong; ``str()`` starts with ``file:line:``."""
+    """A configuration file or value is wrong; ``str()`` starts with ``file:line:``.
+
+    Exit status 255, as C's fence_virtd when its configuration does not parse (c-suite-spec
+    §5.2): the unit's ``RestartPreventExitStatus=255`` then stops restarting a daemon that
+    no restart can mend.
+    """
+
+    exit_code = 255
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
         self.path = path

@@ -156,7 +156,7 @@ def test_background_start_failure_is_reported_by_the_parent(tmp_path: Path) -> N
 def test_config_error_names_file_and_line(tmp_path: Path) -> None:
     config = write_config(tmp_path / "bad.conf", 'fence_virtd {\n    listener = "memory"\n}\n')
     result = fence_virtd("-F", "-f", str(config), "-p", str(tmp_path / "p"))
-    assert result.returncode == 1
+    assert result.returncode == 255  # C: "Failed to parse", exit 255
     assert result.stderr.startswith(
         f"fence_virtd: {config}:2: expected ';' after value of 'listener'"
     )
@@ -184,7 +184,7 @@ def test_unusable_named_plugin_missing_section_fails_loudly(tmp_path: Path) -> N
         tmp_path / "c.conf", 'fence_virtd { listener = "memory"; backend = "memory"; }\n'
     )
     result = fence_virtd("-F", "-f", str(config), "-p", str(tmp_path / "p"))
-    assert result.returncode == 1
+    assert result.returncode == 255  # a configuration error: C's status, no restart mends it
     assert f"{config}: listeners/memory: needs socket" in result.stderr
 
 

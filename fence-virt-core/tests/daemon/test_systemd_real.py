@@ -241,3 +241,22 @@ def test_the_cpg_backend_reaches_a_corosync_started_by_systemd(
         journal = journal_with(box, "joined CPG group fence-agents", f"status {VM}: here")
     # the request went round the CPG group (sent, carried out here, answered)
     assert re.search(rf"request (\d+:\d+): status {VM} for 127\.0\.0\.1 .* sent to", journal)
+
+
+def test_a_configuration_error_fails_the_unit_once_and_for_all(
+    tmp_path: Path, libvirtd: Libvirtd
+) -> None:
+    """Exit 255 (the file's line in the journal) is not restarted: RestartPreventExitStatus."""
+    broken = multicast_libvirt().replace('backend = "libvirt";', 'backend = "libvirt"', 1)
+    with unit_in_box(tmp_path, libvirtd, config=broken) as (box, _):
+        done = box.systemctl("start", UNIT_NAME, check=False)
+        assert done.returncode != 0
+        time.sleep(7)  # past RestartSec=5: a restart would have happened by now
+        state = box.show(UNIT_NAME, "ActiveState", "Result", "NRestarts", "ExecMainStatus")
+        assert state == {
+            "ActiveState": "failed",
+            "Result": "exit-code",
+            "NRestarts": "0",
+            "ExecMainStatus": "255",
+        }
+        journal_with(box, "/etc/fence_virt.conf:")
