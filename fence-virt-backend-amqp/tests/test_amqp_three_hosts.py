@@ -26,13 +26,19 @@ LAYOUT = {1: ("vmA",), 2: ("vmB", "vmM"), 3: ("vmC",)}
 
 
 @pytest.fixture
-def hosts(broker: Broker, tmp_path: Path, exchange: str) -> Iterator[list[AmqpHost]]:
-    """Hosts 1-3 started with LAYOUT and aware of one another; every daemon stopped after."""
+def hosts(
+    request: pytest.FixtureRequest, broker: Broker, tmp_path: Path, exchange: str
+) -> Iterator[list[AmqpHost]]:
+    """Hosts 1-3 started with LAYOUT and aware of one another; every daemon stopped after.
+    An indirect parameter gives extra keys for every host's amqp block."""
     if not have_c_suite():
         unavailable("the C fence-virt suite is not installed")
     key = write_key(tmp_path / "fence_xvm.key")
     check = write_check(tmp_path)
-    hosts = [AmqpHost(broker, n, tmp_path, key, exchange, check) for n in (1, 2, 3)]
+    extra: dict[str, str] = getattr(request, "param", {})
+    hosts = [
+        AmqpHost(broker, n, tmp_path, key, exchange, check, extra=dict(extra)) for n in (1, 2, 3)
+    ]
     try:
         for host in hosts:
             host.start(*LAYOUT[host.host_id])
@@ -127,6 +133,9 @@ def test_a_killed_hosts_vms_are_fenced_only_once_it_is_recorded_fenced(hosts, tm
     assert one.agent("ours", "-o", "status", "-H", "vmC")[0] == 0
 
 
+# request_timeout 60 s (8 s elsewhere): a loaded machine's graceful broker stop can take
+# longer than 8 s, and the request must fail because the connection went, not by its timeout
+@pytest.mark.parametrize("hosts", [{"request_timeout": "60"}], indirect=True)
 def test_broker_restarted_mid_request_fails_it_cleanly_and_the_next_succeeds(hosts, broker):
     one, _two, three = hosts
     three.freeze(True)  # host 3 takes the request but cannot act on it yet
