@@ -14,6 +14,7 @@ import pytest
 
 from fence_virt.config import ConfigSection, parse_text
 from fence_virt.errors import ConfigError, UserError
+from fence_virt.listening import stream_policy
 from fence_virt.protocol import HashType
 from fence_virt_listener_tcp.listener import TcpListener
 from fence_virt_listener_tcp.plugin import TcpListenerPlugin
@@ -78,7 +79,7 @@ def test_ours_max_connections_and_timeouts() -> None:
         section('\t\tmax_connections = "4";\n\t\trequest_timeout = "0.5";\n\t\tio_timeout = "3";\n')
     )
     assert (settings.max_connections, settings.request_timeout, settings.io_timeout) == (4, 0.5, 3)
-    policy = settings.policy(b"key")
+    policy = stream_policy(settings, b"key")
     assert (policy.key, policy.request_timeout, policy.io_timeout) == (b"key", 0.5, 3.0)
 
 
@@ -224,7 +225,7 @@ def test_protocol_v2_keys() -> None:
     assert (default.protocol, default.v2_window) == (ProtocolMode.C, DEFAULT_V2_WINDOW)
     settings = resolve_settings(section('\t\tprotocol = "V2";\n\t\tv2_window = "5";\n'))
     assert (settings.protocol, settings.v2_window) == (ProtocolMode.V2, 5.0)
-    policy = settings.policy(b"key")
+    policy = stream_policy(settings, b"key")
     assert (policy.protocol, policy.v2_window) == (ProtocolMode.V2, 5.0)
     assert resolve_settings(section('\t\tprotocol = "both";\n')).protocol is ProtocolMode.BOTH
     with pytest.raises(ConfigError, match=r"fence_virt.conf:4: .*must be at most half"):

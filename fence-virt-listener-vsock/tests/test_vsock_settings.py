@@ -13,6 +13,7 @@ import pytest
 
 from fence_virt.config import ConfigSection, parse_text
 from fence_virt.errors import ConfigError, UserError
+from fence_virt.listening import stream_policy
 from fence_virt.protocol import HashType
 from fence_virt_listener_vsock import sockets
 from fence_virt_listener_vsock.listener import VsockListener
@@ -55,7 +56,7 @@ def test_a_c_written_block_loads() -> None:
         4294967294,
         HashType.SHA512,
     )
-    policy = settings.policy(b"k")
+    policy = stream_policy(settings, b"k")
     assert (policy.key, policy.hash, policy.auth) == (b"k", HashType.SHA512, HashType.SHA256)
 
 
@@ -141,7 +142,7 @@ def test_protocol_v2_keys() -> None:
     from fence_virt.protocol.v2 import ProtocolMode
 
     settings = resolve_settings(section('\t\tprotocol = "both";\n\t\tv2_window = "7";\n'))
-    policy = settings.policy(b"key")
+    policy = stream_policy(settings, b"key")
     assert (policy.protocol, policy.v2_window) == (ProtocolMode.BOTH, 7.0)
     with pytest.raises(ConfigError, match="must be at most half"):
         resolve_settings(section('\t\tv2_window = "301";\n'))

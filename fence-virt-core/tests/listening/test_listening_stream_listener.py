@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from fence_virt.errors import LocalError
-from fence_virt.listening import ReplaySettings, StreamListener, StreamPolicy
+from fence_virt.listening import ReplaySettings, StreamListener
 from fence_virt.protocol import HashType, Operation, Response
+from fence_virt.protocol.v2 import ProtocolMode
 from fence_virt.testing import RecordingDispatcher, client_session
 from fence_virt.testing.factories import fence_request
 
@@ -31,6 +32,12 @@ class Settings:
     name: str
     path: Path
     max_connections: int = 4
+    hash: HashType = HashType.SHA256
+    auth: HashType = HashType.SHA256
+    request_timeout: float = 1.0
+    io_timeout: float = 5.0
+    protocol: ProtocolMode = ProtocolMode.C
+    v2_window: float = 30.0
 
     @property
     def replay(self) -> ReplaySettings:
@@ -38,9 +45,6 @@ class Settings:
 
     def describe(self) -> str:
         return f"unix {self.path}"
-
-    def policy(self, key: bytes) -> StreamPolicy:
-        return StreamPolicy(key, HashType.SHA256, HashType.SHA256, 1.0, 5.0)
 
 
 def unix_listening(path: Path) -> socket.socket:

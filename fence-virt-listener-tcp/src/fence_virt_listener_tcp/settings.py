@@ -28,7 +28,6 @@ from fence_virt.listening import (
     REPLAY_WINDOW,
     REQUEST_TIMEOUT,
     ReplaySettings,
-    StreamPolicy,
     default_replay_state,
 )
 from fence_virt.listening.v2 import v2_window_problem
@@ -101,18 +100,6 @@ class TcpSettings:
     def describe(self) -> str:
         where = f"[{self.address}]" if self.family is Family.IPV6 else str(self.address)
         return f"tcp {where}:{self.port}"
-
-    def policy(self, key: bytes) -> StreamPolicy:
-        """What every connection must satisfy, with the key read from :attr:`key_file`."""
-        return StreamPolicy(
-            key,
-            self.hash,
-            self.auth,
-            self.request_timeout,
-            self.io_timeout,
-            protocol=self.protocol,
-            v2_window=self.v2_window,
-        )
 
 
 def resolve_settings(section: ConfigSection) -> TcpSettings:

@@ -24,7 +24,6 @@ from fence_virt.listening import (
     REPLAY_WINDOW,
     REQUEST_TIMEOUT,
     ReplaySettings,
-    StreamPolicy,
     default_replay_state,
 )
 from fence_virt.listening.v2 import v2_window_problem
@@ -71,18 +70,6 @@ class VsockSettings(VsockSection):
 
     def describe(self) -> str:
         return f"vsock port {self.port} on any CID"
-
-    def policy(self, key: bytes) -> StreamPolicy:
-        """What every connection must satisfy, with the key read from :attr:`key_file`."""
-        return StreamPolicy(
-            key,
-            self.hash,
-            self.auth,
-            self.request_timeout,
-            self.io_timeout,
-            protocol=self.protocol,
-            v2_window=self.v2_window,
-        )
 
     @property
     def replay(self) -> ReplaySettings:

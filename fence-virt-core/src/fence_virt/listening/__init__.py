@@ -122,6 +122,7 @@ from fence_virt.listening.stream_listener import (
     LISTENER_LOGGER_PREFIX,
     StreamListener,
     StreamListenerSettings,
+    stream_policy,
 )
 
 __all__ = [
@@ -169,4 +170,5 @@ __all__ = [
     "receive_request",
     "request_key",
     "serve",
+    "stream_policy",
 ]

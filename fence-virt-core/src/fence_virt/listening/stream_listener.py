@@ -17,9 +17,11 @@ from fence_virt.errors import LocalError
 from fence_virt.listening.replay import ReplaySettings
 from fence_virt.listening.server import Requester, StreamServer
 from fence_virt.listening.stream import StreamPolicy
+from fence_virt.protocol import HashType
+from fence_virt.protocol.v2 import ProtocolMode
 from fence_virt.types import Dispatcher
 
-__all__ = ["LISTENER_LOGGER_PREFIX", "StreamListener", "StreamListenerSettings"]
+__all__ = ["LISTENER_LOGGER_PREFIX", "StreamListener", "StreamListenerSettings", "stream_policy"]
 
 #: loggers are named per instance: ``fence_virt.listener.<instance name>``
 LISTENER_LOGGER_PREFIX = "fence_virt.listener."
@@ -47,9 +49,49 @@ class StreamListenerSettings(Protocol):
         """Where it listens, for logs and ``--check`` (e.g. ``tcp 127.0.0.1:1229``)."""
         ...
 
-    def policy(self, key: bytes) -> StreamPolicy:
-        """Key, hash minimum, challenge algorithm and deadlines for every connection."""
+    @property
+    def hash(self) -> HashType:
+        """The weakest request hash accepted (C's ``hash`` minimum)."""
         ...
+
+    @property
+    def auth(self) -> HashType:
+        """The challenge/response algorithm."""
+        ...
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds the client has to send its request."""
+        ...
+
+    @property
+    def io_timeout(self) -> float:
+        """Seconds each later read or write may take."""
+        ...
+
+    @property
+    def protocol(self) -> ProtocolMode:
+        """C mode, v2, or both."""
+        ...
+
+    @property
+    def v2_window(self) -> float:
+        """Seconds a v2 request's timestamp may be off."""
+        ...
+
+
+def stream_policy(settings: StreamListenerSettings, key: bytes) -> StreamPolicy:
+    """What every connection of the instance ``settings`` describes must satisfy, with the
+    ``key`` read from its key file."""
+    return StreamPolicy(
+        key,
+        settings.hash,
+        settings.auth,
+        settings.request_timeout,
+        settings.io_timeout,
+        protocol=settings.protocol,
+        v2_window=settings.v2_window,
+    )
 
 
 class StreamListener:
@@ -87,7 +129,7 @@ class StreamListener:
         settings = self._settings
         self.server = StreamServer(
             self._open_socket(),
-            settings.policy(self._key),
+            stream_policy(settings, self._key),
             requester=self._requester,
             log=self.log,
             max_connections=settings.max_connections,
